@@ -1,0 +1,25 @@
+//===- Passes.td - refold passes -----------------------------*- tablegen -*-===//
+
+#ifndef REFOLD_PASSES_TD
+#define REFOLD_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def Cleanup : Pass<"onnx-cleanup", "::mlir::func::FuncOp"> {
+  let summary = "Remove Identity and inference-mode Dropout nodes and dead code";
+  let description = [{
+    Replaces `onnx.Identity` by its input and `onnx.Dropout` by its input when
+    it runs in inference mode (no `training_mode` input, or a constant false
+    one) and its mask is unused, then erases ops whose results are unused
+    and have no side effects (unused initializers included). Graph outputs
+    keep their names: the exporter names a returned value after the output.
+  }];
+  let dependentDialects = ["::refold::ir::ONNXDialect"];
+  let statistics = [
+    Statistic<"numIdentity", "identity-removed", "Identity nodes removed">,
+    Statistic<"numDropout", "dropout-removed", "Dropout nodes removed">,
+    Statistic<"numDead", "dead-removed", "dead ops removed">
+  ];
+}
+
+#endif // REFOLD_PASSES_TD

@@ -1,0 +1,12 @@
+//===- Pipelines.cpp - the -O pipelines of the refold driver ---------------===//
+
+#include "refold/Passes/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Pass/PassManager.h"
+
+void refold::buildRefoldPipeline(mlir::OpPassManager &pm, OptLevel level) {
+  if (level == OptLevel::O0)
+    return; // a pure round-trip
+  pm.addNestedPass<mlir::func::FuncOp>(createCleanup());
+}
