@@ -201,6 +201,11 @@ private:
   /// Names listed in value_info by the model itself (before inference).
   llvm::StringSet<> declaredValueInfo;
   llvm::DenseMap<Block *, Value> noneValues;
+  /// Graph outputs as the model declared them (shape inference refines them
+  /// in place; export must write what the model said).
+  llvm::DenseMap<const onnx::GraphProto *,
+                 google::protobuf::RepeatedPtrField<onnx::ValueInfoProto>>
+      declaredOutputs;
 };
 
 //===----------------------------------------------------------------------===//
@@ -311,20 +316,25 @@ void Importer::checkVersions(const onnx::ModelProto &model) {
   }
 }
 
-static void collectValueInfoNames(const onnx::GraphProto &graph, llvm::StringSet<> &names) {
-  for (const auto &info : graph.value_info())
-    names.insert(info.name());
+/// Calls `fn` on `graph` and every subgraph below it.
+static void forEachGraph(const onnx::GraphProto &graph,
+                         llvm::function_ref<void(const onnx::GraphProto &)> fn) {
+  fn(graph);
   for (const auto &node : graph.node())
     for (const auto &attr : node.attribute()) {
       if (attr.has_g())
-        collectValueInfoNames(attr.g(), names);
+        forEachGraph(attr.g(), fn);
       for (const auto &sub : attr.graphs())
-        collectValueInfoNames(sub, names);
+        forEachGraph(sub, fn);
     }
 }
 
 void Importer::inferShapes(onnx::ModelProto &model) {
-  collectValueInfoNames(model.graph(), declaredValueInfo);
+  forEachGraph(model.graph(), [&](const onnx::GraphProto &graph) {
+    for (const auto &info : graph.value_info())
+      declaredValueInfo.insert(info.name());
+    declaredOutputs[&graph] = graph.output();
+  });
   if (!options.inferShapes || !unknownOpsetDomains.empty())
     return;
   try {
@@ -733,7 +743,9 @@ LogicalResult Importer::importGraph(onnx::GraphProto &graph, Block &block, Scope
 
   SmallVector<Value> results;
   SmallVector<Attribute> outputRecords;
-  for (const auto &output : graph.output()) {
+  auto declared = declaredOutputs.find(&graph);
+  for (const auto &output :
+       declared != declaredOutputs.end() ? declared->second : graph.output()) {
     Value value = scope.lookup(output.name());
     if (!value)
       return fail("graph output '" + output.name() + "' is never computed");

@@ -125,6 +125,8 @@ void normalizeGraph(onnx::GraphProto &g) {
   for (auto &t : *g.mutable_initializer())
     normalizeTensor(t, false);
   for (auto &node : *g.mutable_node()) {
+    if (node.domain().empty())
+      node.clear_domain();
     while (node.input_size() && node.input(node.input_size() - 1).empty())
       node.mutable_input()->RemoveLast();
     while (node.output_size() && node.output(node.output_size() - 1).empty())
@@ -160,6 +162,8 @@ void normalizeGraph(onnx::GraphProto &g) {
 
 void normalizeModel(onnx::ModelProto &m) {
   auto *opsets = m.mutable_opset_import();
+  for (auto &opset : *opsets)
+    opset.set_domain(opset.domain());
   std::sort(opsets->begin(), opsets->end(),
             [](const auto &a, const auto &b) { return a.domain() < b.domain(); });
   normalizeGraph(*m.mutable_graph());
