@@ -14,11 +14,15 @@ config.test_exec_root = os.path.join(config.refold_obj_root, "test")
 
 config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%refold_src", config.refold_src_root))
+config.substitutions.append(("%refold_tools", config.refold_tools_dir))
 # Python with the onnx package (Debian's), used to write binary fixtures.
 config.substitutions.append(("%python_onnx", "/usr/bin/python3"))
 
 llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()
+# `not` and `count` at the start of a RUN line are found on PATH.
+llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+llvm_config.with_environment("PATH", config.refold_tools_dir, append_path=True)
 
 tool_dirs = [config.refold_tools_dir, config.llvm_tools_dir]
 tools = ["refold", "refold-opt", "refold-translate"]

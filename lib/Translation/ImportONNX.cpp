@@ -729,7 +729,7 @@ LogicalResult Importer::importGraph(onnx::GraphProto &graph, Block &block, Scope
     if (failed(value))
       return failure();
     auto init = builder.create<ir::InitializerOp>(
-        builder.getUnknownLoc(), value->getType(), builder.getStringAttr(t.name()), *value,
+        builder.getUnknownLoc(), builder.getStringAttr(t.name()), *value,
         doc.empty() ? StringAttr() : builder.getStringAttr(doc));
     scope.values[t.name()] = init.getOutput();
   }
@@ -845,6 +845,17 @@ LogicalResult Importer::importNode(onnx::NodeProto &node, Scope &scope, Block &b
                   (domain.empty() ? "ai.onnx" : domain) + "'");
     if (const auto *schema =
             onnx::OpSchemaRegistry::Schema(node.op_type(), version, domain.str())) {
+      for (const auto &attr : node.attribute()) {
+        auto declared = schema->attributes().find(attr.name());
+        if (declared == schema->attributes().end())
+          return fail(describeNode(node) + ": unknown attribute '" + attr.name() +
+                      "' for opset " + llvm::Twine(version));
+        if (attr.type() != onnx::AttributeProto::UNDEFINED && attr.ref_attr_name().empty() &&
+            attr.type() != declared->second.type)
+          return fail(describeNode(node) + ": attribute '" + attr.name() + "' must be " +
+                      onnx::AttributeProto::AttributeType_Name(declared->second.type) +
+                      ", got " + onnx::AttributeProto::AttributeType_Name(attr.type()));
+      }
       try {
         schema->Verify(node);
       } catch (const std::exception &e) {
@@ -1059,6 +1070,22 @@ llvm::Expected<OwningOpRef<ModuleOp>> Importer::run(onnx::ModelProto &model) {
   return std::move(module);
 }
 
+/// ONNX's parser reports "[ParseError at position (line: L column: C)]",
+/// the offending line, and the reason on separate lines; make it one.
+std::string describeParseError(StringRef message) {
+  SmallVector<StringRef> lines;
+  message.trim().split(lines, '\n', -1, /*KeepEmpty=*/false);
+  std::string where;
+  size_t line = message.find("line: "), column = message.find("column: ");
+  if (line != StringRef::npos && column != StringRef::npos) {
+    unsigned l = 0, c = 0;
+    message.drop_front(line + 6).consumeInteger(10, l);
+    message.drop_front(column + 8).consumeInteger(10, c);
+    where = "line " + std::to_string(l) + ", column " + std::to_string(c) + ": ";
+  }
+  return where + (lines.empty() ? std::string("parse error") : lines.back().trim().str());
+}
+
 /// Binary protobuf has control bytes (tags, lengths) early; text has none.
 bool looksTextual(StringRef bytes) {
   StringRef head = bytes.take_front(4096);
@@ -1083,7 +1110,8 @@ refold::importONNXBuffer(StringRef bytes, StringRef modelDir, MLIRContext &conte
     std::string text = bytes.str();
     auto status = onnx::OnnxParser::Parse(model, text.c_str());
     if (!status.IsOK())
-      return makeError("not a valid textual ONNX model: " + firstLine(status.ErrorMessage()));
+      return makeError("not a valid textual ONNX model: " +
+                       describeParseError(status.ErrorMessage()));
   } else {
     if (bytes.size() > size_t(INT_MAX))
       return makeError("the file is larger than 2 GiB; protobuf cannot read it, "

@@ -74,6 +74,7 @@ void printVersion(raw_ostream &os) {
 
 int main(int argc, char **argv) {
   InitLLVM y(argc, argv);
+  refold::registerRefoldPasses();
   cl::HideUnrelatedOptions(refoldCategory);
   cl::SetVersionPrinter(printVersion);
   cl::ParseCommandLineOptions(
@@ -117,8 +118,16 @@ int main(int argc, char **argv) {
 
   mlir::PassManager pm(&context, mlir::ModuleOp::getOperationName());
   if (!passPipeline.empty()) {
-    if (failed(mlir::parsePassPipeline(passPipeline, pm, errs())))
-      return fail("invalid --pass-pipeline");
+    std::string parseError;
+    raw_string_ostream errorStream(parseError);
+    auto parsed = mlir::parsePassPipeline(passPipeline, errorStream);
+    if (failed(parsed))
+      return fail("invalid --pass-pipeline: " +
+                  StringRef(parseError).trim().split('\n').first);
+    if (parsed->getOpAnchorName() != mlir::ModuleOp::getOperationName())
+      return fail("--pass-pipeline must be anchored on builtin.module, e.g. "
+                  "'builtin.module(func.func(onnx-cleanup))'");
+    static_cast<mlir::OpPassManager &>(pm) = *parsed;
   } else {
     refold::buildRefoldPipeline(pm, optLevel);
   }

@@ -146,9 +146,9 @@ LogicalResult BatchNormalizationOp::verify() {
   if (xType && xType.getRank() < 2)
     return emitOpError("input must have rank >= 2, got ") << xType.getRank();
   int64_t channels = staticDim(getX(), 1);
-  for (auto [name, value] :
-       llvm::zip(ArrayRef<StringRef>{"scale", "B", "input_mean", "input_var"},
-                 ValueRange{getScale(), getB(), getInputMean(), getInputVar()})) {
+  const StringRef names[] = {"scale", "B", "input_mean", "input_var"};
+  const Value values[] = {getScale(), getB(), getInputMean(), getInputVar()};
+  for (auto [name, value] : llvm::zip(names, values)) {
     auto type = ranked(value);
     if (!type)
       continue;
@@ -273,13 +273,6 @@ LogicalResult PadOp::verify() {
       mode && !llvm::is_contained({"constant", "reflect", "edge", "wrap"}, *mode))
     return emitOpError("mode must be constant, reflect, edge or wrap, got '")
            << *mode << "'";
-  return success();
-}
-
-LogicalResult InitializerOp::verify() {
-  if (getValue().getType() != getOutput().getType())
-    return emitOpError("value type ") << getValue().getType()
-           << " differs from result type " << getOutput().getType();
   return success();
 }
 

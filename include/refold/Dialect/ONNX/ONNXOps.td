@@ -46,7 +46,8 @@ def OnnxTensor : ElementsAttrBase<CPred<"::llvm::isa<::mlir::ElementsAttr>($_sel
 class ONNX_Base<string mnemonic, list<Trait> traits = []>
     : Op<ONNX_Dialect, mnemonic, traits>;
 
-def ONNX_InitializerOp : ONNX_Base<"initializer", [ConstantLike, Pure]> {
+def ONNX_InitializerOp : ONNX_Base<"initializer", [ConstantLike, Pure,
+                                                   AllTypesMatch<["value", "output"]>]> {
   let summary = "a graph initializer (named weight)";
   let description = [{
     One entry of GraphProto.initializer. Large values are blob resources
@@ -56,9 +57,13 @@ def ONNX_InitializerOp : ONNX_Base<"initializer", [ConstantLike, Pure]> {
   let arguments = (ins StrAttr:$name, OnnxTensor:$value,
                        OptionalAttr<StrAttr>:$doc_string);
   let results = (outs AnyType:$output);
-  let assemblyFormat = "$name `=` $value attr-dict `:` type($output)";
+  let assemblyFormat = "$name `=` $value attr-dict";
+  let builders = [OpBuilder<(ins "::mlir::StringAttr":$name,
+                                 "::mlir::ElementsAttr":$value,
+                                 CArg<"::mlir::StringAttr", "{}">:$doc), [{
+    build($_builder, $_state, value.getType(), name, value, doc);
+  }]>];
   let hasFolder = 1;
-  let hasVerifier = 1;
 }
 
 def ONNX_NoneOp : ONNX_Base<"none", [Pure, ConstantLike]> {
