@@ -10,7 +10,9 @@ BUILD="${REFOLD_BUILD_DIR:-$ROOT/build}"
 PKGS=(cmake ninja-build g++ lld-19
       llvm-19-dev llvm-19-tools libmlir-19-dev mlir-19-tools
       libonnx-dev libprotobuf-dev protobuf-compiler libeigen3-dev
-      libonnx-testdata nodejs npm)
+      libonnx-testdata python3-onnx python3-numpy nodejs npm)
+# The benchmarks export torchvision models; they are not needed for the tests.
+if [ "${REFOLD_WITH_TORCH:-0}" = 1 ]; then PKGS+=(python3-torch python3-torchvision); fi
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
