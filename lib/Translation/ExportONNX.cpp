@@ -41,7 +41,8 @@ llvm::Error makeError(const llvm::Twine &message) {
 
 class Exporter {
 public:
-  Exporter(ModuleOp module, WarningHandler warn) : module(module), warn(warn) {}
+  Exporter(ModuleOp module, WarningHandler warn, bool releaseWeights)
+      : module(module), warn(warn), releaseWeights(releaseWeights) {}
 
   LogicalResult run(onnx::ModelProto &model);
   std::string errorMessage() const { return error.value_or("unknown export error"); }
@@ -75,6 +76,7 @@ private:
 
   ModuleOp module;
   WarningHandler warn;
+  bool releaseWeights;
   llvm::StringSet<> usedNames;
   /// Names recorded anywhere in the module; fresh names avoid them.
   llvm::StringSet<> reserved;
@@ -158,6 +160,8 @@ LogicalResult Exporter::exportTensor(ElementsAttr attr, onnx::TensorProto &out) 
                   llvm::Twine(data.size()) + " bytes, its type needs " +
                   llvm::Twine(expected));
     out.set_raw_data(data.data(), data.size());
+    if (releaseWeights)
+      resource.getRawHandle().getResource()->setBlob(AsmResourceBlob());
     return success();
   }
   if (auto strings = dyn_cast<DenseStringElementsAttr>(attr)) {
@@ -577,7 +581,7 @@ void forEachInitializer(onnx::GraphProto &graph,
 llvm::Error refold::exportONNXFile(ModuleOp module, StringRef path,
                                    const ExportOptions &options, WarningHandler warn) {
   onnx::ModelProto model;
-  Exporter exporter(module, warn);
+  Exporter exporter(module, warn, options.releaseWeights);
   if (failed(exporter.run(model)))
     return makeError(exporter.errorMessage());
 

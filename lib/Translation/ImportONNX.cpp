@@ -27,6 +27,10 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
+#include "llvm/Support/Process.h"
+#include "llvm/ADT/ScopeExit.h"
+
+#include <unistd.h>
 
 #include <onnx/checker.h>
 #include <onnx/defs/parser.h>
@@ -34,6 +38,8 @@
 #include <onnx/shape_inference/implementation.h>
 
 #include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/stubs/logging.h>
 
 #include <fstream>
@@ -1097,33 +1103,50 @@ bool looksTextual(StringRef bytes) {
 
 } // namespace
 
-llvm::Expected<OwningOpRef<ModuleOp>>
-refold::importONNXBuffer(StringRef bytes, StringRef modelDir, MLIRContext &context,
-                         const ImportOptions &options, WarningHandler warn) {
+static void prepareContext(MLIRContext &context) {
   // libprotobuf would print its own parse errors to stderr.
   google::protobuf::SetLogHandler(nullptr);
   context.loadDialect<ir::ONNXDialect, func::FuncDialect>();
+}
+
+static llvm::Error parseText(StringRef bytes, onnx::ModelProto &model) {
+  std::string text = bytes.str();
+  auto status = onnx::OnnxParser::Parse(model, text.c_str());
+  if (!status.IsOK())
+    return makeError("not a valid textual ONNX model: " +
+                     describeParseError(status.ErrorMessage()));
+  return llvm::Error::success();
+}
+
+static llvm::Error parseBinary(google::protobuf::io::ZeroCopyInputStream &input,
+                               onnx::ModelProto &model) {
+  google::protobuf::io::CodedInputStream stream(&input);
+  stream.SetTotalBytesLimit(INT_MAX);
+  if (!model.ParseFromCodedStream(&stream) || !stream.ConsumedEntireMessage())
+    return makeError("not a valid ONNX model (protobuf parse failed: the file is "
+                     "truncated or not an ONNX model)");
+  if (!model.has_graph() && model.ir_version() == 0)
+    return makeError("not a valid ONNX model (no ir_version and no graph)");
+  return llvm::Error::success();
+}
+
+llvm::Expected<OwningOpRef<ModuleOp>>
+refold::importONNXBuffer(StringRef bytes, StringRef modelDir, MLIRContext &context,
+                         const ImportOptions &options, WarningHandler warn) {
+  prepareContext(context);
   onnx::ModelProto model;
   if (bytes.empty())
     return makeError("the file is empty");
   if (looksTextual(bytes)) {
-    std::string text = bytes.str();
-    auto status = onnx::OnnxParser::Parse(model, text.c_str());
-    if (!status.IsOK())
-      return makeError("not a valid textual ONNX model: " +
-                       describeParseError(status.ErrorMessage()));
+    if (auto err = parseText(bytes, model))
+      return std::move(err);
   } else {
     if (bytes.size() > size_t(INT_MAX))
       return makeError("the file is larger than 2 GiB; protobuf cannot read it, "
                        "so large tensors must be stored as external data");
-    google::protobuf::io::CodedInputStream stream(
-        reinterpret_cast<const uint8_t *>(bytes.data()), int(bytes.size()));
-    stream.SetTotalBytesLimit(INT_MAX);
-    if (!model.ParseFromCodedStream(&stream) || !stream.ConsumedEntireMessage())
-      return makeError("not a valid ONNX model (protobuf parse failed: the file is "
-                       "truncated or not an ONNX model)");
-    if (!model.has_graph() && model.ir_version() == 0)
-      return makeError("not a valid ONNX model (no ir_version and no graph)");
+    google::protobuf::io::ArrayInputStream input(bytes.data(), int(bytes.size()));
+    if (auto err = parseBinary(input, model))
+      return std::move(err);
   }
   Importer importer(context, options, warn, modelDir.str());
   return importer.run(model);
@@ -1132,15 +1155,45 @@ refold::importONNXBuffer(StringRef bytes, StringRef modelDir, MLIRContext &conte
 llvm::Expected<OwningOpRef<ModuleOp>>
 refold::importONNXFile(StringRef path, MLIRContext &context, const ImportOptions &options,
                        WarningHandler warn) {
+  prepareContext(context);
   if (llvm::sys::fs::is_directory(path))
     return makeError("is a directory, not a model file");
-  auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
-                                            /*RequiresNullTerminator=*/false);
-  if (!buffer)
-    return makeError("cannot read: " + buffer.getError().message());
+  uint64_t size;
+  if (auto ec = llvm::sys::fs::file_size(path, size))
+    return makeError("cannot read: " + ec.message());
+  if (size == 0)
+    return makeError("the file is empty");
   StringRef dir = llvm::sys::path::parent_path(path);
-  return importONNXBuffer((*buffer)->getBuffer(), dir.empty() ? "." : dir, context, options,
-                          warn);
+  std::string modelDir = dir.empty() ? "." : dir.str();
+
+  int fd;
+  if (auto ec = llvm::sys::fs::openFileForRead(path, fd))
+    return makeError("cannot read: " + ec.message());
+  auto closeFd = llvm::make_scope_exit([&] { llvm::sys::Process::SafelyCloseFileDescriptor(fd); });
+  char head[4096];
+  ssize_t headSize = ::pread(fd, head, sizeof(head), 0);
+  if (headSize < 0)
+    return makeError("cannot read the file");
+
+  onnx::ModelProto model;
+  if (looksTextual(StringRef(head, headSize))) {
+    auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
+                                              /*RequiresNullTerminator=*/false);
+    if (!buffer)
+      return makeError("cannot read: " + buffer.getError().message());
+    if (auto err = parseText((*buffer)->getBuffer(), model))
+      return std::move(err);
+  } else {
+    if (size > uint64_t(INT_MAX))
+      return makeError("the file is larger than 2 GiB; protobuf cannot read it, "
+                       "so large tensors must be stored as external data");
+    // Streaming keeps only the parsed model in memory, not the file too.
+    google::protobuf::io::FileInputStream input(fd);
+    if (auto err = parseBinary(input, model))
+      return std::move(err);
+  }
+  Importer importer(context, options, warn, modelDir);
+  return importer.run(model);
 }
 
 void refold::registerRefoldDialects(DialectRegistry &registry) {

@@ -149,6 +149,7 @@ int main(int argc, char **argv) {
   exportOptions.externalData = externalData;
   exportOptions.externalDataThreshold = externalDataThreshold;
   exportOptions.runChecker = !noCheck;
+  exportOptions.releaseWeights = true; // the module is not used after export
   if (auto err = refold::exportONNXFile(*module, outputFile, exportOptions,
                                         [](const Twine &m) { warn(outputFile + ": " + m); }))
     return fail(outputFile + ": " + toString(std::move(err)));

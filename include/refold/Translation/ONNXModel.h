@@ -37,6 +37,10 @@ struct ExportOptions {
   uint64_t inlineLimit = (uint64_t(1) << 31) - (uint64_t(64) << 20);
   /// Run onnx::checker on the result before writing it.
   bool runChecker = true;
+  /// Free each weight blob once it is copied into the output, so a large
+  /// model is not held twice. The module's weights are gone afterwards: only
+  /// for callers that export as their last use of the module.
+  bool releaseWeights = false;
 };
 
 /// Reads a model file; the format (binary or textual ONNX) is detected.
