@@ -52,6 +52,12 @@ cl::opt<uint64_t> externalDataThreshold(
     "external-data-threshold", cl::init(1024),
     cl::desc("Smallest tensor in bytes that --external-data moves out (default 1024)"),
     cl::cat(refoldCategory));
+cl::opt<uint64_t> inlineLimit(
+    "inline-limit", cl::Hidden,
+    cl::init(refold::ExportOptions().inlineLimit),
+    cl::desc("Tensor bytes above which the output uses external data on its own "
+             "(default: what fits in one 2 GiB protobuf message)"),
+    cl::cat(refoldCategory));
 cl::opt<bool> noCheck("no-check", cl::desc("Do not run onnx::checker on the output"),
                       cl::cat(refoldCategory));
 cl::opt<bool> noShapeInference("no-shape-inference",
@@ -149,6 +155,7 @@ int main(int argc, char **argv) {
   exportOptions.externalData = externalData;
   exportOptions.externalDataThreshold = externalDataThreshold;
   exportOptions.runChecker = !noCheck;
+  exportOptions.inlineLimit = inlineLimit;
   exportOptions.releaseWeights = true; // the module is not used after export
   if (auto err = refold::exportONNXFile(*module, outputFile, exportOptions,
                                         [](const Twine &m) { warn(outputFile + ": " + m); }))
