@@ -12,6 +12,7 @@
 #include "refold/Passes/Passes.h"
 #include "refold/Translation/ONNXModel.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
@@ -60,6 +61,8 @@ cl::opt<uint64_t> inlineLimit(
     cl::cat(refoldCategory));
 cl::opt<bool> noCheck("no-check", cl::desc("Do not run onnx::checker on the output"),
                       cl::cat(refoldCategory));
+cl::opt<bool> quiet("quiet", cl::desc("Do not print the one-line summary"),
+                    cl::cat(refoldCategory));
 cl::opt<bool> noShapeInference("no-shape-inference",
                                cl::desc("Do not run ONNX shape inference on import"),
                                cl::cat(refoldCategory));
@@ -71,6 +74,17 @@ int fail(const Twine &message) {
 
 void warn(const Twine &message) {
   WithColor::warning(errs(), "refold") << message << "\n";
+}
+
+/// Nodes of the main graph (initializers and placeholders are not nodes).
+size_t countNodes(mlir::ModuleOp module) {
+  size_t count = 0;
+  for (auto func : module.getOps<mlir::func::FuncOp>())
+    for (mlir::Operation &op : func.getBody().front())
+      if (!mlir::isa<refold::ir::InitializerOp, refold::ir::NoneOp>(op) &&
+          !op.hasTrait<mlir::OpTrait::IsTerminator>())
+        ++count;
+  return count;
 }
 
 void printVersion(raw_ostream &os) {
@@ -122,6 +136,7 @@ int main(int argc, char **argv) {
     module = std::move(*imported);
   }
 
+  size_t nodesBefore = countNodes(*module);
   mlir::PassManager pm(&context, mlir::ModuleOp::getOperationName());
   if (!passPipeline.empty()) {
     std::string parseError;
@@ -140,6 +155,13 @@ int main(int argc, char **argv) {
   if (failed(pm.run(*module)))
     return 1;
 
+  size_t nodesAfter = countNodes(*module);
+  auto summary = [&] {
+    if (!quiet)
+      outs() << "refold: " << inputFile << " -> " << outputFile << ": " << nodesBefore
+             << " -> " << nodesAfter << " nodes\n";
+  };
+
   if (StringRef(outputFile).ends_with(".mlir")) {
     std::error_code ec;
     auto status = writeToOutput(outputFile, [&](raw_ostream &os) {
@@ -148,6 +170,7 @@ int main(int argc, char **argv) {
     });
     if (status)
       return fail(outputFile + ": " + toString(std::move(status)));
+    summary();
     return 0;
   }
 
@@ -160,5 +183,6 @@ int main(int argc, char **argv) {
   if (auto err = refold::exportONNXFile(*module, outputFile, exportOptions,
                                         [](const Twine &m) { warn(outputFile + ": " + m); }))
     return fail(outputFile + ": " + toString(std::move(err)));
+  summary();
   return 0;
 }
