@@ -7,7 +7,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${REFOLD_BUILD_DIR:-$ROOT/build}"
 
-PKGS=(cmake ninja-build g++ lld-19
+PKGS=(cmake ninja-build g++ lld
       llvm-19-dev llvm-19-tools libmlir-19-dev mlir-19-tools
       libonnx-dev libprotobuf-dev protobuf-compiler libeigen3-dev
       libonnx-testdata python3-onnx python3-numpy nodejs npm)
@@ -47,7 +47,7 @@ fi
 [ "${1:-}" = "--no-build" ] && exit 0
 
 LINKER=()
-if command -v ld.lld-19 >/dev/null || command -v ld.lld >/dev/null; then
+if command -v ld.lld >/dev/null; then
   LINKER=(-DLLVM_USE_LINKER=lld)
 fi
 if [ ! -f "$BUILD/build.ninja" ]; then
