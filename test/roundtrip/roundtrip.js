@@ -137,9 +137,10 @@ async function checkModel(model) {
     const cmp = await run(path.join(bin, 'refold-translate'), ['--compare-onnx', model, out]);
     if (cmp.code !== 0) return { rel, fail: `onnxruntime cannot run the original (${String(e.message).split('\n')[0].slice(0, 120)}) and ${cmp.stdout.trim()}` };
     how = 'proto';
+    var why = String(e.message).split('\n')[0].replace(/node with name '.*'/, 'node').slice(0, 100);
   }
   fs.unlinkSync(out);
-  return { rel, how, checker: ca.code === 0 };
+  return { rel, how, why, checker: ca.code === 0 };
 }
 
 (async () => {
@@ -165,10 +166,12 @@ async function checkModel(model) {
   const byOrt = results.filter((r) => r.how === 'ort').length;
   const byProto = results.filter((r) => r.how === 'proto');
   for (const r of failed) console.log(`FAIL ${r.rel}: ${r.fail}`);
-  if (args.verbose) for (const r of byProto) console.log(`proto-compared ${r.rel}`);
+  if (args.verbose) for (const r of byProto) console.log(`proto-compared ${r.rel}: ${r.why}`);
+  const uncheckable = results.filter((r) => !r.fail && !r.checker).length;
   const passed = results.length - failed.length;
   console.log(`round-trip: ${passed}/${results.length} models pass (${byOrt} identical outputs in onnxruntime, ` +
-    `${byProto.length} identical ModelProtos after normalization where onnxruntime cannot run the original), ${failed.length} failed`);
+    `${byProto.length} identical ModelProtos after normalization where onnxruntime cannot run the original), ${failed.length} failed; ` +
+    `onnx::checker passes ${results.length - uncheckable} originals and each of their exports`);
   console.log(`${passed} passed, ${failed.length} failed`);
   process.exit(failed.length ? 1 : 0);
 })().catch((e) => { console.error(e); process.exit(2); });
