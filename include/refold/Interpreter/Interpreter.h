@@ -1,0 +1,45 @@
+//===- Interpreter.h - reference interpreter for the onnx dialect -*- C++ -*-===//
+//
+// Executes the main graph of an imported model on the CPU (Eigen for the
+// heavy kernels). It verifies rewrites, runs calibration data and is the
+// oracle for generated code, so an op it cannot run is an error naming the
+// op, never a guess.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef REFOLD_INTERPRETER_INTERPRETER_H
+#define REFOLD_INTERPRETER_INTERPRETER_H
+
+#include "refold/Interpreter/Tensor.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/ADT/StringMap.h"
+
+#include <map>
+
+namespace refold::interp {
+
+/// Named inputs and outputs of a run.
+using TensorMap = std::map<std::string, Tensor>;
+
+struct RunOptions {
+  /// Values for symbolic dimensions (dim_params) of generated inputs.
+  llvm::StringMap<int64_t> dims;
+  /// Size of a dynamic dimension without a value in `dims`.
+  int64_t defaultDim = 1;
+  /// Seed of generated random inputs.
+  uint64_t seed = 0;
+};
+
+/// Runs `module`'s main graph. Inputs missing from `inputs` are generated
+/// (uniform in [-1, 1) for floats, small non-negative integers otherwise)
+/// and added to `inputs`, so a caller can replay them elsewhere.
+llvm::Expected<TensorMap> run(mlir::ModuleOp module, TensorMap &inputs,
+                              const RunOptions &options);
+
+/// The ONNX op types the interpreter implements.
+std::vector<std::string> supportedOps();
+
+} // namespace refold::interp
+
+#endif // REFOLD_INTERPRETER_INTERPRETER_H

@@ -1,0 +1,323 @@
+//===- Interpreter.cpp - reference interpreter for the onnx dialect ---------===//
+
+#include "refold/Interpreter/Interpreter.h"
+
+#include "Kernels.h"
+
+#include "refold/Dialect/ONNX/ONNXOps.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinAttributes.h"
+
+#include <random>
+#include <set>
+
+using namespace mlir;
+using llvm::Error;
+using llvm::StringRef;
+
+namespace refold::interp {
+
+static Error error(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message.str());
+}
+
+static std::string describe(Operation *op) {
+  std::string text;
+  if (auto node = dyn_cast<ir::NodeOp>(op))
+    text = (node.getDomain() && !node.getDomain()->empty() ? node.getDomain()->str() + "." : "") +
+           node.getOpType().str();
+  else
+    text = op->getName().stripDialect().str();
+  if (auto name = op->getAttrOfType<StringAttr>(ir::kNodeNameAttr))
+    text += " '" + name.str() + "'";
+  return text;
+}
+
+static StringRef opTypeOf(Operation *op) {
+  if (auto node = dyn_cast<ir::NodeOp>(op))
+    return node.getOpType();
+  return op->getName().stripDialect();
+}
+
+static int64_t onnxOpset(ModuleOp module) {
+  if (auto opsets = module->getAttrOfType<ArrayAttr>("onnx.opset_import"))
+    for (Attribute entry : opsets) {
+      auto pair = dyn_cast<ArrayAttr>(entry);
+      if (pair && pair.size() == 2)
+        if (auto domain = dyn_cast<StringAttr>(pair[0]);
+            domain && (domain.empty() || domain.getValue() == "ai.onnx"))
+          if (auto version = dyn_cast<IntegerAttr>(pair[1]))
+            return version.getInt();
+    }
+  return 17;
+}
+
+/// The value of a generic Constant node (value, value_float, value_ints...).
+static llvm::Expected<Tensor> constantNodeValue(ir::NodeOp node) {
+  auto attrs = node.getNodeAttrs();
+  if (!attrs || attrs->size() != 1)
+    return error("Constant: needs exactly one value attribute");
+  NamedAttribute attr = *attrs->begin();
+  StringRef kind = attr.getName().getValue();
+  if (auto elements = dyn_cast<ElementsAttr>(attr.getValue()))
+    return tensorFromAttr(elements);
+  if (kind == "value_float")
+    return Tensor::scalarF32(float(cast<FloatAttr>(attr.getValue()).getValueAsDouble()));
+  if (kind == "value_int")
+    return Tensor::fromInts({cast<IntegerAttr>(attr.getValue()).getInt()}, {});
+  if (kind == "value_ints") {
+    auto values = cast<DenseI64ArrayAttr>(attr.getValue()).asArrayRef();
+    return Tensor::fromInts(values, {(int64_t)values.size()});
+  }
+  if (kind == "value_floats") {
+    auto values = cast<DenseF32ArrayAttr>(attr.getValue()).asArrayRef();
+    Tensor t(DType::F32, {(int64_t)values.size()});
+    std::copy(values.begin(), values.end(), t.data<float>());
+    return t;
+  }
+  return error("Constant: attribute '" + kind + "' is not supported");
+}
+
+/// Checks a kernel's result against the type the graph declares.
+static Error checkResult(Operation *op, unsigned index, const Tensor &t) {
+  Type type = op->getResult(index).getType();
+  auto tensorType = dyn_cast<TensorType>(type);
+  if (!tensorType)
+    return Error::success();
+  auto dtype = dtypeFromMLIR(tensorType.getElementType());
+  if (dtype && *dtype != t.dtype())
+    return error(describe(op) + ": computed " + dtypeName(t.dtype()) + " but the graph declares " +
+                 dtypeName(*dtype));
+  if (auto ranked = dyn_cast<RankedTensorType>(type)) {
+    bool fits = ranked.getRank() == t.rank();
+    for (int64_t i = 0; fits && i < t.rank(); ++i)
+      fits = ranked.isDynamicDim(i) || ranked.getDimSize(i) == t.dim(i);
+    if (!fits)
+      return error(describe(op) + ": computed shape " + shapeString(t.shape()) +
+                   " but the graph declares a different one");
+  }
+  return Error::success();
+}
+
+static llvm::Expected<Tensor> generateInput(StringRef name, Type type, ArrayAttr dimParams,
+                                            const RunOptions &options, uint64_t seed) {
+  auto ranked = dyn_cast<RankedTensorType>(type);
+  if (!ranked)
+    return error("input '" + name + "' has no known rank; give it with --input");
+  auto dtype = dtypeFromMLIR(ranked.getElementType());
+  if (!dtype || *dtype == DType::F16)
+    return error("input '" + name + "' has an element type the interpreter cannot generate");
+  Shape shape;
+  for (int64_t i = 0; i < ranked.getRank(); ++i) {
+    if (!ranked.isDynamicDim(i)) {
+      shape.push_back(ranked.getDimSize(i));
+      continue;
+    }
+    StringRef param;
+    if (dimParams && i < (int64_t)dimParams.size())
+      if (auto s = dyn_cast<StringAttr>(dimParams[i]))
+        param = s.getValue();
+    auto it = param.empty() ? options.dims.end() : options.dims.find(param);
+    shape.push_back(it != options.dims.end() ? it->second : options.defaultDim);
+  }
+  Tensor t(*dtype, shape);
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> real(-1.0, 1.0);
+  std::uniform_int_distribution<int> small(0, 3);
+  for (int64_t i = 0; i < t.size(); ++i) {
+    switch (*dtype) {
+    case DType::F32: t.data<float>()[i] = float(real(rng)); break;
+    case DType::F64: t.data<double>()[i] = real(rng); break;
+    case DType::Bool: t.data<uint8_t>()[i] = small(rng) & 1; break;
+    case DType::I64: t.data<int64_t>()[i] = small(rng); break;
+    case DType::I32: t.data<int32_t>()[i] = small(rng); break;
+    case DType::I8: t.data<int8_t>()[i] = int8_t(small(rng)); break;
+    case DType::U8: t.data<uint8_t>()[i] = uint8_t(small(rng)); break;
+    default: std::memset(t.raw(), 0, t.byteSize()); break;
+    }
+  }
+  return t;
+}
+
+llvm::Expected<TensorMap> run(ModuleOp module, TensorMap &inputs, const RunOptions &options) {
+  func::FuncOp main;
+  for (auto func : module.getOps<func::FuncOp>())
+    main = func;
+  if (!main || main.isExternal())
+    return error("the module has no main graph");
+  int64_t opset = onnxOpset(module);
+  auto graph = main->getAttrOfType<DictionaryAttr>(ir::kGraphAttr);
+  auto inputRecords = graph ? graph.getAs<ArrayAttr>("inputs") : ArrayAttr();
+  auto outputRecords = graph ? graph.getAs<ArrayAttr>("outputs") : ArrayAttr();
+  auto recordField = [](ArrayAttr records, size_t i, StringRef key) -> Attribute {
+    if (!records || i >= records.size())
+      return {};
+    auto dict = dyn_cast<DictionaryAttr>(records[i]);
+    return dict ? dict.get(key) : Attribute();
+  };
+
+  Block &body = main.getBody().front();
+  llvm::DenseMap<Value, Tensor> env;
+  std::set<std::string> known;
+  for (auto [i, arg] : llvm::enumerate(body.getArguments())) {
+    auto nameAttr = dyn_cast_or_null<StringAttr>(recordField(inputRecords, i, "name"));
+    std::string name = nameAttr ? nameAttr.str() : "input" + std::to_string(i);
+    known.insert(name);
+    auto given = inputs.find(name);
+    if (given != inputs.end()) {
+      if (auto err = [&]() -> Error {
+            auto type = dyn_cast<TensorType>(arg.getType());
+            if (!type)
+              return Error::success();
+            auto dtype = dtypeFromMLIR(type.getElementType());
+            const Tensor &t = given->second;
+            if (dtype && *dtype != t.dtype())
+              return error("input '" + name + "' must be " + dtypeName(*dtype) + ", got " +
+                           dtypeName(t.dtype()));
+            if (auto ranked = dyn_cast<RankedTensorType>(type)) {
+              bool fits = ranked.getRank() == t.rank();
+              for (int64_t d = 0; fits && d < t.rank(); ++d)
+                fits = ranked.isDynamicDim(d) || ranked.getDimSize(d) == t.dim(d);
+              if (!fits)
+                return error("input '" + name + "' has shape " + shapeString(t.shape()) +
+                             ", which the model does not accept");
+            }
+            return Error::success();
+          }())
+        return std::move(err);
+      env[arg] = given->second;
+      continue;
+    }
+    if (auto def = dyn_cast_or_null<ElementsAttr>(recordField(inputRecords, i, "default"))) {
+      auto t = tensorFromAttr(def);
+      if (!t)
+        return t.takeError();
+      env[arg] = *t;
+      continue;
+    }
+    auto t = generateInput(name, arg.getType(),
+                           dyn_cast_or_null<ArrayAttr>(recordField(inputRecords, i, "dim_params")),
+                           options, options.seed * 1000003 + i);
+    if (!t)
+      return t.takeError();
+    inputs[name] = *t;
+    env[arg] = *t;
+  }
+  for (auto &[name, tensor] : inputs)
+    if (!known.count(name))
+      return error("the model has no input named '" + name + "'");
+
+  // Release each value after its last use: peak memory stays near the
+  // largest live set, not the whole network.
+  llvm::DenseMap<Operation *, SmallVector<Value>> releaseAfter;
+  {
+    llvm::DenseMap<Value, Operation *> lastUse;
+    for (Operation &op : body)
+      for (Value v : op.getOperands())
+        lastUse[v] = &op;
+    for (auto &[value, op] : lastUse)
+      releaseAfter[op].push_back(value);
+  }
+
+  const auto &kernels = kernelRegistry();
+  TensorMap outputs;
+  for (Operation &op : body) {
+    if (isa<ir::NoneOp>(op))
+      continue;
+    if (auto ret = dyn_cast<func::ReturnOp>(op)) {
+      for (auto [i, value] : llvm::enumerate(ret.getOperands())) {
+        auto nameAttr = dyn_cast_or_null<StringAttr>(recordField(outputRecords, i, "name"));
+        std::string name = nameAttr ? nameAttr.str() : "output" + std::to_string(i);
+        auto it = env.find(value);
+        if (it == env.end())
+          return error("graph output '" + name + "' was not computed");
+        outputs[name] = it->second;
+      }
+      break;
+    }
+    llvm::Expected<Tensor> constant = error("");
+    bool isConstant = true;
+    if (auto init = dyn_cast<ir::InitializerOp>(op))
+      constant = tensorFromAttr(init.getValue());
+    else if (auto c = dyn_cast<ir::ConstantOp>(op))
+      constant = tensorFromAttr(c.getValue());
+    else if (auto node = dyn_cast<ir::NodeOp>(op); node && node.getOpType() == "Constant")
+      constant = constantNodeValue(node);
+    else
+      isConstant = false;
+    if (isConstant) {
+      if (!constant)
+        return error(describe(&op) + ": " + llvm::toString(constant.takeError()));
+      env[op.getResult(0)] = *constant;
+      continue;
+    }
+    llvm::consumeError(constant.takeError());
+
+    if (auto node = dyn_cast<ir::NodeOp>(op)) {
+      if (!node.getGraphs().empty())
+        return error("the interpreter cannot run " + describe(&op) +
+                     ": nodes with subgraphs (If, Loop, Scan) are not supported");
+      if (node.getDomain() && !node.getDomain()->empty() && *node.getDomain() != "ai.onnx")
+        return error("the interpreter cannot run " + describe(&op) + ": custom domain '" +
+                     *node.getDomain() + "'");
+    }
+    StringRef opType = opTypeOf(&op);
+    auto kernel = kernels.find(opType);
+    if (kernel == kernels.end())
+      return error("the interpreter cannot run " + describe(&op) + ": operator " + opType +
+                   " is not implemented");
+    KernelContext ctx;
+    ctx.opType = opType;
+    ctx.opset = opset;
+    ctx.op = &op;
+    for (Value operand : op.getOperands()) {
+      if (ir::isNoneValue(operand)) {
+        ctx.inputs.push_back(nullptr);
+        continue;
+      }
+      auto it = env.find(operand);
+      if (it == env.end())
+        return error(describe(&op) + ": an input was not computed");
+      ctx.inputs.push_back(&it->second);
+    }
+    // Trailing missing inputs are not inputs at all.
+    while (!ctx.inputs.empty() && !ctx.inputs.back())
+      ctx.inputs.pop_back();
+    unsigned numOutputs = 0;
+    for (auto [i, result] : llvm::enumerate(op.getResults()))
+      if (!isa<NoneType>(result.getType()))
+        numOutputs = i + 1;
+    ctx.numOutputs = numOutputs;
+    ctx.outputs.resize(op.getNumResults());
+    if (Error err = kernel->second(ctx)) {
+      std::string message = llvm::toString(std::move(err));
+      StringRef reason(message);
+      reason.consume_front((opType + ": ").str());
+      return error(describe(&op) + ": " + reason);
+    }
+    for (unsigned i = 0; i < numOutputs; ++i) {
+      if (isa<NoneType>(op.getResult(i).getType()))
+        continue;
+      if (!ctx.outputs[i].defined())
+        return error(describe(&op) + ": output " + llvm::Twine(i) + " was not computed");
+      if (Error err = checkResult(&op, i, ctx.outputs[i]))
+        return std::move(err);
+      env[op.getResult(i)] = std::move(ctx.outputs[i]);
+    }
+    for (Value v : releaseAfter.lookup(&op))
+      if (!llvm::is_contained(body.getTerminator()->getOperands(), v))
+        env.erase(v);
+  }
+  return outputs;
+}
+
+std::vector<std::string> supportedOps() {
+  std::vector<std::string> ops = {"Constant"};
+  for (const auto &entry : kernelRegistry())
+    ops.push_back(entry.getKey().str());
+  std::sort(ops.begin(), ops.end());
+  return ops;
+}
+
+} // namespace refold::interp
