@@ -13,8 +13,17 @@ parser.add_argument("--size", type=int, default=224)
 args = parser.parse_args()
 
 torch.manual_seed(0)
-model = getattr(torchvision.models, args.model)(weights=None)
+if args.model == "deit_tiny":
+    # DeiT-Tiny's shape as a torchvision VisionTransformer.
+    model = torchvision.models.VisionTransformer(
+        image_size=224, patch_size=16, num_layers=12, num_heads=3, hidden_dim=192, mlp_dim=768)
+else:
+    model = getattr(torchvision.models, args.model)(weights=None)
 with torch.no_grad():
+    # Zero-initialized layers (e.g. classifier heads) would hide errors.
+    for p in model.parameters():
+        if p.abs().sum() == 0:
+            p.normal_(0, 0.02)
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)

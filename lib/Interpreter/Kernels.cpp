@@ -253,10 +253,33 @@ template <typename T> T arith(Arith kind, T a, T b, int64_t fmod) {
   return a;
 }
 
+Tensor convertTensor(const Tensor &x, DType to) {
+  Tensor out(to, x.shape());
+  for (int64_t i = 0; i < x.size(); ++i)
+    out.setDouble(i, x.asDouble(i));
+  return out;
+}
+
+Error arithmetic(KernelContext &ctx, Arith kind);
+
+/// Half-precision inputs are computed in float32 and rounded back.
+Error arithmeticHalf(KernelContext &ctx, Arith kind) {
+  DType half = ctx.in(0)->dtype();
+  Tensor a = convertTensor(*ctx.in(0), DType::F32), b = convertTensor(*ctx.in(1), DType::F32);
+  KernelContext sub = ctx;
+  sub.inputs = {&a, &b};
+  if (auto err = arithmetic(sub, kind))
+    return err;
+  ctx.outputs[0] = convertTensor(sub.outputs[0], half);
+  return ok();
+}
+
 Error arithmetic(KernelContext &ctx, Arith kind) {
   const Tensor *a = ctx.in(0), *b = ctx.in(1);
   if (!a || !b)
     return ctx.fail("needs two inputs");
+  if ((a->dtype() == DType::F16 || a->dtype() == DType::BF16) && a->dtype() == b->dtype())
+    return arithmeticHalf(ctx, kind);
   if (kind == Arith::Pow && b->dtype() != a->dtype()) {
     // Pow allows a different exponent type: compute in double.
     auto shape = broadcastShapes({a->shape(), b->shape()});
@@ -510,8 +533,10 @@ Error kDropout(KernelContext &c) {
   const Tensor *x = c.in(0);
   if (!x)
     return c.fail("needs an input");
-  if (c.in(2) && c.in(2)->size() == 1 && c.in(2)->asInt(0) != 0)
-    return c.fail("training mode (random masks) is not supported");
+  bool training = c.in(2) && c.in(2)->size() == 1 && c.in(2)->asInt(0) != 0;
+  double ratio = c.in(1) ? c.in(1)->asDouble(0) : 0.5;
+  if (training && ratio != 0)
+    return c.fail("training mode with a non-zero ratio (random masks) is not supported");
   c.outputs[0] = *x;
   if (c.numOutputs > 1) {
     Tensor mask(DType::Bool, x->shape());
@@ -902,8 +927,9 @@ Error poolTyped(KernelContext &c, bool isMax) {
     return c.fail("needs kernel_shape");
   if (x.rank() != (int64_t)kernel->size() + 2)
     return c.fail("kernel_shape does not fit the input rank");
-  if (c.i("storage_order", 0) != 0)
-    return c.fail("storage_order = 1 is not supported");
+  bool columnMajor = c.i("storage_order", 0) != 0;
+  if (columnMajor && kernel->size() != 2)
+    return c.fail("storage_order = 1 is supported for 2-D pooling only");
   Window w;
   if (auto err = window(c, x.shape().drop_front(2), *kernel, w, c.i("ceil_mode", 0) != 0))
     return err;
@@ -953,8 +979,12 @@ Error poolTyped(KernelContext &c, bool isMax) {
           int64_t at = (od * w.out[1] + oh) * w.out[2] + ow;
           if (isMax) {
             dst[at] = T(acc);
-            if (wantIndices)
-              indices.data<int64_t>()[nc * outPlane + at] = nc * inPlane + best;
+            if (wantIndices) {
+              int64_t index = best;
+              if (columnMajor) // (h, w) -> w * H + h
+                index = (best % w.in[2]) * w.in[1] + best / w.in[2];
+              indices.data<int64_t>()[nc * outPlane + at] = nc * inPlane + index;
+            }
           } else {
             dst[at] = T(acc / double(countPad ? padded : std::max<int64_t>(valid, 1)));
           }
@@ -1014,22 +1044,52 @@ Error kBatchNormalization(KernelContext &c) {
   const Tensor *x = c.in(0);
   if (!x || !c.in(4))
     return c.fail("needs 5 inputs");
-  if (c.i("training_mode", 0) != 0 || c.numOutputs > 1)
-    return c.fail("training mode is not supported");
+  bool training = c.i("training_mode", 0) != 0;
+  if (!training && c.numOutputs > 1)
+    return c.fail("the multi-output form of opsets before 14 is not supported");
   if (x->dtype() != DType::F32 && x->dtype() != DType::F64)
     return c.fail("unsupported type " + dtypeName(x->dtype()));
   int64_t channels = x->rank() > 1 ? x->dim(1) : 1;
   for (int k = 1; k <= 4; ++k)
     if (c.in(k)->size() != channels)
       return c.fail("parameters must have one value per channel");
-  double eps = c.f("epsilon", 1e-5f);
+  double eps = c.f("epsilon", 1e-5f), momentum = c.f("momentum", 0.9f);
   int64_t n = x->dim(0), plane = x->size() / std::max<int64_t>(n * channels, 1);
+  // Training mode normalizes with the batch statistics and updates the
+  // running ones: running = running * momentum + batch * (1 - momentum).
+  std::vector<double> mean(channels), var(channels);
+  for (int64_t ch = 0; ch < channels; ++ch) {
+    if (!training) {
+      mean[ch] = c.in(3)->asDouble(ch);
+      var[ch] = c.in(4)->asDouble(ch);
+      continue;
+    }
+    double sum = 0, sq = 0;
+    for (int64_t b = 0; b < n; ++b)
+      for (int64_t i = 0; i < plane; ++i) {
+        double v = x->asDouble((b * channels + ch) * plane + i);
+        sum += v;
+        sq += v * v;
+      }
+    double count = double(n * plane);
+    mean[ch] = sum / count;
+    var[ch] = sq / count - mean[ch] * mean[ch];
+  }
+  if (training) {
+    Tensor runMean(c.in(3)->dtype(), {channels}), runVar(c.in(4)->dtype(), {channels});
+    for (int64_t ch = 0; ch < channels; ++ch) {
+      runMean.setDouble(ch, c.in(3)->asDouble(ch) * momentum + mean[ch] * (1 - momentum));
+      runVar.setDouble(ch, c.in(4)->asDouble(ch) * momentum + var[ch] * (1 - momentum));
+    }
+    if (c.numOutputs > 1) c.outputs[1] = runMean;
+    if (c.numOutputs > 2) c.outputs[2] = runVar;
+  }
   Tensor out(x->dtype(), x->shape());
   dispatchFloat(x->dtype(), [&](auto t) {
     using T = decltype(t);
     for (int64_t ch = 0; ch < channels; ++ch) {
-      double scale = c.in(1)->asDouble(ch) / std::sqrt(c.in(4)->asDouble(ch) + eps);
-      double shift = c.in(2)->asDouble(ch) - c.in(3)->asDouble(ch) * scale;
+      double scale = c.in(1)->asDouble(ch) / std::sqrt(var[ch] + eps);
+      double shift = c.in(2)->asDouble(ch) - mean[ch] * scale;
       for (int64_t b = 0; b < n; ++b) {
         const T *src = x->data<T>() + (b * channels + ch) * plane;
         T *dst = out.data<T>() + (b * channels + ch) * plane;
@@ -1727,52 +1787,47 @@ Error kConstantOfShape(KernelContext &c) {
   return ok();
 }
 
-Error kCast(KernelContext &c) {
-  const Tensor *x = c.in(0);
-  if (!x)
-    return c.fail("needs an input");
-  auto to = static_cast<DType>(c.i("to", 0));
-  if (dtypeSize(to) == 0 || to == DType::F16 || x->dtype() == DType::F16)
-    return c.fail("cast to or from " + dtypeName(to) + " is not supported");
-  Tensor out(to, x->shape());
-  bool handled = dispatchNumeric(to == DType::Bool ? DType::U8 : to, [&](auto t) {
-    using T = decltype(t);
-    for (int64_t i = 0; i < x->size(); ++i) {
-      double v = x->asDouble(i);
-      if (to == DType::Bool)
-        out.data<uint8_t>()[i] = v != 0;
-      else if constexpr (std::is_integral_v<T>)
-        out.data<T>()[i] = x->dtype() == DType::I64 || x->dtype() == DType::U64
-                               ? T(x->asInt(i))
-                               : (std::isnan(v) ? T(0) : T(v));
-      else
-        out.data<T>()[i] = T(v);
+bool isFloatType(DType t) {
+  return t == DType::F32 || t == DType::F64 || t == DType::F16 || t == DType::BF16;
+}
+
+Error castTo(KernelContext &c, const Tensor &x, DType to) {
+  if (dtypeSize(to) == 0 || x.dtype() == DType::String)
+    return c.fail("casts to or from " + dtypeName(to == DType::String ? to : x.dtype()) +
+                  " are not supported");
+  Tensor out(to, x.shape());
+  bool exactInts = !isFloatType(x.dtype()) && !isFloatType(to);
+  for (int64_t i = 0; i < x.size(); ++i) {
+    if (exactInts) {
+      // Integer to integer keeps all 64 bits (wrapping like a C cast).
+      int64_t v = x.asInt(i);
+      switch (to) {
+      case DType::I64: out.data<int64_t>()[i] = v; break;
+      case DType::U64: out.data<uint64_t>()[i] = uint64_t(v); break;
+      case DType::Bool: out.data<uint8_t>()[i] = v != 0; break;
+      default: out.setDouble(i, double(v)); break;
+      }
+      continue;
     }
-  });
-  if (!handled)
-    return c.fail("unsupported target type");
+    double v = x.asDouble(i);
+    if (!isFloatType(to) && to != DType::Bool && std::isnan(v))
+      v = 0;
+    out.setDouble(i, v);
+  }
   c.outputs[0] = std::move(out);
   return ok();
 }
 
-Error kCastLike(KernelContext &c) {
-  if (!c.in(1))
-    return c.fail("needs target_type");
-  // The target type comes from the second input, not an attribute.
-  auto to = static_cast<int64_t>(c.in(1)->dtype());
-  const Tensor *x = c.in(0);
-  if (!x)
+Error kCast(KernelContext &c) {
+  if (!c.in(0))
     return c.fail("needs an input");
-  Tensor out(static_cast<DType>(to), x->shape());
-  bool handled = dispatchNumeric(out.dtype() == DType::Bool ? DType::U8 : out.dtype(), [&](auto t) {
-    using T = decltype(t);
-    for (int64_t i = 0; i < x->size(); ++i)
-      out.data<T>()[i] = out.dtype() == DType::Bool ? T(x->asDouble(i) != 0) : T(x->asDouble(i));
-  });
-  if (!handled)
-    return c.fail("unsupported target type");
-  c.outputs[0] = std::move(out);
-  return ok();
+  return castTo(c, *c.in(0), static_cast<DType>(c.i("to", 0)));
+}
+
+Error kCastLike(KernelContext &c) {
+  if (!c.in(0) || !c.in(1))
+    return c.fail("needs input and target_type");
+  return castTo(c, *c.in(0), c.in(1)->dtype());
 }
 
 Error kRange(KernelContext &c) {
@@ -1908,24 +1963,144 @@ Error kDepthToSpace(KernelContext &c, bool toSpace) {
 Error kDepthToSpaceOp(KernelContext &c) { return kDepthToSpace(c, true); }
 Error kSpaceToDepth(KernelContext &c) { return kDepthToSpace(c, false); }
 
+/// Resize along every axis as a product of 1-D filters, following the
+/// ONNX reference: per output coordinate a list of (input index, weight)
+/// taps; out-of-range taps replicate the edge.
+Error resizeImpl(KernelContext &c, const Tensor &x, const std::vector<double> &scales,
+                 const Shape &shape, const std::string &mode, const std::string &ctm,
+                 const std::string &nearestMode, const std::vector<double> &roi) {
+  int64_t rank = x.rank();
+  double cubicA = c.f("cubic_coeff_a", -0.75f);
+  bool excludeOutside = c.i("exclude_outside", 0) != 0;
+  double extrapolation = c.f("extrapolation_value", 0.0f);
+  struct Tap { int64_t index; double weight; };
+  // taps[d][o]; an empty list means "outside the crop": extrapolate.
+  std::vector<std::vector<std::vector<Tap>>> taps(rank);
+  for (int64_t d = 0; d < rank; ++d) {
+    int64_t in = x.dim(d);
+    double s = scales[d], lenRes = in * s;
+    for (int64_t o = 0; o < shape[d]; ++o) {
+      double src;
+      if (ctm == "half_pixel") src = (o + 0.5) / s - 0.5;
+      else if (ctm == "pytorch_half_pixel") src = lenRes > 1 ? (o + 0.5) / s - 0.5 : 0.0;
+      else if (ctm == "align_corners") src = lenRes > 1 ? o * (in - 1) / (lenRes - 1) : 0.0;
+      else if (ctm == "asymmetric") src = o / s;
+      else if (ctm == "tf_half_pixel_for_nn") src = (o + 0.5) / s;
+      else if (ctm == "half_pixel_symmetric") {
+        double adjustment = shape[d] / lenRes, center = in / 2.0;
+        src = center * (1 - adjustment) + (o + 0.5) / s - 0.5;
+      } else if (ctm == "tf_crop_and_resize") {
+        double start = roi[d], end = roi[d + rank];
+        src = lenRes > 1 ? start * (in - 1) + o * (end - start) * (in - 1) / (lenRes - 1)
+                         : 0.5 * (start + end) * (in - 1);
+        if (src < 0 || src > in - 1) {
+          taps[d].push_back({});
+          continue;
+        }
+      } else {
+        return c.fail("coordinate_transformation_mode '" + ctm + "' is not supported");
+      }
+      std::vector<Tap> list;
+      auto clampIndex = [&](int64_t i) { return std::clamp<int64_t>(i, 0, in - 1); };
+      if (mode == "nearest") {
+        double f = std::floor(src), r;
+        if (nearestMode == "round_prefer_ceil") r = (src - f == 0.5) ? f + 1 : std::round(src);
+        else if (nearestMode == "floor") r = f;
+        else if (nearestMode == "ceil") r = std::ceil(src);
+        else if (nearestMode == "round_prefer_floor") r = (src - f == 0.5) ? f : std::round(src);
+        else return c.fail("nearest_mode '" + nearestMode + "' is not supported");
+        list.push_back({clampIndex(int64_t(r)), 1.0});
+      } else if (mode == "linear") {
+        int64_t i0 = int64_t(std::floor(src));
+        double r = src - i0;
+        list.push_back({clampIndex(i0), 1 - r});
+        list.push_back({clampIndex(i0 + 1), r});
+      } else if (mode == "cubic") {
+        int64_t i0 = int64_t(std::floor(src));
+        double r = src - i0, A = cubicA;
+        double coeffs[4] = {
+            ((A * (r + 1) - 5 * A) * (r + 1) + 8 * A) * (r + 1) - 4 * A,
+            ((A + 2) * r - (A + 3)) * r * r + 1,
+            ((A + 2) * (1 - r) - (A + 3)) * (1 - r) * (1 - r) + 1,
+            ((A * ((1 - r) + 1) - 5 * A) * ((1 - r) + 1) + 8 * A) * ((1 - r) + 1) - 4 * A};
+        double total = 0;
+        for (int k = 0; k < 4; ++k) {
+          int64_t i = i0 - 1 + k;
+          if (excludeOutside && (i < 0 || i >= in))
+            coeffs[k] = 0;
+          total += coeffs[k];
+        }
+        for (int k = 0; k < 4; ++k)
+          list.push_back({clampIndex(i0 - 1 + k), excludeOutside ? coeffs[k] / total : coeffs[k]});
+      } else {
+        return c.fail("mode '" + mode + "' is not supported");
+      }
+      taps[d].push_back(std::move(list));
+    }
+  }
+  Tensor out(x.dtype(), shape);
+  Shape inStrides(rank, 1), index(rank, 0);
+  for (int64_t i = rank - 2; i >= 0; --i)
+    inStrides[i] = inStrides[i + 1] * x.dim(i + 1);
+  std::vector<size_t> cursor(rank);
+  for (int64_t i = 0; i < out.size(); ++i) {
+    bool outside = false;
+    for (int64_t d = 0; d < rank; ++d)
+      outside |= taps[d][index[d]].empty();
+    double acc = 0;
+    if (outside) {
+      acc = extrapolation;
+    } else {
+      // Sum over the product of the per-axis tap lists.
+      std::fill(cursor.begin(), cursor.end(), 0);
+      while (true) {
+        double weight = 1;
+        int64_t off = 0;
+        for (int64_t d = 0; d < rank; ++d) {
+          const Tap &t = taps[d][index[d]][cursor[d]];
+          weight *= t.weight;
+          off += t.index * inStrides[d];
+        }
+        if (weight != 0)
+          acc += weight * x.asDouble(off);
+        int64_t d = rank - 1;
+        for (; d >= 0; --d) {
+          if (++cursor[d] < taps[d][index[d]].size()) break;
+          cursor[d] = 0;
+        }
+        if (d < 0) break;
+      }
+    }
+    if (isFloatType(x.dtype()))
+      out.setDouble(i, acc);
+    else
+      out.setDouble(i, std::nearbyint(acc));
+    for (int64_t d = rank - 1; d >= 0; --d) {
+      if (++index[d] < shape[d]) break;
+      index[d] = 0;
+    }
+  }
+  c.outputs[0] = std::move(out);
+  return ok();
+}
+
 Error kResize(KernelContext &c) {
   const Tensor *x = c.in(0);
   if (!x)
     return c.fail("needs an input");
-  if (x->dtype() != DType::F32)
-    return c.fail("unsupported type " + dtypeName(x->dtype()));
   int64_t rank = x->rank();
+  if (c.attr("antialias") && c.i("antialias", 0) != 0)
+    return c.fail("antialias is not supported");
+  if (c.attr("axes") || c.attr("keep_aspect_ratio_policy"))
+    return c.fail("axes and keep_aspect_ratio_policy are not supported");
   std::string mode = c.s("mode", "nearest");
-  if (mode != "nearest" && mode != "linear")
-    return c.fail("mode '" + mode + "' is not supported (nearest and linear are)");
   std::string ctm = c.s("coordinate_transformation_mode", c.opset < 11 ? "asymmetric" : "half_pixel");
   std::string nearestMode = c.s("nearest_mode", c.opset < 11 ? "floor" : "round_prefer_floor");
-  if (c.opset >= 13 && (c.attr("antialias") || c.attr("axes") || c.attr("keep_aspect_ratio_policy")))
-    return c.fail("antialias, axes and keep_aspect_ratio_policy are not supported");
   // Opset 10: (X, scales); 11+: (X, roi, scales, sizes).
+  const Tensor *roiT = c.opset < 11 ? nullptr : c.in(1);
   const Tensor *scalesT = c.opset < 11 ? c.in(1) : c.in(2);
   const Tensor *sizesT = c.opset < 11 ? nullptr : c.in(3);
-  std::vector<double> scales(rank, 1.0);
+  std::vector<double> scales(rank, 1.0), roi;
   Shape shape(x->shape());
   if (sizesT && sizesT->size() > 0) {
     if (sizesT->size() != rank)
@@ -1944,70 +2119,33 @@ Error kResize(KernelContext &c) {
   } else {
     return c.fail("needs scales or sizes");
   }
-  if (ctm == "tf_crop_and_resize")
-    return c.fail("coordinate_transformation_mode tf_crop_and_resize is not supported");
-  auto source = [&](int64_t d, int64_t o) -> double {
-    double s = scales[d], in = x->dim(d), out = shape[d];
-    if (ctm == "half_pixel") return (o + 0.5) / s - 0.5;
-    if (ctm == "pytorch_half_pixel") return out > 1 ? (o + 0.5) / s - 0.5 : 0.0;
-    if (ctm == "align_corners") return out > 1 ? o * (in - 1) / (out - 1) : 0.0;
-    if (ctm == "half_pixel_symmetric") {
-      double adj = out / (s * in), center = in / 2;
-      return center * (1 - adj) + (o + 0.5) / s - 0.5;
-    }
-    return o / s; // asymmetric
-  };
-  Tensor out(DType::F32, shape);
-  // Per axis: two source indices and the weight of the second.
-  std::vector<std::vector<std::array<double, 3>>> taps(rank);
-  for (int64_t d = 0; d < rank; ++d) {
-    int64_t in = x->dim(d);
-    for (int64_t o = 0; o < shape[d]; ++o) {
-      double s = source(d, o);
-      if (mode == "nearest") {
-        double r;
-        if (nearestMode == "round_prefer_ceil") r = std::floor(s + 0.5);
-        else if (nearestMode == "floor") r = std::floor(s);
-        else if (nearestMode == "ceil") r = std::ceil(s);
-        else r = (s - std::floor(s) == 0.5) ? std::floor(s) : std::round(s);
-        int64_t i = std::clamp<int64_t>(int64_t(r), 0, in - 1);
-        taps[d].push_back({double(i), double(i), 0.0});
-      } else {
-        s = std::clamp(s, 0.0, double(in - 1));
-        int64_t i0 = int64_t(std::floor(s)), i1 = std::min<int64_t>(i0 + 1, in - 1);
-        taps[d].push_back({double(i0), double(i1), s - i0});
-      }
-    }
+  if (ctm == "tf_crop_and_resize") {
+    if (!roiT || roiT->size() != 2 * rank)
+      return c.fail("tf_crop_and_resize needs an roi with two values per axis");
+    for (int64_t i = 0; i < roiT->size(); ++i)
+      roi.push_back(roiT->asDouble(i));
   }
-  Shape inStrides(rank, 1), index(rank, 0);
-  for (int64_t i = rank - 2; i >= 0; --i)
-    inStrides[i] = inStrides[i + 1] * x->dim(i + 1);
-  const float *src = x->data<float>();
-  for (int64_t i = 0; i < out.size(); ++i) {
-    double acc = 0;
-    for (int64_t corner = 0; corner < (int64_t(1) << rank); ++corner) {
-      double weight = 1;
-      int64_t off = 0;
-      for (int64_t d = 0; d < rank; ++d) {
-        const auto &t = taps[d][index[d]];
-        bool second = (corner >> d) & 1;
-        if (second && t[2] == 0) { weight = 0; break; }
-        weight *= second ? t[2] : 1 - t[2];
-        off += int64_t(second ? t[1] : t[0]) * inStrides[d];
-      }
-      if (weight != 0)
-        acc += weight * src[off];
-    }
-    out.data<float>()[i] = float(acc);
-    for (int64_t d = rank - 1; d >= 0; --d) {
-      if (++index[d] < shape[d]) break;
-      index[d] = 0;
-    }
-  }
-  c.outputs[0] = std::move(out);
-  return ok();
+  return resizeImpl(c, *x, scales, shape, mode, ctm, nearestMode, roi);
 }
 
+/// Upsample (opsets 7-9): scales as an attribute (7) or input (9).
+Error kUpsample(KernelContext &c) {
+  const Tensor *x = c.in(0);
+  if (!x)
+    return c.fail("needs an input");
+  std::vector<double> scales;
+  if (auto s = c.floats("scales"))
+    scales.assign(s->begin(), s->end());
+  else if (c.in(1))
+    for (int64_t i = 0; i < c.in(1)->size(); ++i)
+      scales.push_back(c.in(1)->asDouble(i));
+  if ((int64_t)scales.size() != x->rank())
+    return c.fail("needs one scale per axis");
+  Shape shape(x->shape());
+  for (int64_t i = 0; i < x->rank(); ++i)
+    shape[i] = int64_t(std::floor(x->dim(i) * scales[i]));
+  return resizeImpl(c, *x, scales, shape, c.s("mode", "nearest"), "asymmetric", "floor", {});
+}
 
 //===----------------------------------------------------------------------===//
 // Quantization
@@ -2059,7 +2197,9 @@ Error kQuantizeLinear(KernelContext &c) {
   QuantParam s(scale, x->shape(), c.i("axis", 1)), z(zp, x->shape(), c.i("axis", 1));
   Tensor out(outType, x->shape());
   for (int64_t i = 0; i < x->size(); ++i) {
-    double q = std::nearbyint(x->asDouble(i) / s.at(i, 1)) + z.at(i, 0);
+    // Divide in float32 like the reference, then round half to even.
+    float scaled = float(x->asDouble(i)) / float(s.at(i, 1));
+    double q = std::nearbyint(double(scaled)) + z.at(i, 0);
     storeInt(out, i, saturate(q, outType));
   }
   c.outputs[0] = std::move(out);
@@ -2222,7 +2362,7 @@ const llvm::StringMap<Kernel> &kernelRegistry() {
       {"ReduceMax", kReduceMax}, {"ReduceMean", kReduceMean}, {"ReduceMin", kReduceMin},
       {"ReduceProd", kReduceProd}, {"ReduceSum", kReduceSum},
       {"ReduceSumSquare", kReduceSumSquare}, {"Relu", kRelu}, {"Reshape", kReshape},
-      {"Resize", kResize}, {"Round", kRound}, {"Selu", kSelu}, {"Shape", kShape},
+      {"Resize", kResize}, {"Upsample", kUpsample}, {"Round", kRound}, {"Selu", kSelu}, {"Shape", kShape},
       {"Sigmoid", kSigmoid}, {"Sign", kSign}, {"Sin", kSin}, {"Size", kSize}, {"Slice", kSlice},
       {"Softmax", kSoftmax}, {"Softplus", kSoftplus}, {"Softsign", kSoftsign},
       {"SpaceToDepth", kSpaceToDepth}, {"Split", kSplit}, {"Sqrt", kSqrt},

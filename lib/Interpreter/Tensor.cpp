@@ -12,6 +12,8 @@
 
 #include <onnx/onnx_pb.h>
 
+#include <Eigen/Core>
+
 using namespace mlir;
 using llvm::StringRef;
 
@@ -24,7 +26,7 @@ static llvm::Error error(const llvm::Twine &message) {
 size_t dtypeSize(DType type) {
   switch (type) {
   case DType::Bool: case DType::I8: case DType::U8: return 1;
-  case DType::I16: case DType::U16: case DType::F16: return 2;
+  case DType::I16: case DType::U16: case DType::F16: case DType::BF16: return 2;
   case DType::I32: case DType::U32: case DType::F32: return 4;
   case DType::I64: case DType::U64: case DType::F64: return 8;
   case DType::String: return 0;
@@ -37,6 +39,7 @@ StringRef dtypeName(DType type) {
   case DType::F32: return "float32";
   case DType::F64: return "float64";
   case DType::F16: return "float16";
+  case DType::BF16: return "bfloat16";
   case DType::I8: return "int8";
   case DType::I16: return "int16";
   case DType::I32: return "int32";
@@ -55,6 +58,7 @@ std::optional<DType> dtypeFromMLIR(Type type) {
   if (type.isF32()) return DType::F32;
   if (type.isF64()) return DType::F64;
   if (type.isF16()) return DType::F16;
+  if (type.isBF16()) return DType::BF16;
   if (auto i = dyn_cast<IntegerType>(type)) {
     bool u = i.isUnsigned();
     switch (i.getWidth()) {
@@ -96,6 +100,12 @@ Tensor Tensor::view(DType type, llvm::ArrayRef<int64_t> shape, const void *data)
   return t;
 }
 
+Tensor Tensor::bitcast(DType newType) const {
+  Tensor t = *this;
+  t.type = newType;
+  return t;
+}
+
 Tensor Tensor::reshaped(llvm::ArrayRef<int64_t> shape) const {
   Tensor t = *this;
   t.dims.assign(shape.begin(), shape.end());
@@ -115,7 +125,31 @@ double Tensor::asDouble(int64_t i) const {
   case DType::U32: return data<uint32_t>()[i];
   case DType::U64: return double(data<uint64_t>()[i]);
   case DType::Bool: return data<uint8_t>()[i] != 0;
+  case DType::F16: return double(Eigen::half(Eigen::numext::bit_cast<Eigen::half>(data<uint16_t>()[i])));
+  case DType::BF16:
+    return double(Eigen::numext::bit_cast<Eigen::bfloat16>(data<uint16_t>()[i]));
   default: return 0;
+  }
+}
+
+void Tensor::setDouble(int64_t i, double v) {
+  switch (type) {
+  case DType::F32: data<float>()[i] = float(v); break;
+  case DType::F64: data<double>()[i] = v; break;
+  case DType::F16: data<uint16_t>()[i] = Eigen::numext::bit_cast<uint16_t>(Eigen::half(float(v))); break;
+  case DType::BF16:
+    data<uint16_t>()[i] = Eigen::numext::bit_cast<uint16_t>(Eigen::bfloat16(float(v)));
+    break;
+  case DType::Bool: data<uint8_t>()[i] = v != 0; break;
+  case DType::I8: data<int8_t>()[i] = int8_t(v); break;
+  case DType::I16: data<int16_t>()[i] = int16_t(v); break;
+  case DType::I32: data<int32_t>()[i] = int32_t(v); break;
+  case DType::I64: data<int64_t>()[i] = int64_t(v); break;
+  case DType::U8: data<uint8_t>()[i] = uint8_t(v); break;
+  case DType::U16: data<uint16_t>()[i] = uint16_t(v); break;
+  case DType::U32: data<uint32_t>()[i] = uint32_t(v); break;
+  case DType::U64: data<uint64_t>()[i] = uint64_t(v); break;
+  case DType::String: break;
   }
 }
 
@@ -226,7 +260,7 @@ static llvm::Expected<Tensor> fromTensorProto(const onnx::TensorProto &proto, St
       case DType::U64: t.data<uint64_t>()[i] = v; break;
       case DType::I32: t.data<int32_t>()[i] = v; break;
       case DType::U32: t.data<uint32_t>()[i] = v; break;
-      case DType::I16: case DType::U16: case DType::F16:
+      case DType::I16: case DType::U16: case DType::F16: case DType::BF16:
         t.data<uint16_t>()[i] = static_cast<uint16_t>(v); break;
       default: t.data<uint8_t>()[i] = static_cast<uint8_t>(v); break;
       }

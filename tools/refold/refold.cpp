@@ -8,7 +8,9 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "refold/Analysis/ModelStats.h"
 #include "refold/Dialect/ONNX/ONNXOps.h"
+#include "refold/Interpreter/Interpreter.h"
 #include "refold/Passes/Passes.h"
 #include "refold/Translation/ONNXModel.h"
 
@@ -24,7 +26,11 @@
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/WithColor.h"
+#include "llvm/Support/Format.h"
 #include "llvm/Support/raw_ostream.h"
+
+#include <chrono>
+#include <set>
 
 using namespace llvm;
 
@@ -67,6 +73,33 @@ cl::opt<bool> noShapeInference("no-shape-inference",
                                cl::desc("Do not run ONNX shape inference on import"),
                                cl::cat(refoldCategory));
 
+cl::list<std::string> inputValues(
+    "input", cl::desc("Input tensor for --verify and run: NAME=FILE (.pb TensorProto or .npy)"),
+    cl::value_desc("NAME=FILE"), cl::cat(refoldCategory));
+cl::list<std::string> dimValues(
+    "dim", cl::desc("Size of a symbolic dimension of generated inputs: NAME=VALUE "
+                    "(dynamic dimensions without one are 1)"),
+    cl::value_desc("NAME=VALUE"), cl::cat(refoldCategory));
+cl::opt<uint64_t> seed("seed", cl::init(0), cl::desc("Seed of generated random inputs"),
+                       cl::cat(refoldCategory));
+cl::opt<bool> verify("verify",
+                     cl::desc("Run the original and the optimized model in the interpreter "
+                              "and fail when their outputs differ"),
+                     cl::cat(refoldCategory));
+cl::opt<unsigned> verifyRuns("verify-runs", cl::init(3),
+                             cl::desc("Random input sets --verify tries (default 3)"),
+                             cl::cat(refoldCategory));
+cl::opt<double> verifyTol(
+    "verify-tol", cl::init(1e-5),
+    cl::desc("Largest accepted error, relative to the output's max magnitude (default 1e-5)"),
+    cl::cat(refoldCategory));
+// LLVM owns the names -stats and -stats-json; main() maps ours onto these.
+cl::opt<bool> stats("refold-stats", cl::desc("Print the before/after report (--stats)"),
+                    cl::cat(refoldCategory));
+cl::opt<std::string> statsJson("refold-stats-json",
+                               cl::desc("Write the report as JSON to this file (--stats-json)"),
+                               cl::value_desc("file"), cl::cat(refoldCategory));
+
 int fail(const Twine &message) {
   WithColor::error(errs(), "refold") << message << "\n";
   return 1;
@@ -74,6 +107,154 @@ int fail(const Twine &message) {
 
 void warn(const Twine &message) {
   WithColor::warning(errs(), "refold") << message << "\n";
+}
+
+std::string formatNumber(double v) {
+  char buffer[32];
+  snprintf(buffer, sizeof(buffer), "%g", v);
+  return buffer;
+}
+
+cl::opt<unsigned> timeRuns("time-runs", cl::init(0), cl::Hidden,
+                           cl::desc("run: also time this many runs and print the median"),
+                           cl::cat(refoldCategory));
+
+/// Reads --input and --dim.
+bool parseRunInputs(refold::interp::TensorMap &inputs, refold::interp::RunOptions &options) {
+  for (const std::string &entry : inputValues) {
+    auto [name, file] = StringRef(entry).split('=');
+    if (name.empty() || file.empty()) {
+      fail("--input expects NAME=FILE, got '" + entry + "'");
+      return false;
+    }
+    auto tensor = refold::interp::readTensorFile(file);
+    if (!tensor) {
+      fail(toString(tensor.takeError()));
+      return false;
+    }
+    inputs[name.str()] = *tensor;
+  }
+  for (const std::string &entry : dimValues) {
+    auto [name, value] = StringRef(entry).split('=');
+    int64_t size;
+    if (name.empty() || value.getAsInteger(10, size) || size < 0) {
+      fail("--dim expects NAME=VALUE with VALUE >= 0, got '" + entry + "'");
+      return false;
+    }
+    options.dims[name] = size;
+  }
+  options.seed = seed;
+  return true;
+}
+
+/// A file name for a tensor name.
+std::string fileNameFor(StringRef name) {
+  std::string out;
+  for (char c : name)
+    out += (isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.') ? c : '_';
+  return out.empty() ? "unnamed" : out;
+}
+
+/// `refold run MODEL -o DIR`: interpreter outputs (and generated inputs) as .pb files.
+int runModel(mlir::ModuleOp module) {
+  if (outputFile.empty())
+    return fail("run needs an output directory (-o DIR)");
+  refold::interp::TensorMap inputs;
+  refold::interp::RunOptions options;
+  if (!parseRunInputs(inputs, options))
+    return 1;
+  std::set<std::string> given;
+  for (auto &[name, t] : inputs)
+    given.insert(name);
+  auto outputs = refold::interp::run(module, inputs, options);
+  if (!outputs)
+    return fail(inputFile + ": " + toString(outputs.takeError()));
+  if (timeRuns > 0) {
+    std::vector<double> times;
+    for (unsigned i = 0; i < timeRuns; ++i) {
+      auto start = std::chrono::steady_clock::now();
+      auto again = refold::interp::run(module, inputs, options);
+      times.push_back(std::chrono::duration<double, std::milli>(
+                          std::chrono::steady_clock::now() - start).count());
+      if (!again)
+        return fail(toString(again.takeError()));
+    }
+    std::sort(times.begin(), times.end());
+    outs() << "interpreter: median " << formatNumber(times[times.size() / 2]) << " ms over "
+           << timeRuns << " runs\n";
+  }
+  if (auto ec = sys::fs::create_directories(outputFile))
+    return fail(outputFile + ": " + ec.message());
+  unsigned generated = 0;
+  for (auto &[name, tensor] : inputs) {
+    if (given.count(name))
+      continue;
+    std::string path = outputFile + "/" + fileNameFor(name) + ".pb";
+    if (auto err = refold::interp::writeTensorProto(tensor, name, path))
+      return fail(path + ": " + toString(std::move(err)));
+    ++generated;
+  }
+  for (auto &[name, tensor] : *outputs) {
+    std::string path = outputFile + "/" + fileNameFor(name) + ".pb";
+    if (auto err = refold::interp::writeTensorProto(tensor, name, path))
+      return fail(path + ": " + toString(std::move(err)));
+  }
+  if (!quiet)
+    outs() << "refold: wrote " << outputs->size() << " output(s)"
+           << (generated ? " and " + std::to_string(generated) + " generated input(s)" : "")
+           << " to " << outputFile << "\n";
+  return 0;
+}
+
+/// Runs both models on the same inputs; fills `results`, returns false on
+/// an interpreter error (reported).
+bool verifyModels(mlir::ModuleOp original, mlir::ModuleOp optimized,
+                  std::vector<refold::VerifyResult> &results) {
+  refold::interp::TensorMap given;
+  refold::interp::RunOptions options;
+  if (!parseRunInputs(given, options))
+    return false;
+  std::map<std::string, refold::VerifyResult> worst;
+  std::map<std::string, double> magnitude;
+  unsigned runs = std::max(1u, unsigned(verifyRuns));
+  for (unsigned r = 0; r < runs; ++r) {
+    refold::interp::TensorMap inputs = given;
+    options.seed = seed + r;
+    auto expected = refold::interp::run(original, inputs, options);
+    if (!expected) {
+      fail("cannot verify: " + toString(expected.takeError()));
+      return false;
+    }
+    auto actual = refold::interp::run(optimized, inputs, options);
+    if (!actual) {
+      fail("cannot verify the optimized model: " + toString(actual.takeError()));
+      return false;
+    }
+    for (auto &[name, want] : *expected) {
+      auto &result = worst[name];
+      result.output = name;
+      auto it = actual->find(name);
+      if (it == actual->end() || it->second.shape() != want.shape() ||
+          it->second.dtype() != want.dtype()) {
+        result.maxAbs = result.maxRel = std::numeric_limits<double>::infinity();
+        continue;
+      }
+      double maxAbs = 0, maxMag = 0;
+      for (int64_t i = 0; i < want.size(); ++i) {
+        double a = want.asDouble(i), b = it->second.asDouble(i);
+        maxMag = std::max(maxMag, std::abs(a));
+        double diff = std::isnan(a) && std::isnan(b) ? 0 : std::abs(a - b);
+        maxAbs = std::max(maxAbs, std::isnan(diff) ? std::numeric_limits<double>::infinity() : diff);
+      }
+      result.maxAbs = std::max(result.maxAbs, maxAbs);
+      result.maxRel = std::max(result.maxRel, maxMag > 0 ? maxAbs / maxMag : maxAbs);
+    }
+    if (inputValues.size() && given.size() == inputs.size())
+      break; // every input was given: more runs would repeat this one
+  }
+  for (auto &[name, r] : worst)
+    results.push_back(r);
+  return true;
 }
 
 /// Nodes of the main graph (initializers and placeholders are not nodes).
@@ -95,16 +276,37 @@ void printVersion(raw_ostream &os) {
 int main(int argc, char **argv) {
   InitLLVM y(argc, argv);
   refold::registerRefoldPasses();
+  // `refold run MODEL ...` is the interpreter; everything else optimizes.
+  bool runMode = argc > 1 && StringRef(argv[1]) == "run";
+  std::vector<char *> args(argv, argv + argc);
+  if (runMode)
+    args.erase(args.begin() + 1);
+  std::vector<std::string> renamed;
+  renamed.reserve(args.size());
+  for (char *&arg : args) {
+    StringRef a(arg);
+    for (StringRef prefix : {"--stats-json", "-stats-json", "--stats", "-stats"}) {
+      if (a == prefix || a.starts_with((prefix + "=").str())) {
+        renamed.push_back("--refold-" + a.ltrim('-').str());
+        arg = renamed.back().data();
+        break;
+      }
+    }
+  }
+  argc = args.size();
+  argv = args.data();
   cl::HideUnrelatedOptions(refoldCategory);
   cl::SetVersionPrinter(printVersion);
   cl::ParseCommandLineOptions(
       argc, argv,
       "refold: rewrites a trained ONNX model into its deploy form\n\n"
-      "  refold IN.onnx -o OUT.onnx [-O0|-O1|-O2]\n");
+      "  refold IN.onnx -o OUT.onnx [-O0|-O1|-O2] [--verify] [--stats]\n"
+      "  refold run IN.onnx [--input NAME=FILE]... [--dim NAME=VALUE]... -o DIR\n");
 
   if (inputFile.empty())
     return fail("no input model given (see --help)");
-  if (outputFile.empty())
+  bool reportOnly = stats || !statsJson.empty() || verify;
+  if (outputFile.empty() && !runMode && !reportOnly)
     return fail("no output file given (-o OUT.onnx)");
 
   mlir::DialectRegistry registry;
@@ -136,7 +338,13 @@ int main(int argc, char **argv) {
     module = std::move(*imported);
   }
 
-  size_t nodesBefore = countNodes(*module);
+  if (runMode)
+    return runModel(*module);
+
+  mlir::OwningOpRef<mlir::ModuleOp> original;
+  if (verify)
+    original = module->clone();
+  refold::ModelStats statsBefore = refold::computeStats(*module);
   mlir::PassManager pm(&context, mlir::ModuleOp::getOperationName());
   if (!passPipeline.empty()) {
     std::string parseError;
@@ -155,12 +363,42 @@ int main(int argc, char **argv) {
   if (failed(pm.run(*module)))
     return 1;
 
-  size_t nodesAfter = countNodes(*module);
+  refold::ModelStats statsAfter = refold::computeStats(*module);
+
+  std::vector<refold::VerifyResult> verifyResults;
+  bool verifyFailed = false;
+  if (verify) {
+    if (!verifyModels(*original, *module, verifyResults))
+      return 1;
+    for (const auto &r : verifyResults) {
+      bool bad = !(r.maxRel <= verifyTol);
+      verifyFailed |= bad;
+      outs() << "verify: output '" << r.output << "': max abs error " << format("%.3g", r.maxAbs)
+             << ", max relative error " << format("%.3g", r.maxRel)
+             << (bad ? "  FAILED" : "") << "\n";
+    }
+  }
+  if (stats)
+    refold::printStatsTable(outs(), statsBefore, statsAfter);
+  if (!statsJson.empty()) {
+    auto status = writeToOutput(statsJson, [&](raw_ostream &os) {
+      refold::printStatsJson(os, statsBefore, statsAfter, verify ? &verifyResults : nullptr);
+      return Error::success();
+    });
+    if (status)
+      return fail(statsJson + ": " + toString(std::move(status)));
+  }
+  if (verifyFailed)
+    return fail("verification failed: the optimized model's outputs differ by more than " +
+                formatNumber(verifyTol) +
+                " relative to the original's; no output written");
   auto summary = [&] {
     if (!quiet)
-      outs() << "refold: " << inputFile << " -> " << outputFile << ": " << nodesBefore
-             << " -> " << nodesAfter << " nodes\n";
+      outs() << "refold: " << inputFile << " -> " << outputFile << ": "
+             << refold::statsSummary(statsBefore, statsAfter) << "\n";
   };
+  if (outputFile.empty())
+    return 0;
 
   if (StringRef(outputFile).ends_with(".mlir")) {
     std::error_code ec;

@@ -21,7 +21,7 @@ namespace refold::interp {
 /// TensorProto data types, so conversions are direct.
 enum class DType : int32_t {
   F32 = 1, U8 = 2, I8 = 3, U16 = 4, I16 = 5, I32 = 6, I64 = 7, String = 8,
-  Bool = 9, F16 = 10, F64 = 11, U32 = 12, U64 = 13,
+  Bool = 9, F16 = 10, F64 = 11, U32 = 12, U64 = 13, BF16 = 16,
 };
 
 size_t dtypeSize(DType type);
@@ -55,10 +55,15 @@ public:
   char *raw() { return storage.get(); }
   const char *raw() const { return storage.get(); }
 
+  /// Same data read as another type of the same size.
+  Tensor bitcast(DType type) const;
   /// Same data, new shape (sizes must match).
   Tensor reshaped(llvm::ArrayRef<int64_t> shape) const;
   /// Element i converted to double / int64 (for shape and index inputs).
   double asDouble(int64_t i) const;
+  /// Stores `v` converted to this tensor's type (round to nearest for
+  /// floats, truncation for integers, v != 0 for bool).
+  void setDouble(int64_t i, double v);
   int64_t asInt(int64_t i) const;
   std::vector<int64_t> toInts() const;
 

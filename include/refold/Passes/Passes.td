@@ -22,4 +22,13 @@ def Cleanup : Pass<"onnx-cleanup", "::mlir::func::FuncOp"> {
   ];
 }
 
+def TestBreakRewrite : Pass<"test-break-rewrite", "::mlir::func::FuncOp"> {
+  let summary = "Test only: perturb one float weight, a wrong rewrite --verify must catch";
+  let description = [{
+    Replaces the first float32 initializer that has users by a copy scaled
+    by 1.01. Used by the tests of `refold --verify`; never part of a pipeline.
+  }];
+  let dependentDialects = ["::refold::ir::ONNXDialect"];
+}
+
 #endif // REFOLD_PASSES_TD
