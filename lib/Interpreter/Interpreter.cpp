@@ -9,6 +9,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinAttributes.h"
 
+#include <chrono>
 #include <random>
 #include <set>
 
@@ -290,7 +291,13 @@ llvm::Expected<TensorMap> run(ModuleOp module, TensorMap &inputs, const RunOptio
         numOutputs = i + 1;
     ctx.numOutputs = numOutputs;
     ctx.outputs.resize(op.getNumResults());
-    if (Error err = kernel->second(ctx)) {
+    auto start = std::chrono::steady_clock::now();
+    Error kernelError = kernel->second(ctx);
+    if (options.profile)
+      (*options.profile)[opType.str()] +=
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+              .count();
+    if (Error err = std::move(kernelError)) {
       std::string message = llvm::toString(std::move(err));
       StringRef reason(message);
       reason.consume_front((opType + ": ").str());

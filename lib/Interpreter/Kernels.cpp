@@ -308,6 +308,26 @@ Error arithmetic(KernelContext &ctx, Arith kind) {
   bool handled = dispatchNumeric(a->dtype(), [&](auto t) {
     using T = decltype(t);
     consumeError(std::move(result));
+    // A lambda per kind keeps the inner loops free of a switch (vectorizable).
+    switch (kind) {
+    case Arith::Add:
+      result = binaryTyped<T, T>(ctx, *a, *b, [](T x, T y) { return T(x + y); });
+      return;
+    case Arith::Sub:
+      result = binaryTyped<T, T>(ctx, *a, *b, [](T x, T y) { return T(x - y); });
+      return;
+    case Arith::Mul:
+      result = binaryTyped<T, T>(ctx, *a, *b, [](T x, T y) { return T(x * y); });
+      return;
+    case Arith::Pow:
+      if (b->size() == 1 && b->asDouble(0) == 2.0) {
+        result = binaryTyped<T, T>(ctx, *a, *b, [](T x, T) { return T(x * x); });
+        return;
+      }
+      break;
+    default:
+      break;
+    }
     result = binaryTyped<T, T>(ctx, *a, *b, [&](T x, T y) { return arith<T>(kind, x, y, fmod); });
   });
   if (!handled)
@@ -574,9 +594,16 @@ Error matmulTyped(KernelContext &c, const Tensor &a0, const Tensor &b0, Tensor &
   if (!vecA) outShape.push_back(m);
   if (!vecB) outShape.push_back(n);
   Tensor out(dtypeOf<T>(), outShape);
-  std::array<Shape, 2> strides = {broadcastStrides(batchA, *batch), broadcastStrides(batchB, *batch)};
   const T *pa = a0.data<T>(), *pb = b0.data<T>();
   T *pc = out.data<T>();
+  if (batchB.empty()) {
+    // B is one matrix: every row of every batch of A is one GEMM.
+    int64_t rows = numElements(batchA) * m;
+    MapM<T>(pc, rows, n).noalias() = CMapM<T>(pa, rows, k) * CMapM<T>(pb, k, n);
+    outTensor = std::move(out);
+    return ok();
+  }
+  std::array<Shape, 2> strides = {broadcastStrides(batchA, *batch), broadcastStrides(batchB, *batch)};
   forEachBroadcast<2>(*batch, strides, [&](int64_t i, const std::array<int64_t, 2> &o) {
     CMapM<T> A(pa + o[0] * m * k, m, k);
     CMapM<T> B(pb + o[1] * k * n, k, n);
@@ -797,6 +824,40 @@ Error convTyped(KernelContext &c, const T *x, ArrayRef<int64_t> xShape, const T 
   int64_t outSize = w.out[0] * w.out[1] * w.out[2];
   int64_t inPlane = w.in[0] * w.in[1] * w.in[2];
   Tensor out(dtypeOf<T>(), spatialShape(w, n, m, true));
+  if (cg == 1 && mg == 1 && w.in[0] == 1) {
+    // Depthwise 1-D/2-D: a direct loop beats one tiny GEMM per channel.
+    for (int64_t b = 0; b < n; ++b)
+      for (int64_t ch = 0; ch < channels; ++ch) {
+        const T *xc = x + (b * channels + ch) * inPlane;
+        const T *wc = wt + ch * kernelSize;
+        T *yc = out.data<T>() + (b * m + ch) * outSize;
+        std::fill(yc, yc + outSize, bias ? bias[ch] : T(0));
+        for (int64_t kh = 0; kh < w.kernel[1]; ++kh)
+          for (int64_t kw = 0; kw < w.kernel[2]; ++kw) {
+            T weight = wc[kh * w.kernel[2] + kw];
+            int64_t iw0 = -w.padBegin[2] + kw * w.dilation[2];
+            for (int64_t oh = 0; oh < w.out[1]; ++oh) {
+              int64_t ih = oh * w.stride[1] - w.padBegin[1] + kh * w.dilation[1];
+              if (ih < 0 || ih >= w.in[1])
+                continue;
+              const T *src = xc + ih * w.in[2];
+              T *dst = yc + oh * w.out[2];
+              if (w.stride[2] == 1) {
+                int64_t lo = std::max<int64_t>(0, -iw0);
+                int64_t hi = std::min<int64_t>(w.out[2], w.in[2] - iw0);
+                for (int64_t ow = lo; ow < hi; ++ow)
+                  dst[ow] += weight * src[iw0 + ow];
+              } else {
+                for (int64_t ow = 0, iw = iw0; ow < w.out[2]; ++ow, iw += w.stride[2])
+                  if (iw >= 0 && iw < w.in[2])
+                    dst[ow] += weight * src[iw];
+              }
+            }
+          }
+      }
+    result = std::move(out);
+    return ok();
+  }
   bool pointwise = kernelSize == 1 && w.stride == std::array<int64_t, 3>{1, 1, 1} &&
                    w.padBegin == std::array<int64_t, 3>{0, 0, 0} &&
                    w.padEnd == std::array<int64_t, 3>{0, 0, 0};

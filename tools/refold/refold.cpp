@@ -170,6 +170,8 @@ int runModel(mlir::ModuleOp module) {
   if (!outputs)
     return fail(inputFile + ": " + toString(outputs.takeError()));
   if (timeRuns > 0) {
+    std::map<std::string, double> profile;
+    options.profile = &profile;
     std::vector<double> times;
     for (unsigned i = 0; i < timeRuns; ++i) {
       auto start = std::chrono::steady_clock::now();
@@ -182,6 +184,12 @@ int runModel(mlir::ModuleOp module) {
     std::sort(times.begin(), times.end());
     outs() << "interpreter: median " << formatNumber(times[times.size() / 2]) << " ms over "
            << timeRuns << " runs\n";
+    std::vector<std::pair<double, std::string>> byTime;
+    for (auto &[op, ms] : profile)
+      byTime.push_back({ms / timeRuns, op});
+    std::sort(byTime.rbegin(), byTime.rend());
+    for (auto &[ms, op] : byTime)
+      outs() << "  " << op << ": " << formatNumber(ms) << " ms per run\n";
   }
   if (auto ec = sys::fs::create_directories(outputFile))
     return fail(outputFile + ": " + ec.message());

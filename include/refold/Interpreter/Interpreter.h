@@ -29,6 +29,8 @@ struct RunOptions {
   int64_t defaultDim = 1;
   /// Seed of generated random inputs.
   uint64_t seed = 0;
+  /// When set, receives the milliseconds spent per operator type.
+  std::map<std::string, double> *profile = nullptr;
 };
 
 /// Runs `module`'s main graph. Inputs missing from `inputs` are generated
