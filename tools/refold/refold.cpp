@@ -101,6 +101,7 @@ cl::opt<std::string> statsJson("refold-stats-json",
                                cl::value_desc("file"), cl::cat(refoldCategory));
 
 int fail(const Twine &message) {
+  outs().flush(); // keep report lines before the error
   WithColor::error(errs(), "refold") << message << "\n";
   return 1;
 }
@@ -115,6 +116,8 @@ std::string formatNumber(double v) {
   return buffer;
 }
 
+cl::opt<bool> printOutputs("print", cl::desc("run: also print the outputs' values"),
+                           cl::cat(refoldCategory));
 cl::opt<unsigned> timeRuns("time-runs", cl::init(0), cl::Hidden,
                            cl::desc("run: also time this many runs and print the median"),
                            cl::cat(refoldCategory));
@@ -207,6 +210,14 @@ int runModel(mlir::ModuleOp module) {
     if (auto err = refold::interp::writeTensorProto(tensor, name, path))
       return fail(path + ": " + toString(std::move(err)));
   }
+  if (printOutputs)
+    for (auto &[name, tensor] : *outputs) {
+      outs() << name << ": " << refold::interp::dtypeName(tensor.dtype())
+             << refold::interp::shapeString(tensor.shape()) << " =";
+      for (int64_t i = 0; i < tensor.size(); ++i)
+        outs() << " " << formatNumber(tensor.asDouble(i));
+      outs() << "\n";
+    }
   if (!quiet)
     outs() << "refold: wrote " << outputs->size() << " output(s)"
            << (generated ? " and " + std::to_string(generated) + " generated input(s)" : "")
