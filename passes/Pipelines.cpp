@@ -8,5 +8,11 @@
 void refold::buildRefoldPipeline(mlir::OpPassManager &pm, OptLevel level) {
   if (level == OptLevel::O0)
     return; // a pure round-trip
-  pm.addNestedPass<mlir::func::FuncOp>(createCleanup());
+  auto &graph = pm.nest<mlir::func::FuncOp>();
+  graph.addPass(createCleanup());
+  graph.addPass(createFoldBatchNorm());
+  if (level == OptLevel::O2)
+    graph.addPass(createMergeParallelBranches());
+  // Weights and placeholders the rewrites left unused.
+  graph.addPass(createCleanup());
 }

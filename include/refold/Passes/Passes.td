@@ -22,6 +22,32 @@ def Cleanup : Pass<"onnx-cleanup", "::mlir::func::FuncOp"> {
   ];
 }
 
+def FoldBatchNorm : Pass<"onnx-fold-batchnorm", "::mlir::func::FuncOp"> {
+  let summary = "Fold BatchNormalization into the Conv, ConvTranspose, Gemm or MatMul before it";
+  let description = [{
+    BN(y) = y * s + t per output channel, s = scale / sqrt(var + eps),
+    t = B - mean * s. The preceding linear op's weight is scaled by s along
+    its output channels and t joins its bias (a 2-D MatMul becomes a Gemm).
+    Refused when the linear op's output has other users, when weights or
+    BN parameters are not float32 constants, or when channels disagree.
+  }];
+  let dependentDialects = ["::refold::ir::ONNXDialect"];
+}
+
+def MergeParallelBranches : Pass<"onnx-merge-parallel", "::mlir::func::FuncOp"> {
+  let summary = "Merge Add of parallel conv/identity/BN branches on one input into one Conv";
+  let description = [{
+    Add(conv_a(x), conv_b(x)), Add(conv(x), x) and Add(conv(x), BN(x)) on a
+    2-D convolution become one Conv: smaller kernels are zero-padded into the
+    centre of the largest, identity and BN(identity) become one tap per
+    channel. Refused for different inputs, strides, groups or channels,
+    misaligned centres (odd size difference or padding that does not match),
+    an identity with stride or channel change, dilation, auto_pad, or branch
+    outputs with other users.
+  }];
+  let dependentDialects = ["::refold::ir::ONNXDialect"];
+}
+
 def TestBreakRewrite : Pass<"test-break-rewrite", "::mlir::func::FuncOp"> {
   let summary = "Test only: perturb one float weight, a wrong rewrite --verify must catch";
   let description = [{

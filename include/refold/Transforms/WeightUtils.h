@@ -1,0 +1,51 @@
+//===- WeightUtils.h - weight arithmetic shared by the rewrites -*- C++ -*-===//
+//
+// Every pass that changes weights reads them, computes with Eigen, and writes
+// new initializers through these helpers, so the arithmetic (and its
+// rounding) lives in one place. Weights are never changed in place: an
+// initializer may have other users.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef REFOLD_TRANSFORMS_WEIGHTUTILS_H
+#define REFOLD_TRANSFORMS_WEIGHTUTILS_H
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/Value.h"
+#include "llvm/ADT/SmallVector.h"
+
+#include <optional>
+#include <vector>
+
+namespace refold::weights {
+
+/// A dense float32 tensor computed at compile time.
+struct F32Tensor {
+  llvm::SmallVector<int64_t, 4> shape;
+  std::vector<float> data;
+
+  F32Tensor() = default;
+  F32Tensor(llvm::ArrayRef<int64_t> shape, float fill = 0);
+  int64_t size() const { return data.size(); }
+  int64_t dim(int64_t i) const { return shape[i]; }
+  int64_t rank() const { return shape.size(); }
+};
+
+/// The float32 value of `value` when it is an initializer or a Constant
+/// (a graph input with a default is not constant: the caller may override it).
+std::optional<F32Tensor> getConstantF32(mlir::Value value);
+
+/// The value of a scalar or single-element float constant.
+std::optional<float> getScalarF32(mlir::Value value);
+
+/// A new initializer holding `tensor` (a blob resource when large). `nameHint`
+/// becomes its name; the exporter makes names unique.
+mlir::Value createInitializer(mlir::OpBuilder &builder, mlir::Location loc,
+                              llvm::StringRef nameHint, const F32Tensor &tensor);
+
+/// The name recorded for `value` (initializer name or producer's output name).
+std::string nameOf(mlir::Value value);
+
+} // namespace refold::weights
+
+#endif // REFOLD_TRANSFORMS_WEIGHTUTILS_H

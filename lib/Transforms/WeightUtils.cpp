@@ -1,0 +1,90 @@
+//===- WeightUtils.cpp - weight arithmetic shared by the rewrites -----------===//
+
+#include "refold/Transforms/WeightUtils.h"
+
+#include "refold/Dialect/ONNX/ONNXOps.h"
+
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
+
+using namespace mlir;
+
+namespace refold::weights {
+
+F32Tensor::F32Tensor(ArrayRef<int64_t> dims, float fill) : shape(dims.begin(), dims.end()) {
+  int64_t n = 1;
+  for (int64_t d : dims)
+    n *= d;
+  data.assign(n, fill);
+}
+
+static std::optional<F32Tensor> fromElements(ElementsAttr attr) {
+  auto type = dyn_cast<RankedTensorType>(attr.getType());
+  if (!type || !type.getElementType().isF32() || !type.hasStaticShape())
+    return std::nullopt;
+  F32Tensor t(type.getShape());
+  if (auto resource = dyn_cast<DenseResourceElementsAttr>(attr)) {
+    AsmResourceBlob *blob = resource.getRawHandle().getBlob();
+    if (!blob || blob->getData().size() != t.data.size() * sizeof(float))
+      return std::nullopt;
+    std::memcpy(t.data.data(), blob->getData().data(), blob->getData().size());
+    return t;
+  }
+  if (auto dense = dyn_cast<DenseElementsAttr>(attr)) {
+    int64_t i = 0;
+    for (float v : dense.getValues<float>())
+      t.data[i++] = v;
+    return t;
+  }
+  return std::nullopt;
+}
+
+std::optional<F32Tensor> getConstantF32(Value value) {
+  Operation *def = value.getDefiningOp();
+  if (auto init = dyn_cast_or_null<ir::InitializerOp>(def))
+    return fromElements(init.getValue());
+  if (auto constant = dyn_cast_or_null<ir::ConstantOp>(def))
+    return fromElements(constant.getValue());
+  return std::nullopt;
+}
+
+std::optional<float> getScalarF32(Value value) {
+  auto t = getConstantF32(value);
+  if (!t || t->size() != 1)
+    return std::nullopt;
+  return t->data[0];
+}
+
+Value createInitializer(OpBuilder &builder, Location loc, StringRef nameHint,
+                        const F32Tensor &tensor) {
+  auto type = RankedTensorType::get(tensor.shape, builder.getF32Type());
+  ElementsAttr value;
+  if (tensor.data.size() * sizeof(float) <= 64) {
+    value = DenseElementsAttr::get(type, ArrayRef<float>(tensor.data));
+  } else {
+    // Weights are blobs, not uniqued attributes: they are freed with the module.
+    value = DenseResourceElementsAttr::get(
+        type, nameHint.empty() ? "weight" : nameHint,
+        HeapAsmResourceBlob::allocateAndCopyInferAlign(ArrayRef<float>(tensor.data)));
+  }
+  // Initializers live at the top of the graph, before their users.
+  OpBuilder::InsertionGuard guard(builder);
+  Block *block = builder.getInsertionBlock();
+  builder.setInsertionPointToStart(block);
+  return builder.create<ir::InitializerOp>(loc, builder.getStringAttr(nameHint), value);
+}
+
+std::string nameOf(Value value) {
+  if (auto init = value.getDefiningOp<ir::InitializerOp>())
+    return init.getName().str();
+  if (Operation *def = value.getDefiningOp())
+    if (auto names = def->getAttrOfType<ArrayAttr>(ir::kOutputNamesAttr)) {
+      unsigned index = cast<OpResult>(value).getResultNumber();
+      if (index < names.size())
+        if (auto s = dyn_cast<StringAttr>(names[index]))
+          return s.str();
+    }
+  return "";
+}
+
+} // namespace refold::weights
