@@ -1,0 +1,105 @@
+// RUN: refold-opt %s -split-input-file --pass-pipeline='builtin.module(func.func(onnx-fold-batchnorm))' | FileCheck %s
+
+// s = scale / sqrt(var + eps) = [4/2, 3/3] = [2, 1]; W' = W * s; b' = (b - mean) * s + B.
+// CHECK-LABEL: func.func @conv
+// CHECK-DAG: %[[W:.*]] = onnx.initializer "w_bn" = dense<{{\[\[\[\[}}2.000000e+00]]], {{\[\[\[}}1.000000e+00]]]]> : tensor<2x1x1x1xf32>
+// CHECK-DAG: %[[B:.*]] = onnx.initializer "w_bn_bias" = dense<[5.000000e-01, 2.000000e+00]> : tensor<2xf32>
+// CHECK: %[[C:.*]] = onnx.Conv(%arg0, %[[W]], %[[B]]) {onnx.name = "conv", onnx.outputs = ["bn_out"]}
+// CHECK-NOT: onnx.BatchNormalization
+// CHECK: return %[[C]]
+func.func @conv(%x: tensor<1x1x4x4xf32>) -> tensor<1x2x4x4xf32> {
+  %w = onnx.initializer "w" = dense<1.0> : tensor<2x1x1x1xf32>
+  %b = onnx.initializer "b" = dense<[1.0, 2.0]> : tensor<2xf32>
+  %scale = onnx.initializer "scale" = dense<[4.0, 3.0]> : tensor<2xf32>
+  %beta = onnx.initializer "beta" = dense<[0.5, 0.0]> : tensor<2xf32>
+  %mean = onnx.initializer "mean" = dense<[1.0, 0.0]> : tensor<2xf32>
+  %var = onnx.initializer "var" = dense<[3.0, 8.0]> : tensor<2xf32>
+  %c = onnx.Conv(%x, %w, %b) {onnx.name = "conv", onnx.outputs = ["conv_out"]} : (tensor<1x1x4x4xf32>, tensor<2x1x1x1xf32>, tensor<2xf32>) -> tensor<1x2x4x4xf32>
+  %y = onnx.BatchNormalization(%c, %scale, %beta, %mean, %var) {epsilon = 1.0 : f32, onnx.outputs = ["bn_out"]} : (tensor<1x2x4x4xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<1x2x4x4xf32>
+  return %y : tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// The conv's output has another user: folding would change it. Refused.
+// CHECK-LABEL: func.func @conv_two_users
+// CHECK: onnx.Conv
+// CHECK: onnx.BatchNormalization
+func.func @conv_two_users(%x: tensor<1x1x4x4xf32>) -> (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) {
+  %none = onnx.none
+  %w = onnx.initializer "w" = dense<1.0> : tensor<2x1x1x1xf32>
+  %p = onnx.initializer "p" = dense<1.0> : tensor<2xf32>
+  %c = onnx.Conv(%x, %w, %none) : (tensor<1x1x4x4xf32>, tensor<2x1x1x1xf32>, none) -> tensor<1x2x4x4xf32>
+  %y = onnx.BatchNormalization(%c, %p, %p, %p, %p) : (tensor<1x2x4x4xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<1x2x4x4xf32>
+  return %y, %c : tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// A weight computed at run time cannot be folded. Refused.
+// CHECK-LABEL: func.func @dynamic_weight
+// CHECK: onnx.BatchNormalization
+func.func @dynamic_weight(%x: tensor<1x1x4x4xf32>, %w: tensor<2x1x1x1xf32>) -> tensor<1x2x4x4xf32> {
+  %none = onnx.none
+  %p = onnx.initializer "p" = dense<1.0> : tensor<2xf32>
+  %c = onnx.Conv(%x, %w, %none) : (tensor<1x1x4x4xf32>, tensor<2x1x1x1xf32>, none) -> tensor<1x2x4x4xf32>
+  %y = onnx.BatchNormalization(%c, %p, %p, %p, %p) : (tensor<1x2x4x4xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<1x2x4x4xf32>
+  return %y : tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// ConvTranspose weight [I, O/g, k, k]: output channel g * (O/g) + j.
+// CHECK-LABEL: func.func @conv_transpose
+// CHECK: onnx.ConvTranspose
+// CHECK-NOT: onnx.BatchNormalization
+func.func @conv_transpose(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x8x8xf32> {
+  %none = onnx.none
+  %w = onnx.initializer "w" = dense<1.0> : tensor<2x1x2x2xf32>
+  %p = onnx.initializer "p" = dense<[1.0, 2.0]> : tensor<2xf32>
+  %c = onnx.ConvTranspose(%x, %w, %none) {group = 2 : i64, strides = array<i64: 2, 2>} : (tensor<1x2x4x4xf32>, tensor<2x1x2x2xf32>, none) -> tensor<1x2x8x8xf32>
+  %y = onnx.BatchNormalization(%c, %p, %p, %p, %p) : (tensor<1x2x8x8xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<1x2x8x8xf32>
+  return %y : tensor<1x2x8x8xf32>
+}
+
+// -----
+
+// Gemm with transB: scale rows of B; alpha and beta move into B and C.
+// CHECK-LABEL: func.func @gemm
+// CHECK: %[[G:.*]] = onnx.Gemm(%arg0, %{{.*}}, %{{.*}}) {onnx.outputs = ["y"], transB = 1 : i64}
+// CHECK-NOT: onnx.BatchNormalization
+// CHECK: return %[[G]]
+func.func @gemm(%a: tensor<3x4xf32>) -> tensor<3x2xf32> {
+  %w = onnx.initializer "w" = dense<1.0> : tensor<2x4xf32>
+  %c = onnx.initializer "c" = dense<[1.0, 2.0]> : tensor<2xf32>
+  %p = onnx.initializer "p" = dense<[1.0, 2.0]> : tensor<2xf32>
+  %g = onnx.Gemm(%a, %w, %c) {alpha = 2.0 : f32, beta = 0.5 : f32, transB = 1 : i64} : (tensor<3x4xf32>, tensor<2x4xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+  %y = onnx.BatchNormalization(%g, %p, %p, %p, %p) {onnx.outputs = ["y"]} : (tensor<3x2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+  return %y : tensor<3x2xf32>
+}
+
+// -----
+
+// A 2-D MatMul becomes a Gemm carrying the BN; a 3-D one is refused (BN
+// normalizes axis 1, which is not the MatMul's column axis there).
+// CHECK-LABEL: func.func @matmul
+// CHECK: onnx.Gemm
+// CHECK-NOT: onnx.MatMul
+// CHECK-NOT: onnx.BatchNormalization
+// CHECK-LABEL: func.func @matmul_3d
+// CHECK: onnx.MatMul
+// CHECK: onnx.BatchNormalization
+func.func @matmul(%a: tensor<3x4xf32>) -> tensor<3x2xf32> {
+  %w = onnx.initializer "w" = dense<1.0> : tensor<4x2xf32>
+  %p = onnx.initializer "p" = dense<[1.0, 2.0]> : tensor<2xf32>
+  %m = onnx.MatMul(%a, %w) : (tensor<3x4xf32>, tensor<4x2xf32>) -> tensor<3x2xf32>
+  %y = onnx.BatchNormalization(%m, %p, %p, %p, %p) : (tensor<3x2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+  return %y : tensor<3x2xf32>
+}
+func.func @matmul_3d(%a: tensor<2x3x4xf32>) -> tensor<2x3x2xf32> {
+  %w = onnx.initializer "w" = dense<1.0> : tensor<4x2xf32>
+  %p = onnx.initializer "p" = dense<[1.0, 2.0, 3.0]> : tensor<3xf32>
+  %m = onnx.MatMul(%a, %w) : (tensor<2x3x4xf32>, tensor<4x2xf32>) -> tensor<2x3x2xf32>
+  %y = onnx.BatchNormalization(%m, %p, %p, %p, %p) : (tensor<2x3x2xf32>, tensor<3xf32>, tensor<3xf32>, tensor<3xf32>, tensor<3xf32>) -> tensor<2x3x2xf32>
+  return %y : tensor<2x3x2xf32>
+}

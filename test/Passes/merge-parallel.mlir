@@ -1,0 +1,73 @@
+// RUN: refold-opt %s -split-input-file --pass-pipeline='builtin.module(func.func(onnx-merge-parallel))' | FileCheck %s
+
+// RepVGG: 3x3 (pads 1) + 1x1 (pads 0) + identity -> one 3x3 conv. The 1x1
+// and the identity land on the centre tap: 1 + 2 + 1 = 4 at (1, 1).
+// CHECK-LABEL: func.func @repvgg
+// CHECK-DAG: %[[W:.*]] = onnx.initializer "sum2_weight" = dense<{{\[\[\[\[}}1.000000e+00, 1.000000e+00, 1.000000e+00], [1.000000e+00, 4.000000e+00, 1.000000e+00], [1.000000e+00, 1.000000e+00, 1.000000e+00]]]]>
+// CHECK-DAG: %[[B:.*]] = onnx.initializer "sum2_bias" = dense<3.000000e+00> : tensor<1xf32>
+// CHECK: %[[C:.*]] = onnx.Conv(%arg0, %[[W]], %[[B]]) {kernel_shape = array<i64: 3, 3>, onnx.name = "conv3", onnx.outputs = ["sum2"], pads = array<i64: 1, 1, 1, 1>}
+// CHECK-NEXT: return %[[C]]
+func.func @repvgg(%x: tensor<1x1x4x4xf32>) -> tensor<1x1x4x4xf32> {
+  %w3 = onnx.initializer "w3" = dense<1.0> : tensor<1x1x3x3xf32>
+  %b3 = onnx.initializer "b3" = dense<1.0> : tensor<1xf32>
+  %w1 = onnx.initializer "w1" = dense<2.0> : tensor<1x1x1x1xf32>
+  %b1 = onnx.initializer "b1" = dense<2.0> : tensor<1xf32>
+  %c3 = onnx.Conv(%x, %w3, %b3) {onnx.name = "conv3", pads = array<i64: 1, 1, 1, 1>} : (tensor<1x1x4x4xf32>, tensor<1x1x3x3xf32>, tensor<1xf32>) -> tensor<1x1x4x4xf32>
+  %c1 = onnx.Conv(%x, %w1, %b1) : (tensor<1x1x4x4xf32>, tensor<1x1x1x1xf32>, tensor<1xf32>) -> tensor<1x1x4x4xf32>
+  %s1 = onnx.Add(%c3, %c1) {onnx.outputs = ["sum1"]} : (tensor<1x1x4x4xf32>, tensor<1x1x4x4xf32>) -> tensor<1x1x4x4xf32>
+  %s2 = onnx.Add(%x, %s1) {onnx.outputs = ["sum2"]} : (tensor<1x1x4x4xf32>, tensor<1x1x4x4xf32>) -> tensor<1x1x4x4xf32>
+  return %s2 : tensor<1x1x4x4xf32>
+}
+
+// -----
+
+// BN(identity): its scale lands on the centre tap, its shift in the bias
+// (s = 4 / sqrt(3 + 1) = 2, t = 1 - 1 * 2 = -1). ACNet's 1x3 and 3x1 centre
+// into the 3x3 too.
+// CHECK-LABEL: func.func @acnet_bn_identity
+// CHECK-COUNT-1: onnx.Conv
+// CHECK-NOT: onnx.Conv
+// CHECK-NOT: onnx.Add
+// CHECK-NOT: onnx.BatchNormalization
+func.func @acnet_bn_identity(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> {
+  %none = onnx.none
+  %w33 = onnx.initializer "w33" = dense<1.0> : tensor<2x2x3x3xf32>
+  %w13 = onnx.initializer "w13" = dense<1.0> : tensor<2x2x1x3xf32>
+  %w31 = onnx.initializer "w31" = dense<1.0> : tensor<2x2x3x1xf32>
+  %g = onnx.initializer "g" = dense<4.0> : tensor<2xf32>
+  %b = onnx.initializer "b" = dense<1.0> : tensor<2xf32>
+  %m = onnx.initializer "m" = dense<1.0> : tensor<2xf32>
+  %v = onnx.initializer "v" = dense<3.0> : tensor<2xf32>
+  %a = onnx.Conv(%x, %w33, %none) {pads = array<i64: 1, 1, 1, 1>} : (tensor<1x2x4x4xf32>, tensor<2x2x3x3xf32>, none) -> tensor<1x2x4x4xf32>
+  %h = onnx.Conv(%x, %w13, %none) {pads = array<i64: 0, 1, 0, 1>} : (tensor<1x2x4x4xf32>, tensor<2x2x1x3xf32>, none) -> tensor<1x2x4x4xf32>
+  %w = onnx.Conv(%x, %w31, %none) {pads = array<i64: 1, 0, 1, 0>} : (tensor<1x2x4x4xf32>, tensor<2x2x3x1xf32>, none) -> tensor<1x2x4x4xf32>
+  %i = onnx.BatchNormalization(%x, %g, %b, %m, %v) {epsilon = 1.0 : f32} : (tensor<1x2x4x4xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<1x2x4x4xf32>
+  %s1 = onnx.Add(%a, %h) : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %s2 = onnx.Add(%s1, %w) : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %s3 = onnx.Add(%s2, %i) : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  return %s3 : tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// Refusals: different inputs; an identity around a strided conv; a 1x1 whose
+// padding does not centre it in the 3x3; a branch with another user.
+// CHECK-LABEL: func.func @refusals
+// CHECK-COUNT-4: onnx.Add
+func.func @refusals(%x: tensor<1x1x4x4xf32>, %y: tensor<1x1x4x4xf32>) -> (tensor<1x1x4x4xf32>, tensor<1x1x2x2xf32>, tensor<1x1x4x4xf32>, tensor<1x1x4x4xf32>, tensor<1x1x4x4xf32>) {
+  %none = onnx.none
+  %w3 = onnx.initializer "w3" = dense<1.0> : tensor<1x1x3x3xf32>
+  %w1 = onnx.initializer "w1" = dense<1.0> : tensor<1x1x1x1xf32>
+  %a = onnx.Conv(%x, %w3, %none) {pads = array<i64: 1, 1, 1, 1>} : (tensor<1x1x4x4xf32>, tensor<1x1x3x3xf32>, none) -> tensor<1x1x4x4xf32>
+  %b = onnx.Conv(%y, %w1, %none) : (tensor<1x1x4x4xf32>, tensor<1x1x1x1xf32>, none) -> tensor<1x1x4x4xf32>
+  %r0 = onnx.Add(%a, %b) : (tensor<1x1x4x4xf32>, tensor<1x1x4x4xf32>) -> tensor<1x1x4x4xf32>
+  %s = onnx.Conv(%x, %w3, %none) {pads = array<i64: 1, 1, 1, 1>, strides = array<i64: 2, 2>} : (tensor<1x1x4x4xf32>, tensor<1x1x3x3xf32>, none) -> tensor<1x1x2x2xf32>
+  %p = onnx.Conv(%x, %w3, %none) {pads = array<i64: 0, 0, 0, 0>} : (tensor<1x1x4x4xf32>, tensor<1x1x3x3xf32>, none) -> tensor<1x1x2x2xf32>
+  %r1 = onnx.Add(%s, %p) : (tensor<1x1x2x2xf32>, tensor<1x1x2x2xf32>) -> tensor<1x1x2x2xf32>
+  %d = onnx.Conv(%x, %w3, %none) {pads = array<i64: 2, 2, 0, 0>} : (tensor<1x1x4x4xf32>, tensor<1x1x3x3xf32>, none) -> tensor<1x1x4x4xf32>
+  %dd = onnx.Conv(%x, %w1, %none) : (tensor<1x1x4x4xf32>, tensor<1x1x1x1xf32>, none) -> tensor<1x1x4x4xf32>
+  %r2 = onnx.Add(%d, %dd) : (tensor<1x1x4x4xf32>, tensor<1x1x4x4xf32>) -> tensor<1x1x4x4xf32>
+  %e = onnx.Conv(%x, %w3, %none) {pads = array<i64: 1, 1, 1, 1>} : (tensor<1x1x4x4xf32>, tensor<1x1x3x3xf32>, none) -> tensor<1x1x4x4xf32>
+  %r3 = onnx.Add(%e, %x) : (tensor<1x1x4x4xf32>, tensor<1x1x4x4xf32>) -> tensor<1x1x4x4xf32>
+  return %r0, %r1, %r2, %r3, %e : tensor<1x1x4x4xf32>, tensor<1x1x2x2xf32>, tensor<1x1x4x4xf32>, tensor<1x1x4x4xf32>, tensor<1x1x4x4xf32>
+}
