@@ -17,6 +17,10 @@ if args.model == "deit_tiny":
     # DeiT-Tiny's shape as a torchvision VisionTransformer.
     model = torchvision.models.VisionTransformer(
         image_size=224, patch_size=16, num_layers=12, num_heads=3, hidden_dim=192, mlp_dim=768)
+elif hasattr(torchvision.models.segmentation, args.model):
+    # Segmentation heads (Resize, Concat, Sigmoid...); the backbone is random too.
+    model = getattr(torchvision.models.segmentation, args.model)(
+        weights=None, weights_backbone=None, aux_loss=None)
 else:
     model = getattr(torchvision.models, args.model)(weights=None)
 with torch.no_grad():
