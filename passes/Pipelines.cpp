@@ -10,6 +10,7 @@ void refold::buildRefoldPipeline(mlir::OpPassManager &pm, OptLevel level) {
     return; // a pure round-trip
   auto &graph = pm.nest<mlir::func::FuncOp>();
   graph.addPass(createCleanup());
+  graph.addPass(createFoldConstants());
   graph.addPass(createFoldBatchNorm());
   if (level == OptLevel::O2)
     graph.addPass(createMergeParallelBranches());

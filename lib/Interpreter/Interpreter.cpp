@@ -41,7 +41,7 @@ static StringRef opTypeOf(Operation *op) {
   return op->getName().stripDialect();
 }
 
-static int64_t onnxOpset(ModuleOp module) {
+int64_t modelOpset(ModuleOp module) {
   if (auto opsets = module->getAttrOfType<ArrayAttr>("onnx.opset_import"))
     for (Attribute entry : opsets) {
       auto pair = dyn_cast<ArrayAttr>(entry);
@@ -147,7 +147,7 @@ llvm::Expected<TensorMap> run(ModuleOp module, TensorMap &inputs, const RunOptio
     main = func;
   if (!main || main.isExternal())
     return error("the module has no main graph");
-  int64_t opset = onnxOpset(module);
+  int64_t opset = modelOpset(module);
   auto graph = main->getAttrOfType<DictionaryAttr>(ir::kGraphAttr);
   auto inputRecords = graph ? graph.getAs<ArrayAttr>("inputs") : ArrayAttr();
   auto outputRecords = graph ? graph.getAs<ArrayAttr>("outputs") : ArrayAttr();
@@ -317,6 +317,58 @@ llvm::Expected<TensorMap> run(ModuleOp module, TensorMap &inputs, const RunOptio
         env.erase(v);
   }
   return outputs;
+}
+
+std::optional<Tensor> constantValue(Value value) {
+  Operation *def = value.getDefiningOp();
+  llvm::Expected<Tensor> t = error("not a constant");
+  if (auto init = dyn_cast_or_null<ir::InitializerOp>(def))
+    t = tensorFromAttr(init.getValue());
+  else if (auto c = dyn_cast_or_null<ir::ConstantOp>(def))
+    t = tensorFromAttr(c.getValue());
+  else if (auto node = dyn_cast_or_null<ir::NodeOp>(def); node && node.getOpType() == "Constant")
+    t = constantNodeValue(node);
+  if (!t) {
+    llvm::consumeError(t.takeError());
+    return std::nullopt;
+  }
+  return *t;
+}
+
+llvm::Expected<std::vector<Tensor>> evaluateOp(Operation *op, ArrayRef<const Tensor *> inputs,
+                                               int64_t opset) {
+  StringRef opType = opTypeOf(op);
+  if (auto node = dyn_cast<ir::NodeOp>(op)) {
+    if (!node.getGraphs().empty() ||
+        (node.getDomain() && !node.getDomain()->empty() && *node.getDomain() != "ai.onnx"))
+      return error(describe(op) + " cannot be evaluated");
+  }
+  auto kernel = kernelRegistry().find(opType);
+  if (kernel == kernelRegistry().end())
+    return error("operator " + opType + " is not implemented");
+  KernelContext ctx;
+  ctx.opType = opType;
+  ctx.opset = opset;
+  ctx.op = op;
+  ctx.inputs.assign(inputs.begin(), inputs.end());
+  while (!ctx.inputs.empty() && !ctx.inputs.back())
+    ctx.inputs.pop_back();
+  unsigned numOutputs = 0;
+  for (auto [i, result] : llvm::enumerate(op->getResults()))
+    if (!isa<NoneType>(result.getType()))
+      numOutputs = i + 1;
+  ctx.numOutputs = numOutputs;
+  ctx.outputs.resize(op->getNumResults());
+  if (Error err = kernel->second(ctx))
+    return std::move(err);
+  for (unsigned i = 0; i < numOutputs; ++i)
+    if (!isa<NoneType>(op->getResult(i).getType())) {
+      if (!ctx.outputs[i].defined())
+        return error(describe(op) + ": output " + llvm::Twine(i) + " was not computed");
+      if (Error err = checkResult(op, i, ctx.outputs[i]))
+        return std::move(err);
+    }
+  return std::move(ctx.outputs);
 }
 
 std::vector<std::string> supportedOps() {

@@ -2,6 +2,7 @@
 
 #include "refold/Interpreter/Tensor.h"
 
+#include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
@@ -217,6 +218,43 @@ llvm::Expected<Tensor> tensorFromAttr(ElementsAttr attr) {
     std::memcpy(t.raw(), raw.data(), bytes);
   }
   return t;
+}
+
+ElementsAttr tensorToAttr(const Tensor &tensor, MLIRContext *context, StringRef blobName) {
+  Builder b(context);
+  Type element;
+  switch (tensor.dtype()) {
+  case DType::F32: element = b.getF32Type(); break;
+  case DType::F64: element = b.getF64Type(); break;
+  case DType::F16: element = b.getF16Type(); break;
+  case DType::BF16: element = b.getBF16Type(); break;
+  case DType::Bool: element = b.getI1Type(); break;
+  case DType::I8: element = b.getIntegerType(8); break;
+  case DType::I16: element = b.getIntegerType(16); break;
+  case DType::I32: element = b.getIntegerType(32); break;
+  case DType::I64: element = b.getIntegerType(64); break;
+  case DType::U8: element = b.getIntegerType(8, false); break;
+  case DType::U16: element = b.getIntegerType(16, false); break;
+  case DType::U32: element = b.getIntegerType(32, false); break;
+  case DType::U64: element = b.getIntegerType(64, false); break;
+  case DType::String: return {};
+  }
+  auto type = RankedTensorType::get(tensor.shape(), element);
+  ArrayRef<char> bytes(tensor.raw(), tensor.byteSize());
+  if (tensor.dtype() == DType::Bool) {
+    SmallVector<bool> values;
+    for (int64_t i = 0; i < tensor.size(); ++i)
+      values.push_back(tensor.data<uint8_t>()[i] != 0);
+    return DenseElementsAttr::get(type, values);
+  }
+  if (bytes.size() <= 64) {
+    if (tensor.size() == 0)
+      return DenseElementsAttr::get(type, ArrayRef<Attribute>{});
+    return DenseElementsAttr::getFromRawBuffer(type, bytes);
+  }
+  return DenseResourceElementsAttr::get(
+      type, blobName.empty() ? "folded" : blobName,
+      HeapAsmResourceBlob::allocateAndCopyWithAlign(bytes, dtypeSize(tensor.dtype())));
 }
 
 static llvm::Expected<Tensor> fromTensorProto(const onnx::TensorProto &proto, StringRef path) {

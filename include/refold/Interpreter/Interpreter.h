@@ -42,6 +42,19 @@ llvm::Expected<TensorMap> run(mlir::ModuleOp module, TensorMap &inputs,
 /// The ONNX op types the interpreter implements.
 std::vector<std::string> supportedOps();
 
+/// Evaluates one node on the given inputs (null for a missing optional
+/// input); `opset` is the model's ONNX opset. Returns one tensor per result
+/// (undefined for results of type none).
+llvm::Expected<std::vector<Tensor>> evaluateOp(mlir::Operation *op,
+                                               llvm::ArrayRef<const Tensor *> inputs,
+                                               int64_t opset);
+
+/// The model's ONNX opset (ai.onnx domain), 17 when it does not say.
+int64_t modelOpset(mlir::ModuleOp module);
+
+/// The constant value of `value` (initializer, Constant node), if any.
+std::optional<Tensor> constantValue(mlir::Value value);
+
 } // namespace refold::interp
 
 #endif // REFOLD_INTERPRETER_INTERPRETER_H

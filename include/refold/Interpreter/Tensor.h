@@ -82,6 +82,11 @@ private:
 /// Tensor from an MLIR elements attribute (dense or resource).
 llvm::Expected<Tensor> tensorFromAttr(mlir::ElementsAttr attr);
 
+/// An elements attribute holding `tensor`: dense when small, a blob resource
+/// named `blobName` otherwise.
+mlir::ElementsAttr tensorToAttr(const Tensor &tensor, mlir::MLIRContext *context,
+                                llvm::StringRef blobName);
+
 /// TensorProto files (.pb) and numpy files (.npy).
 llvm::Expected<Tensor> readTensorFile(llvm::StringRef path);
 llvm::Error writeTensorProto(const Tensor &tensor, llvm::StringRef name, llvm::StringRef path);

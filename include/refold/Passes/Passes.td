@@ -22,6 +22,23 @@ def Cleanup : Pass<"onnx-cleanup", "::mlir::func::FuncOp"> {
   ];
 }
 
+def FoldConstants : Pass<"onnx-fold-constants", "::mlir::func::FuncOp"> {
+  let summary = "Evaluate nodes whose inputs are all constants";
+  let description = [{
+    A node whose inputs are all initializers or constants is evaluated with
+    the interpreter's kernel and replaced by an initializer; Shape of a
+    statically shaped value becomes a constant. Refused for nodes the
+    interpreter cannot run, nodes with subgraphs or custom domains, and when
+    the result would be larger than both its inputs and `max-growth-bytes`.
+  }];
+  let options = [
+    Option<"maxGrowthBytes", "max-growth-bytes", "uint64_t", "1 << 20",
+           "Largest result that may exceed the size of the inputs it replaces">
+  ];
+  let statistics = [Statistic<"numFolded", "folded", "nodes folded">];
+  let dependentDialects = ["::refold::ir::ONNXDialect"];
+}
+
 def FoldBatchNorm : Pass<"onnx-fold-batchnorm", "::mlir::func::FuncOp"> {
   let summary = "Fold BatchNormalization into the Conv, ConvTranspose, Gemm or MatMul before it";
   let description = [{
