@@ -9,6 +9,10 @@
 // must also print as MLIR and parse back to the same text (refold-opt).
 //
 // usage: roundtrip.js --bin BUILD/bin --data DIR --out DIR [--filter S] [--jobs N]
+//                     [--opt O2 --tol 1e-5]
+// With --opt, the models are optimized instead of round-tripped: outputs must
+// agree within --tol (max abs difference / max |original output|), and models
+// onnxruntime cannot run must still optimize and pass the checker.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -26,6 +30,8 @@ const bin = args.bin || path.join(root, 'build/bin');
 const dataDir = args.data || '/usr/share/libonnx-testdata/data';
 const outDir = args.out || fs.mkdtempSync(path.join(os.tmpdir(), 'refold-roundtrip-'));
 const jobs = Number(args.jobs || os.cpus().length);
+const optLevel = args.opt || 'O0';
+const tol = args.tol === undefined ? null : Number(args.tol);
 fs.mkdirSync(outDir, { recursive: true });
 
 const protoRoot = protobuf.loadSync('/usr/include/onnx/onnx.proto');
@@ -70,6 +76,16 @@ function tensorFromProto(t) {
 function sameTensor(a, b) {
   if (a.type !== b.type || a.dims.join(',') !== b.dims.join(',')) return false;
   if (a.type === 'string') return JSON.stringify(a.data) === JSON.stringify(b.data);
+  if (tol !== null && (a.type === 'float32' || a.type === 'float64')) {
+    let maxAbs = 0, maxMag = 0;
+    for (let i = 0; i < a.data.length; i++) {
+      const x = a.data[i], y = b.data[i];
+      if (Number.isNaN(x) && Number.isNaN(y)) continue;
+      if (!Number.isFinite(x) || !Number.isFinite(y)) { if (x !== y) return false; continue; }
+      maxAbs = Math.max(maxAbs, Math.abs(x - y)); maxMag = Math.max(maxMag, Math.abs(x));
+    }
+    return maxAbs <= tol * (maxMag || 1);
+  }
   const x = Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength);
   const y = Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength);
   return x.equals(y);
@@ -109,7 +125,7 @@ async function checkModel(model) {
   const out = path.join(outDir, tag + '.onnx');
   const mlir1 = path.join(outDir, tag + '.mlir');
   const mlir2 = path.join(outDir, tag + '.2.mlir');
-  const r = await run(path.join(bin, 'refold'), ['-O0', model, '-o', out]);
+  const r = await run(path.join(bin, 'refold'), ['-' + optLevel, model, '-o', out]);
   if (r.code !== 0) return { rel, fail: `refold failed: ${r.stderr.split('\n')[0]}` };
 
   // MLIR print/parse round-trip of the imported model.
@@ -134,7 +150,7 @@ async function checkModel(model) {
     if (diff) return { rel, fail: diff };
     how = 'ort';
   } catch (e) {
-    const cmp = await run(path.join(bin, 'refold-translate'), ['--compare-onnx', model, out]);
+    const cmp = optLevel === 'O0' ? await run(path.join(bin, 'refold-translate'), ['--compare-onnx', model, out]) : { code: 0 };
     if (cmp.code !== 0) return { rel, fail: `onnxruntime cannot run the original (${String(e.message).split('\n')[0].slice(0, 120)}) and ${cmp.stdout.trim()}` };
     how = 'proto';
     var why = String(e.message).split('\n')[0].replace(/node with name '.*'/, 'node').slice(0, 100);
@@ -169,9 +185,13 @@ async function checkModel(model) {
   if (args.verbose) for (const r of byProto) console.log(`proto-compared ${r.rel}: ${r.why}`);
   const uncheckable = results.filter((r) => !r.fail && !r.checker).length;
   const passed = results.length - failed.length;
-  console.log(`round-trip: ${passed}/${results.length} models pass (${byOrt} identical outputs in onnxruntime, ` +
-    `${byProto.length} identical ModelProtos after normalization where onnxruntime cannot run the original), ${failed.length} failed; ` +
-    `onnx::checker passes ${results.length - uncheckable} originals and each of their exports`);
+  if (optLevel === 'O0')
+    console.log(`round-trip: ${passed}/${results.length} models pass (${byOrt} identical outputs in onnxruntime, ` +
+      `${byProto.length} identical ModelProtos after normalization where onnxruntime cannot run the original), ${failed.length} failed; ` +
+      `onnx::checker passes ${results.length - uncheckable} originals and each of their exports`);
+  else
+    console.log(`-${optLevel}: ${passed}/${results.length} models pass (${byOrt} with onnxruntime outputs within ${tol} of the original's, ` +
+      `${byProto.length} optimized and checker-clean where onnxruntime cannot run the original), ${failed.length} failed`);
   console.log(`${passed} passed, ${failed.length} failed`);
   process.exit(failed.length ? 1 : 0);
 })().catch((e) => { console.error(e); process.exit(2); });
