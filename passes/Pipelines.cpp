@@ -12,6 +12,7 @@ void refold::buildRefoldPipeline(mlir::OpPassManager &pm, OptLevel level) {
   graph.addPass(createCleanup());
   graph.addPass(createFoldConstants());
   graph.addPass(createFoldBatchNorm());
+  graph.addPass(createFoldAffine());
   if (level == OptLevel::O2)
     graph.addPass(createMergeParallelBranches());
   // Weights and placeholders the rewrites left unused.

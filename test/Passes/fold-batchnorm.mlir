@@ -2,8 +2,8 @@
 
 // s = scale / sqrt(var + eps) = [4/2, 3/3] = [2, 1]; W' = W * s; b' = (b - mean) * s + B.
 // CHECK-LABEL: func.func @conv
-// CHECK-DAG: %[[W:.*]] = onnx.initializer "w_bn" = dense<{{\[\[\[\[}}2.000000e+00]]], {{\[\[\[}}1.000000e+00]]]]> : tensor<2x1x1x1xf32>
-// CHECK-DAG: %[[B:.*]] = onnx.initializer "w_bn_bias" = dense<[5.000000e-01, 2.000000e+00]> : tensor<2xf32>
+// CHECK-DAG: %[[W:.*]] = onnx.initializer "w_folded" = dense<{{\[\[\[\[}}2.000000e+00]]], {{\[\[\[}}1.000000e+00]]]]> : tensor<2x1x1x1xf32>
+// CHECK-DAG: %[[B:.*]] = onnx.initializer "w_folded_bias" = dense<[5.000000e-01, 2.000000e+00]> : tensor<2xf32>
 // CHECK: %[[C:.*]] = onnx.Conv(%arg0, %[[W]], %[[B]]) {onnx.name = "conv", onnx.outputs = ["bn_out"]}
 // CHECK-NOT: onnx.BatchNormalization
 // CHECK: return %[[C]]

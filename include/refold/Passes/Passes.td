@@ -51,6 +51,21 @@ def FoldBatchNorm : Pass<"onnx-fold-batchnorm", "::mlir::func::FuncOp"> {
   let dependentDialects = ["::refold::ir::ONNXDialect"];
 }
 
+def FoldAffine : Pass<"onnx-fold-affine", "::mlir::func::FuncOp"> {
+  let summary = "Fold per-channel constant Mul/Add/Sub/Div after a linear op, and Pad into Conv";
+  let description = [{
+    Mul, Add, Sub or Div by a float32 constant that varies only along the
+    channel axis (or is a scalar), applied to the output of a Conv,
+    ConvTranspose, Gemm or 2-D MatMul, folds into the linear op's weights
+    and bias. A zero constant Pad of the spatial axes before a Conv becomes
+    the Conv's padding. Refused: a constant that varies along another axis
+    or broadcasts the output, a constant divided by the output, division by
+    zero, linear outputs with other users, Pad modes other than constant,
+    non-zero pad values, padding of batch or channel axes, crops.
+  }];
+  let dependentDialects = ["::refold::ir::ONNXDialect"];
+}
+
 def MergeParallelBranches : Pass<"onnx-merge-parallel", "::mlir::func::FuncOp"> {
   let summary = "Merge Add of parallel conv/identity/BN branches on one input into one Conv";
   let description = [{

@@ -1,0 +1,165 @@
+//===- FoldAffine.cpp - fold per-channel constant arithmetic and Pad --------===//
+//
+// Mul, Add, Sub or Div by a constant that varies only along the channel axis,
+// right after a Conv, ConvTranspose, Gemm or 2-D MatMul, is a per-channel
+// affine map y * s + t: it folds into the linear op like a BatchNormalization
+// (reparam-math.md section 2). A zero-valued constant Pad of the spatial axes
+// before a Conv becomes the Conv's own padding.
+//
+//===----------------------------------------------------------------------===//
+
+#include "refold/Passes/Passes.h"
+#include "refold/Transforms/LinearFold.h"
+#include "refold/Transforms/WeightUtils.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+namespace refold {
+#define GEN_PASS_DEF_FOLDAFFINE
+#include "refold/Passes/Passes.h.inc"
+} // namespace refold
+
+using namespace mlir;
+using namespace refold;
+using namespace refold::ir;
+
+namespace {
+
+bool isLinear(Value v) {
+  return isa_and_nonnull<ConvOp, ConvTransposeOp, GemmOp, MatMulOp>(v.getDefiningOp());
+}
+
+/// The per-channel values of `constant` for an output of type `outType`
+/// (channels on axis 1), or nothing if it varies along another axis.
+std::optional<std::vector<float>> perChannel(Value constant, Type outType) {
+  auto type = dyn_cast<RankedTensorType>(outType);
+  auto value = weights::getConstantF32(constant);
+  if (!type || type.getRank() < 2 || type.isDynamicDim(1) || !value ||
+      value->rank() > type.getRank())
+    return std::nullopt;
+  int64_t channels = type.getDimSize(1), offset = type.getRank() - value->rank();
+  bool perChannelAxis = false;
+  for (int64_t i = 0; i < value->rank(); ++i) {
+    int64_t axis = i + offset, d = value->dim(i);
+    if (d == 1)
+      continue;
+    if (axis != 1 || d != channels)
+      return std::nullopt;
+    perChannelAxis = true;
+  }
+  if (!perChannelAxis)
+    return std::vector<float>(channels, value->data.empty() ? 0.0f : value->data[0]);
+  return value->data;
+}
+
+template <typename ArithOp>
+struct FoldArithmetic : OpRewritePattern<ArithOp> {
+  using OpRewritePattern<ArithOp>::OpRewritePattern;
+  LogicalResult matchAndRewrite(ArithOp op, PatternRewriter &rewriter) const override {
+    Value lhs = op->getOperand(0), rhs = op->getOperand(1);
+    bool linearOnLeft = isLinear(lhs);
+    if (!linearOnLeft && !isLinear(rhs))
+      return rewriter.notifyMatchFailure(op, "no operand is a Conv, ConvTranspose, Gemm or MatMul");
+    Value linear = linearOnLeft ? lhs : rhs, other = linearOnLeft ? rhs : lhs;
+    if (op->getResult(0).getType() != linear.getType())
+      return rewriter.notifyMatchFailure(op, "the constant broadcasts the output to another shape");
+    auto values = perChannel(other, linear.getType());
+    if (!values)
+      return rewriter.notifyMatchFailure(op, "the other operand is not a per-channel float32 constant");
+    size_t channels = values->size();
+    std::vector<float> scale(channels, 1.0f), shift(channels, 0.0f);
+    constexpr bool isMul = std::is_same_v<ArithOp, MulOp>, isAdd = std::is_same_v<ArithOp, AddOp>;
+    constexpr bool isSub = std::is_same_v<ArithOp, SubOp>;
+    for (size_t c = 0; c < channels; ++c) {
+      float v = (*values)[c];
+      if (isMul) {
+        scale[c] = v;
+      } else if (isAdd) {
+        shift[c] = v;
+      } else if (isSub) {
+        // y - v, or v - y = y * -1 + v.
+        scale[c] = linearOnLeft ? 1.0f : -1.0f;
+        shift[c] = linearOnLeft ? -v : v;
+      } else { // Div
+        if (!linearOnLeft)
+          return rewriter.notifyMatchFailure(op, "a constant divided by the output is not affine");
+        if (v == 0.0f)
+          return rewriter.notifyMatchFailure(op, "division by zero");
+        scale[c] = 1.0f / v;
+      }
+    }
+    return foldChannelAffine(rewriter, op, linear, scale, shift);
+  }
+};
+
+/// Conv(Pad(x)) with zero constant padding of the spatial axes only.
+struct FoldPadIntoConv : OpRewritePattern<ConvOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(ConvOp conv, PatternRewriter &rewriter) const override {
+    auto pad = conv.getX().getDefiningOp<PadOp>();
+    if (!pad)
+      return rewriter.notifyMatchFailure(conv, "input is not produced by onnx.Pad");
+    if (pad.getMode() && *pad.getMode() != "constant")
+      return rewriter.notifyMatchFailure(conv, "the Pad is not in constant mode");
+    if (!isNoneValue(pad.getAxes()))
+      return rewriter.notifyMatchFailure(conv, "the Pad has explicit axes");
+    if (!isNoneValue(pad.getConstantValue())) {
+      auto value = weights::getScalarF32(pad.getConstantValue());
+      if (!value || *value != 0.0f)
+        return rewriter.notifyMatchFailure(conv, "the Pad value is not a constant zero");
+    }
+    if (conv.getAutoPad() && *conv.getAutoPad() != "NOTSET")
+      return rewriter.notifyMatchFailure(conv, "the Conv uses auto_pad");
+    auto padsOp = pad.getPads().getDefiningOp<InitializerOp>();
+    auto padsAttr = padsOp ? dyn_cast<DenseIntElementsAttr>(padsOp.getValue()) : nullptr;
+    auto xType = dyn_cast<RankedTensorType>(pad.getData().getType());
+    if (!padsAttr || !xType)
+      return rewriter.notifyMatchFailure(conv, "the Pad amounts are not a constant");
+    SmallVector<int64_t> amounts;
+    for (const APInt &v : padsAttr.getValues<APInt>())
+      amounts.push_back(v.getSExtValue());
+    int64_t rank = xType.getRank(), spatial = rank - 2;
+    if ((int64_t)amounts.size() != 2 * rank)
+      return rewriter.notifyMatchFailure(conv, "the Pad amounts do not fit the rank");
+    if (amounts[0] || amounts[1] || amounts[rank] || amounts[rank + 1])
+      return rewriter.notifyMatchFailure(conv, "the Pad pads the batch or channel axis");
+    if (llvm::any_of(amounts, [](int64_t a) { return a < 0; }))
+      return rewriter.notifyMatchFailure(conv, "the Pad crops (negative amounts)");
+    SmallVector<int64_t> pads(2 * spatial, 0);
+    if (auto existing = conv.getPads())
+      pads.assign(existing->begin(), existing->end());
+    for (int64_t i = 0; i < spatial; ++i) {
+      pads[i] += amounts[2 + i];
+      pads[spatial + i] += amounts[rank + 2 + i];
+    }
+    rewriter.modifyOpInPlace(conv, [&] {
+      conv.getXMutable().assign(pad.getData());
+      conv.setPadsAttr(rewriter.getDenseI64ArrayAttr(pads));
+    });
+    if (pad->use_empty())
+      rewriter.eraseOp(pad);
+    return success();
+  }
+};
+
+struct FoldAffinePass : refold::impl::FoldAffineBase<FoldAffinePass> {
+  void runOnOperation() override {
+    MLIRContext *ctx = &getContext();
+    RewritePatternSet patterns(ctx);
+    patterns.add<FoldArithmetic<MulOp>, FoldArithmetic<AddOp>, FoldArithmetic<SubOp>,
+                 FoldArithmetic<DivOp>, FoldPadIntoConv>(ctx);
+    SmallVector<Operation *> candidates;
+    getOperation().walk([&](Operation *op) {
+      if (isa<MulOp, AddOp, SubOp, DivOp, ConvOp>(op))
+        candidates.push_back(op);
+    });
+    GreedyRewriteConfig config;
+    config.strictMode = GreedyRewriteStrictness::ExistingOps;
+    if (failed(applyOpPatternsAndFold(candidates, std::move(patterns), config)))
+      return signalPassFailure();
+  }
+};
+
+} // namespace

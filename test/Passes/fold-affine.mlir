@@ -1,0 +1,58 @@
+// RUN: refold-opt %s -split-input-file --pass-pipeline='builtin.module(func.func(onnx-fold-affine))' | FileCheck %s
+
+// (conv(x) * [2, 3]) folds into the weight, then + 1 and - [1, 2] into the bias.
+// CHECK-LABEL: func.func @mul_add_sub
+// CHECK: %[[C:.*]] = onnx.Conv(%arg0, %{{.*}}, %{{.*}}) {onnx.outputs = ["out"]}
+// CHECK-NOT: onnx.Mul
+// CHECK-NOT: onnx.Add
+// CHECK-NOT: onnx.Sub
+// CHECK: return %[[C]]
+func.func @mul_add_sub(%x: tensor<1x1x4x4xf32>) -> tensor<1x2x4x4xf32> {
+  %none = onnx.none
+  %w = onnx.initializer "w" = dense<1.0> : tensor<2x1x1x1xf32>
+  %s = onnx.initializer "s" = dense<[[[2.0]], [[3.0]]]> : tensor<2x1x1xf32>
+  %one = onnx.initializer "one" = dense<1.0> : tensor<f32>
+  %t = onnx.initializer "t" = dense<[[[[1.0]], [[2.0]]]]> : tensor<1x2x1x1xf32>
+  %c = onnx.Conv(%x, %w, %none) : (tensor<1x1x4x4xf32>, tensor<2x1x1x1xf32>, none) -> tensor<1x2x4x4xf32>
+  %m = onnx.Mul(%c, %s) : (tensor<1x2x4x4xf32>, tensor<2x1x1xf32>) -> tensor<1x2x4x4xf32>
+  %a = onnx.Add(%one, %m) : (tensor<f32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %y = onnx.Sub(%a, %t) {onnx.outputs = ["out"]} : (tensor<1x2x4x4xf32>, tensor<1x2x1x1xf32>) -> tensor<1x2x4x4xf32>
+  return %y : tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// Refused: a constant varying along a spatial axis; a constant divided by the output.
+// CHECK-LABEL: func.func @refusals
+// CHECK: onnx.Mul
+// CHECK: onnx.Div
+func.func @refusals(%x: tensor<1x1x2x2xf32>) -> (tensor<1x1x2x2xf32>, tensor<1x1x2x2xf32>) {
+  %none = onnx.none
+  %w = onnx.initializer "w" = dense<1.0> : tensor<1x1x1x1xf32>
+  %row = onnx.initializer "row" = dense<[1.0, 2.0]> : tensor<2xf32>
+  %two = onnx.initializer "two" = dense<2.0> : tensor<f32>
+  %c = onnx.Conv(%x, %w, %none) : (tensor<1x1x2x2xf32>, tensor<1x1x1x1xf32>, none) -> tensor<1x1x2x2xf32>
+  %m = onnx.Mul(%c, %row) : (tensor<1x1x2x2xf32>, tensor<2xf32>) -> tensor<1x1x2x2xf32>
+  %d = onnx.Conv(%x, %w, %none) : (tensor<1x1x2x2xf32>, tensor<1x1x1x1xf32>, none) -> tensor<1x1x2x2xf32>
+  %q = onnx.Div(%two, %d) : (tensor<f32>, tensor<1x1x2x2xf32>) -> tensor<1x1x2x2xf32>
+  return %m, %q : tensor<1x1x2x2xf32>, tensor<1x1x2x2xf32>
+}
+
+// -----
+
+// A zero Pad of the spatial axes becomes the Conv's padding; a reflect Pad does not.
+// CHECK-LABEL: func.func @pads
+// CHECK: onnx.Conv(%arg0, %{{.*}}, %{{.*}}) {pads = array<i64: 2, 1, 1, 1>}
+// CHECK: onnx.Pad
+// CHECK: onnx.Conv
+func.func @pads(%x: tensor<1x1x4x4xf32>) -> (tensor<1x1x5x4xf32>, tensor<1x1x6x6xf32>) {
+  %none = onnx.none
+  %w = onnx.initializer "w" = dense<1.0> : tensor<1x1x3x3xf32>
+  %p = onnx.initializer "p" = dense<[0, 0, 1, 0, 0, 0, 0, 0]> : tensor<8xi64>
+  %padded = onnx.Pad(%x, %p, %none, %none) : (tensor<1x1x4x4xf32>, tensor<8xi64>, none, none) -> tensor<1x1x5x4xf32>
+  %c = onnx.Conv(%padded, %w, %none) {pads = array<i64: 1, 1, 1, 1>} : (tensor<1x1x5x4xf32>, tensor<1x1x3x3xf32>, none) -> tensor<1x1x5x4xf32>
+  %q = onnx.initializer "q" = dense<[0, 0, 2, 2, 0, 0, 2, 2]> : tensor<8xi64>
+  %r = onnx.Pad(%x, %q, %none, %none) {mode = "reflect"} : (tensor<1x1x4x4xf32>, tensor<8xi64>, none, none) -> tensor<1x1x8x8xf32>
+  %d = onnx.Conv(%r, %w, %none) : (tensor<1x1x8x8xf32>, tensor<1x1x3x3xf32>, none) -> tensor<1x1x6x6xf32>
+  return %c, %d : tensor<1x1x5x4xf32>, tensor<1x1x6x6xf32>
+}
