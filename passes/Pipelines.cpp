@@ -5,7 +5,8 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Pass/PassManager.h"
 
-void refold::buildRefoldPipeline(mlir::OpPassManager &pm, OptLevel level) {
+void refold::buildRefoldPipeline(mlir::OpPassManager &pm, OptLevel level,
+                                 const PipelineOptions &options) {
   if (level == OptLevel::O0)
     return; // a pure round-trip
   auto &graph = pm.nest<mlir::func::FuncOp>();
@@ -13,8 +14,17 @@ void refold::buildRefoldPipeline(mlir::OpPassManager &pm, OptLevel level) {
   graph.addPass(createFoldConstants());
   graph.addPass(createFoldBatchNorm());
   graph.addPass(createFoldAffine());
-  if (level == OptLevel::O2)
+  if (level == OptLevel::O2) {
+    // Sequential merges first: a merged 1x1 -> 3x3 branch can then join the
+    // parallel sum it belongs to (DBB, UPDP blocks with residuals).
+    MergeSequentialConvsOptions sequential;
+    sequential.mergePolicy = options.mergePolicy;
+    graph.addPass(createMergeSequentialConvs(sequential));
     graph.addPass(createMergeParallelBranches());
+    // A BatchNormalization after a merged sum now follows a conv.
+    graph.addPass(createFoldBatchNorm());
+    graph.addPass(createFoldAffine());
+  }
   // Weights and placeholders the rewrites left unused.
   graph.addPass(createCleanup());
 }

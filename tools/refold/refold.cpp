@@ -52,6 +52,11 @@ cl::opt<std::string> passPipeline(
     cl::desc("Run this textual pass pipeline instead of the -O pipeline, "
              "e.g. 'builtin.module(func.func(onnx-cleanup))'"),
     cl::cat(refoldCategory));
+cl::opt<std::string> mergePolicy(
+    "merge-policy", cl::init("profitable"),
+    cl::desc("Sequential conv merges: profitable (a cost model of MACs and memory traffic "
+             "decides), always, or never"),
+    cl::cat(refoldCategory));
 cl::opt<bool> externalData("external-data",
                            cl::desc("Store large tensors in <output>.data next to the model"),
                            cl::cat(refoldCategory));
@@ -377,7 +382,11 @@ int main(int argc, char **argv) {
                   "'builtin.module(func.func(onnx-cleanup))'");
     static_cast<mlir::OpPassManager &>(pm) = *parsed;
   } else {
-    refold::buildRefoldPipeline(pm, optLevel);
+    if (mergePolicy != "profitable" && mergePolicy != "always" && mergePolicy != "never")
+      return fail("--merge-policy must be profitable, always or never");
+    refold::PipelineOptions pipelineOptions;
+    pipelineOptions.mergePolicy = mergePolicy;
+    refold::buildRefoldPipeline(pm, optLevel, pipelineOptions);
   }
   if (failed(pm.run(*module)))
     return 1;

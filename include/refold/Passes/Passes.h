@@ -17,8 +17,15 @@ namespace refold {
 /// Optimization levels of the `refold` driver.
 enum class OptLevel { O0, O1, O2 };
 
+/// Options of the -O pipelines.
+struct PipelineOptions {
+  /// profitable, always or never (sequential conv merges).
+  std::string mergePolicy = "profitable";
+};
+
 /// Adds the pipeline for `level` to `pm` (which runs on the module).
-void buildRefoldPipeline(mlir::OpPassManager &pm, OptLevel level);
+void buildRefoldPipeline(mlir::OpPassManager &pm, OptLevel level,
+                         const PipelineOptions &options = {});
 
 } // namespace refold
 

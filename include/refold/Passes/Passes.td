@@ -80,6 +80,26 @@ def MergeParallelBranches : Pass<"onnx-merge-parallel", "::mlir::func::FuncOp"> 
   let dependentDialects = ["::refold::ir::ONNXDialect"];
 }
 
+def MergeSequentialConvs : Pass<"onnx-merge-sequential", "::mlir::func::FuncOp"> {
+  let summary = "Merge conv -> conv with nothing nonlinear between into one conv";
+  let description = [{
+    conv2(conv1(x)) becomes one conv whose kernel composes both (size
+    k1 + k2 - 1), with conv1's padding and conv2's stride; grouped and
+    depthwise convs are expanded to dense. Refused: conv1 with a stride, a
+    zero-padding conv2 (border outputs would differ) unless conv1 is 1x1
+    without padding and bias, dilation, auto_pad, channel mismatch, conv1
+    output with other users, and - with merge-policy=profitable - a merged
+    conv that costs more (MACs + bytes-weight * bytes moved).
+  }];
+  let options = [
+    Option<"mergePolicy", "merge-policy", "std::string", "\"profitable\"",
+           "profitable (cost model decides), always, or never">,
+    Option<"bytesWeight", "bytes-weight", "double", "4.0",
+           "MACs one byte of memory traffic costs in the cost model">
+  ];
+  let dependentDialects = ["::refold::ir::ONNXDialect"];
+}
+
 def TestBreakRewrite : Pass<"test-break-rewrite", "::mlir::func::FuncOp"> {
   let summary = "Test only: perturb one float weight, a wrong rewrite --verify must catch";
   let description = [{
