@@ -1,5 +1,6 @@
 //===- Cleanup.cpp - remove Identity, inference Dropout, dead code ---------===//
 
+#include "refold/Passes/Explain.h"
 #include "refold/Passes/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -74,8 +75,7 @@ struct CleanupPass : refold::impl::CleanupBase<CleanupPass> {
       if (isa<IdentityOp, DropoutOp>(op))
         candidates.push_back(op);
     });
-    GreedyRewriteConfig config;
-    config.strictMode = GreedyRewriteStrictness::ExistingOps;
+    GreedyRewriteConfig config = candidateConfig();
     if (failed(applyOpPatternsAndFold(candidates, std::move(patterns), config)))
       return signalPassFailure();
     eraseDeadOps();

@@ -8,6 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "refold/Passes/Explain.h"
 #include "refold/Passes/Passes.h"
 #include "refold/Transforms/LinearFold.h"
 #include "refold/Transforms/WeightUtils.h"
@@ -155,8 +156,7 @@ struct FoldAffinePass : refold::impl::FoldAffineBase<FoldAffinePass> {
       if (isa<MulOp, AddOp, SubOp, DivOp, ConvOp>(op))
         candidates.push_back(op);
     });
-    GreedyRewriteConfig config;
-    config.strictMode = GreedyRewriteStrictness::ExistingOps;
+    GreedyRewriteConfig config = candidateConfig();
     if (failed(applyOpPatternsAndFold(candidates, std::move(patterns), config)))
       return signalPassFailure();
   }

@@ -8,6 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "refold/Passes/Explain.h"
 #include "refold/Passes/Passes.h"
 #include "refold/Transforms/LinearFold.h"
 #include "refold/Transforms/WeightUtils.h"
@@ -71,8 +72,7 @@ struct FoldBatchNormPass : refold::impl::FoldBatchNormBase<FoldBatchNormPass> {
     patterns.add<FoldIntoLinear>(ctx);
     SmallVector<Operation *> candidates;
     getOperation().walk([&](BatchNormalizationOp bn) { candidates.push_back(bn); });
-    GreedyRewriteConfig config;
-    config.strictMode = GreedyRewriteStrictness::ExistingOps;
+    GreedyRewriteConfig config = candidateConfig();
     if (failed(applyOpPatternsAndFold(candidates, std::move(patterns), config)))
       return signalPassFailure();
   }

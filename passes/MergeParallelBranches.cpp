@@ -13,6 +13,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "refold/Passes/Explain.h"
 #include "refold/Passes/Passes.h"
 #include "refold/Transforms/WeightUtils.h"
 
@@ -245,8 +246,7 @@ struct MergeParallelBranchesPass
     // driver never folds or moves initializers.
     SmallVector<Operation *> candidates;
     getOperation().walk([&](AddOp add) { candidates.push_back(add); });
-    GreedyRewriteConfig config;
-    config.strictMode = GreedyRewriteStrictness::ExistingOps;
+    GreedyRewriteConfig config = candidateConfig();
     if (failed(applyOpPatternsAndFold(candidates, std::move(patterns), config)))
       return signalPassFailure();
   }

@@ -15,6 +15,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "refold/Passes/Explain.h"
 #include "refold/Passes/Passes.h"
 #include "refold/Transforms/WeightUtils.h"
 
@@ -206,8 +207,7 @@ struct MergeSequentialConvsPass
     // A merged conv replaces the second conv; a third conv reading it is an
     // existing op and is revisited. Only convs are visited, so the driver
     // never folds or moves initializers.
-    GreedyRewriteConfig config;
-    config.strictMode = GreedyRewriteStrictness::ExistingOps;
+    GreedyRewriteConfig config = candidateConfig();
     if (failed(applyOpPatternsAndFold(candidates, std::move(patterns), config)))
       return signalPassFailure();
   }

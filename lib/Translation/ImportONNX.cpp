@@ -963,6 +963,13 @@ LogicalResult Importer::importNode(onnx::NodeProto &node, Scope &scope, Block &b
 
   if (!node.name().empty())
     op->setAttr(ir::kNodeNameAttr, builder.getStringAttr(node.name()));
+  // Diagnostics (and refold --explain) name the node: its name, else its output.
+  std::string label = node.name();
+  for (const auto &output : node.output())
+    if (label.empty())
+      label = output;
+  if (!label.empty())
+    op->setLoc(NameLoc::get(builder.getStringAttr(label)));
   if (!node.doc_string().empty())
     op->setAttr(ir::kDocStringAttr, builder.getStringAttr(node.doc_string()));
   op->setAttr(ir::kOutputNamesAttr, builder.getArrayAttr(outputNames));

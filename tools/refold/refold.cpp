@@ -11,6 +11,7 @@
 #include "refold/Analysis/ModelStats.h"
 #include "refold/Dialect/ONNX/ONNXOps.h"
 #include "refold/Interpreter/Interpreter.h"
+#include "refold/Passes/Explain.h"
 #include "refold/Passes/Passes.h"
 #include "refold/Translation/ONNXModel.h"
 
@@ -19,6 +20,7 @@
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassInstrumentation.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "llvm/Support/CommandLine.h"
@@ -57,6 +59,9 @@ cl::opt<std::string> mergePolicy(
     cl::desc("Sequential conv merges: profitable (a cost model of MACs and memory traffic "
              "decides), always, or never"),
     cl::cat(refoldCategory));
+cl::opt<bool> explain("explain",
+                      cl::desc("List the rewrites that were refused, with the reason and the nodes"),
+                      cl::cat(refoldCategory));
 cl::opt<bool> externalData("external-data",
                            cl::desc("Store large tensors in <output>.data next to the model"),
                            cl::cat(refoldCategory));
@@ -388,8 +393,20 @@ int main(int argc, char **argv) {
     pipelineOptions.mergePolicy = mergePolicy;
     refold::buildRefoldPipeline(pm, optLevel, pipelineOptions);
   }
+  if (explain) {
+    refold::ExplainLog::get().enable();
+    // Record which pass refuses; one graph, so nothing runs in parallel.
+    struct PassNamer : mlir::PassInstrumentation {
+      void runBeforePass(mlir::Pass *pass, mlir::Operation *) override {
+        refold::ExplainLog::get().setPass(pass->getArgument());
+      }
+    };
+    pm.addInstrumentation(std::make_unique<PassNamer>());
+  }
   if (failed(pm.run(*module)))
     return 1;
+  if (explain)
+    refold::ExplainLog::get().print(outs());
 
   refold::ModelStats statsAfter = refold::computeStats(*module);
 

@@ -1,0 +1,48 @@
+//===- Explain.h - why rewrites were refused (refold --explain) -*- C++ -*-===//
+
+#ifndef REFOLD_PASSES_EXPLAIN_H
+#define REFOLD_PASSES_EXPLAIN_H
+
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+
+namespace refold {
+
+/// Collects every notifyMatchFailure of refold's patterns while enabled:
+/// which pass refused which node, and why.
+class ExplainLog : public mlir::RewriterBase::Listener {
+public:
+  static ExplainLog &get();
+
+  void enable() { enabled = true; }
+  bool isEnabled() const { return enabled; }
+  void setPass(llvm::StringRef pass) { currentPass = pass.str(); }
+
+  void notifyMatchFailure(mlir::Location loc,
+                          llvm::function_ref<void(mlir::Diagnostic &)> reasonCallback) override;
+
+  /// One line per (pass, reason) with how often and where.
+  void print(llvm::raw_ostream &os) const;
+
+private:
+  bool enabled = false;
+  std::string currentPass;
+  mutable std::mutex mutex;
+  // (pass, reason) -> node names
+  std::map<std::pair<std::string, std::string>, std::set<std::string>> refusals;
+};
+
+/// The rewrite configuration refold's passes use: visit only the candidate
+/// ops given (so initializers are never folded or moved by the driver), and
+/// report refusals to the explain log when it is enabled.
+mlir::GreedyRewriteConfig candidateConfig();
+
+} // namespace refold
+
+#endif // REFOLD_PASSES_EXPLAIN_H
