@@ -26,8 +26,7 @@ namespace {
 static bool sameType(Value a, Value b) { return a.getType() == b.getType(); }
 
 struct EraseIdentity : OpRewritePattern<IdentityOp> {
-  EraseIdentity(MLIRContext *ctx, llvm::Statistic &count)
-      : OpRewritePattern(ctx), count(count) {}
+  EraseIdentity(MLIRContext *ctx, llvm::Statistic &count) : OpRewritePattern(ctx), count(count) {}
   LogicalResult matchAndRewrite(IdentityOp op, PatternRewriter &rewriter) const override {
     if (!sameType(op.getInput(), op.getOutput()))
       return rewriter.notifyMatchFailure(op, "input and output types differ");
@@ -70,13 +69,7 @@ struct CleanupPass : refold::impl::CleanupBase<CleanupPass> {
     patterns.add<EraseInferenceDropout>(ctx, numDropout);
     // Only the candidates are visited, so the driver never folds or hoists
     // initializers and constants.
-    SmallVector<Operation *> candidates;
-    getOperation().walk([&](Operation *op) {
-      if (isa<IdentityOp, DropoutOp>(op))
-        candidates.push_back(op);
-    });
-    GreedyRewriteConfig config = candidateConfig();
-    if (failed(applyOpPatternsAndFold(candidates, std::move(patterns), config)))
+    if (failed(applyToCandidates<IdentityOp, DropoutOp>(getOperation(), std::move(patterns))))
       return signalPassFailure();
     eraseDeadOps();
   }

@@ -55,8 +55,7 @@ std::optional<std::vector<float>> perChannel(Value constant, Type outType) {
   return value->data;
 }
 
-template <typename ArithOp>
-struct FoldArithmetic : OpRewritePattern<ArithOp> {
+template <typename ArithOp> struct FoldArithmetic : OpRewritePattern<ArithOp> {
   using OpRewritePattern<ArithOp>::OpRewritePattern;
   LogicalResult matchAndRewrite(ArithOp op, PatternRewriter &rewriter) const override {
     Value lhs = op->getOperand(0), rhs = op->getOperand(1);
@@ -68,7 +67,8 @@ struct FoldArithmetic : OpRewritePattern<ArithOp> {
       return rewriter.notifyMatchFailure(op, "the constant broadcasts the output to another shape");
     auto values = perChannel(other, linear.getType());
     if (!values)
-      return rewriter.notifyMatchFailure(op, "the other operand is not a per-channel float32 constant");
+      return rewriter.notifyMatchFailure(op,
+                                         "the other operand is not a per-channel float32 constant");
     size_t channels = values->size();
     std::vector<float> scale(channels, 1.0f), shift(channels, 0.0f);
     constexpr bool isMul = std::is_same_v<ArithOp, MulOp>, isAdd = std::is_same_v<ArithOp, AddOp>;
@@ -151,13 +151,8 @@ struct FoldAffinePass : refold::impl::FoldAffineBase<FoldAffinePass> {
     RewritePatternSet patterns(ctx);
     patterns.add<FoldArithmetic<MulOp>, FoldArithmetic<AddOp>, FoldArithmetic<SubOp>,
                  FoldArithmetic<DivOp>, FoldPadIntoConv>(ctx);
-    SmallVector<Operation *> candidates;
-    getOperation().walk([&](Operation *op) {
-      if (isa<MulOp, AddOp, SubOp, DivOp, ConvOp>(op))
-        candidates.push_back(op);
-    });
-    GreedyRewriteConfig config = candidateConfig();
-    if (failed(applyOpPatternsAndFold(candidates, std::move(patterns), config)))
+    if (failed(applyToCandidates<MulOp, AddOp, SubOp, DivOp, ConvOp>(getOperation(),
+                                                                     std::move(patterns))))
       return signalPassFailure();
   }
 };

@@ -70,10 +70,7 @@ struct FoldBatchNormPass : refold::impl::FoldBatchNormBase<FoldBatchNormPass> {
     MLIRContext *ctx = &getContext();
     RewritePatternSet patterns(ctx);
     patterns.add<FoldIntoLinear>(ctx);
-    SmallVector<Operation *> candidates;
-    getOperation().walk([&](BatchNormalizationOp bn) { candidates.push_back(bn); });
-    GreedyRewriteConfig config = candidateConfig();
-    if (failed(applyOpPatternsAndFold(candidates, std::move(patterns), config)))
+    if (failed(applyToCandidates<BatchNormalizationOp>(getOperation(), std::move(patterns))))
       return signalPassFailure();
   }
 };

@@ -167,14 +167,15 @@ struct MergeAdd : OpRewritePattern<AddOp> {
       return rewriter.notifyMatchFailure(add, "kernel centres do not align (odd size difference)");
     if (other.isConv()) {
       if (!merged(other, otherPads))
-        return rewriter.notifyMatchFailure(add, "kernel centres do not align (odd size difference)");
+        return rewriter.notifyMatchFailure(add,
+                                           "kernel centres do not align (odd size difference)");
       if (otherPads != pads)
         return rewriter.notifyMatchFailure(add, "the convs' paddings do not align their centres");
     } else {
       // Same output size as the input, and the identity tap inside the kernel.
-      if (pads[0] + pads[2] != kh - 1 || pads[1] + pads[3] != kw - 1 || pads[0] < 0 ||
-          pads[1] < 0)
-        return rewriter.notifyMatchFailure(add, "the conv's padding does not keep the spatial size");
+      if (pads[0] + pads[2] != kh - 1 || pads[1] + pads[3] != kw - 1 || pads[0] < 0 || pads[1] < 0)
+        return rewriter.notifyMatchFailure(add,
+                                           "the conv's padding does not keep the spatial size");
     }
     if (llvm::any_of(pads, [](int64_t p) { return p < 0; }))
       return rewriter.notifyMatchFailure(add, "the merged padding would be negative");
@@ -244,10 +245,7 @@ struct MergeParallelBranchesPass
     // A merged conv makes the next Add of a chain mergeable; that Add is
     // revisited because its operand changed. Only Adds are visited, so the
     // driver never folds or moves initializers.
-    SmallVector<Operation *> candidates;
-    getOperation().walk([&](AddOp add) { candidates.push_back(add); });
-    GreedyRewriteConfig config = candidateConfig();
-    if (failed(applyOpPatternsAndFold(candidates, std::move(patterns), config)))
+    if (failed(applyToCandidates<AddOp>(getOperation(), std::move(patterns))))
       return signalPassFailure();
   }
 };

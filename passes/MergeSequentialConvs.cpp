@@ -128,8 +128,8 @@ struct MergeConvs : OpRewritePattern<ConvOp> {
     auto g1 = conv1Op.getGroup().value_or(1), g2 = conv2Op.getGroup().value_or(1);
     double macsBefore = out1 * (w1.size() / mid) / g1 + out2 * (w2.size() / out) / g2;
     double macsAfter = out2 * in * kh * kw;
-    double bytesBefore = 4.0 * (elementsOf(conv1Op.getX()) + 2 * out1 + out2 +
-                                w1.size() / g1 + w2.size() / g2);
+    double bytesBefore =
+        4.0 * (elementsOf(conv1Op.getX()) + 2 * out1 + out2 + w1.size() / g1 + w2.size() / g2);
     double bytesAfter = 4.0 * (elementsOf(conv1Op.getX()) + out2 + double(out) * in * kh * kw);
     if (policy == "profitable" &&
         macsAfter + bytesWeight * bytesAfter >= macsBefore + bytesWeight * bytesBefore)
@@ -187,8 +187,7 @@ struct MergeConvs : OpRewritePattern<ConvOp> {
   double bytesWeight;
 };
 
-struct MergeSequentialConvsPass
-    : refold::impl::MergeSequentialConvsBase<MergeSequentialConvsPass> {
+struct MergeSequentialConvsPass : refold::impl::MergeSequentialConvsBase<MergeSequentialConvsPass> {
   using MergeSequentialConvsBase::MergeSequentialConvsBase;
 
   LogicalResult initialize(MLIRContext *) override {
@@ -202,13 +201,7 @@ struct MergeSequentialConvsPass
     MLIRContext *ctx = &getContext();
     RewritePatternSet patterns(ctx);
     patterns.add<MergeConvs>(ctx, mergePolicy, bytesWeight);
-    SmallVector<Operation *> candidates;
-    getOperation().walk([&](ConvOp conv) { candidates.push_back(conv); });
-    // A merged conv replaces the second conv; a third conv reading it is an
-    // existing op and is revisited. Only convs are visited, so the driver
-    // never folds or moves initializers.
-    GreedyRewriteConfig config = candidateConfig();
-    if (failed(applyOpPatternsAndFold(candidates, std::move(patterns), config)))
+    if (failed(applyToCandidates<ConvOp>(getOperation(), std::move(patterns))))
       return signalPassFailure();
   }
 };

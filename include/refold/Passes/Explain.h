@@ -43,6 +43,19 @@ private:
 /// report refusals to the explain log when it is enabled.
 mlir::GreedyRewriteConfig candidateConfig();
 
+/// Applies `patterns` to the ops of types `OpTys` under `root`. An op whose
+/// operand a rewrite replaced is visited again, so chains (Add of Add, conv
+/// of conv) merge step by step; nothing else is visited.
+template <typename... OpTys>
+mlir::LogicalResult applyToCandidates(mlir::Operation *root, mlir::RewritePatternSet &&patterns) {
+  llvm::SmallVector<mlir::Operation *> candidates;
+  root->walk([&](mlir::Operation *op) {
+    if (mlir::isa<OpTys...>(op))
+      candidates.push_back(op);
+  });
+  return mlir::applyOpPatternsAndFold(candidates, std::move(patterns), candidateConfig());
+}
+
 } // namespace refold
 
 #endif // REFOLD_PASSES_EXPLAIN_H
