@@ -103,3 +103,51 @@ func.func @matmul_3d(%a: tensor<2x3x4xf32>) -> tensor<2x3x2xf32> {
   %y = onnx.BatchNormalization(%m, %p, %p, %p, %p) : (tensor<2x3x2xf32>, tensor<3xf32>, tensor<3xf32>, tensor<3xf32>, tensor<3xf32>) -> tensor<2x3x2xf32>
   return %y : tensor<2x3x2xf32>
 }
+
+// -----
+
+// A BN before an unpadded conv folds forward: W'[o,i] = W[o,i] s[i],
+// b' = b + sum W[o,i] t[i]. With s = [2, 1], t = [-1, 0] and W = 1:
+// W' = [2, 1], b' = -1.
+// CHECK-LABEL: func.func @before_conv
+// CHECK-DAG: onnx.initializer "w_folded" = dense<{{\[\[\[\[}}2.000000e+00]], {{\[\[}}1.000000e+00]]]]> : tensor<1x2x1x1xf32>
+// CHECK-DAG: onnx.initializer "w_folded_bias" = dense<-1.000000e+00> : tensor<1xf32>
+// CHECK: onnx.Conv(%arg0,
+// CHECK-NOT: onnx.BatchNormalization
+func.func @before_conv(%x: tensor<1x2x4x4xf32>) -> tensor<1x1x4x4xf32> {
+  %none = onnx.none
+  %w = onnx.initializer "w" = dense<1.0> : tensor<1x2x1x1xf32>
+  %scale = onnx.initializer "scale" = dense<[4.0, 3.0]> : tensor<2xf32>
+  %beta = onnx.initializer "beta" = dense<[1.0, 0.0]> : tensor<2xf32>
+  %mean = onnx.initializer "mean" = dense<[1.0, 0.0]> : tensor<2xf32>
+  %var = onnx.initializer "var" = dense<[3.0, 8.0]> : tensor<2xf32>
+  %n = onnx.BatchNormalization(%x, %scale, %beta, %mean, %var) {epsilon = 1.0 : f32} : (tensor<1x2x4x4xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<1x2x4x4xf32>
+  %y = onnx.Conv(%n, %w, %none) : (tensor<1x2x4x4xf32>, tensor<1x2x1x1xf32>, none) -> tensor<1x1x4x4xf32>
+  return %y : tensor<1x1x4x4xf32>
+}
+
+// -----
+
+// Before a zero-padding conv the fold would be wrong at the border: refused.
+// A BN before a Gemm (UPDP's BN in place of LayerNorm) folds into B and C.
+// CHECK-LABEL: func.func @before_padded_conv
+// CHECK: onnx.BatchNormalization
+// CHECK-LABEL: func.func @before_gemm
+// CHECK: onnx.Gemm(%arg0,
+// CHECK-NOT: onnx.BatchNormalization
+func.func @before_padded_conv(%x: tensor<1x2x4x4xf32>) -> tensor<1x1x4x4xf32> {
+  %none = onnx.none
+  %w = onnx.initializer "w" = dense<1.0> : tensor<1x2x3x3xf32>
+  %p = onnx.initializer "p" = dense<[2.0, 3.0]> : tensor<2xf32>
+  %n = onnx.BatchNormalization(%x, %p, %p, %p, %p) : (tensor<1x2x4x4xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<1x2x4x4xf32>
+  %y = onnx.Conv(%n, %w, %none) {pads = array<i64: 1, 1, 1, 1>} : (tensor<1x2x4x4xf32>, tensor<1x2x3x3xf32>, none) -> tensor<1x1x4x4xf32>
+  return %y : tensor<1x1x4x4xf32>
+}
+func.func @before_gemm(%x: tensor<3x2xf32>) -> tensor<3x4xf32> {
+  %w = onnx.initializer "w" = dense<1.0> : tensor<4x2xf32>
+  %c = onnx.initializer "c" = dense<1.0> : tensor<4xf32>
+  %p = onnx.initializer "p" = dense<[2.0, 3.0]> : tensor<2xf32>
+  %n = onnx.BatchNormalization(%x, %p, %p, %p, %p) : (tensor<3x2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+  %y = onnx.Gemm(%n, %w, %c) {alpha = 0.5 : f32, transB = 1 : i64} : (tensor<3x2xf32>, tensor<4x2xf32>, tensor<4xf32>) -> tensor<3x4xf32>
+  return %y : tensor<3x4xf32>
+}
