@@ -20,6 +20,9 @@ void refold::buildRefoldPipeline(mlir::OpPassManager &pm, OptLevel level,
     MergeSequentialConvsOptions sequential;
     sequential.mergePolicy = options.mergePolicy;
     graph.addPass(createMergeSequentialConvs(sequential));
+    MergeLinearOptions linear;
+    linear.mergePolicy = options.mergePolicy;
+    graph.addPass(createMergeLinear(linear));
     graph.addPass(createMergeParallelBranches());
     // A BatchNormalization after a merged sum now follows a conv.
     graph.addPass(createFoldBatchNorm());

@@ -100,6 +100,22 @@ def MergeSequentialConvs : Pass<"onnx-merge-sequential", "::mlir::func::FuncOp">
   let dependentDialects = ["::refold::ir::ONNXDialect"];
 }
 
+def MergeLinear : Pass<"onnx-merge-linear", "::mlir::func::FuncOp"> {
+  let summary = "Merge consecutive linear layers (MatMul[+Add] / Gemm) without nonlinearity";
+  let description = [{
+    (x W1 + b1) W2 + b2 becomes x (W1 W2) + (b1 W2 + b2): a Gemm for 2-D
+    inputs, MatMul + Add otherwise. Refused: weights or biases that are not
+    constants, a transposed A, a first layer with other users, layers that
+    do not chain, and - with merge-policy=profitable - when m*n >= h*(m+n)
+    (the merged layer would cost more than the two).
+  }];
+  let options = [
+    Option<"mergePolicy", "merge-policy", "std::string", "\"profitable\"",
+           "profitable (merge when cheaper), always, or never">
+  ];
+  let dependentDialects = ["::refold::ir::ONNXDialect"];
+}
+
 def TestBreakRewrite : Pass<"test-break-rewrite", "::mlir::func::FuncOp"> {
   let summary = "Test only: perturb one float weight, a wrong rewrite --verify must catch";
   let description = [{

@@ -1,0 +1,34 @@
+// RUN: refold-opt %s -split-input-file --pass-pipeline='builtin.module(func.func(onnx-merge-linear))' | FileCheck %s
+
+// (x W1 + b1) W2 + b2 on tokens: W = W1 W2 = [[6]], b = b1 W2 + b2 = 2*3 + 1 = 7.
+// CHECK-LABEL: func.func @tokens
+// CHECK-DAG: onnx.initializer "y_weight" = dense<6.000000e+00> : tensor<1x1xf32>
+// CHECK-DAG: onnx.initializer "y_bias" = dense<7.000000e+00> : tensor<1xf32>
+// CHECK: %[[M:.*]] = onnx.MatMul(%arg0,
+// CHECK: onnx.Add(%[[M]],
+// CHECK-NOT: onnx.MatMul
+func.func @tokens(%x: tensor<2x3x1xf32>) -> tensor<2x3x1xf32> {
+  %w1 = onnx.initializer "w1" = dense<2.0> : tensor<1x1xf32>
+  %b1 = onnx.initializer "b1" = dense<2.0> : tensor<1xf32>
+  %w2 = onnx.initializer "w2" = dense<3.0> : tensor<1x1xf32>
+  %b2 = onnx.initializer "b2" = dense<1.0> : tensor<1xf32>
+  %h = onnx.MatMul(%x, %w1) : (tensor<2x3x1xf32>, tensor<1x1xf32>) -> tensor<2x3x1xf32>
+  %hb = onnx.Add(%h, %b1) : (tensor<2x3x1xf32>, tensor<1xf32>) -> tensor<2x3x1xf32>
+  %o = onnx.MatMul(%hb, %w2) : (tensor<2x3x1xf32>, tensor<1x1xf32>) -> tensor<2x3x1xf32>
+  %y = onnx.Add(%o, %b2) {onnx.outputs = ["y"]} : (tensor<2x3x1xf32>, tensor<1xf32>) -> tensor<2x3x1xf32>
+  return %y : tensor<2x3x1xf32>
+}
+
+// -----
+
+// The hidden value has another user: refused. A dynamic weight: refused.
+// CHECK-LABEL: func.func @refusals
+// CHECK-COUNT-4: onnx.MatMul
+func.func @refusals(%x: tensor<3x4xf32>, %d: tensor<4x4xf32>) -> (tensor<3x4xf32>, tensor<3x4xf32>, tensor<3x4xf32>) {
+  %w = onnx.initializer "w" = dense<1.0> : tensor<4x4xf32>
+  %h = onnx.MatMul(%x, %w) : (tensor<3x4xf32>, tensor<4x4xf32>) -> tensor<3x4xf32>
+  %y = onnx.MatMul(%h, %w) : (tensor<3x4xf32>, tensor<4x4xf32>) -> tensor<3x4xf32>
+  %g = onnx.MatMul(%x, %d) : (tensor<3x4xf32>, tensor<4x4xf32>) -> tensor<3x4xf32>
+  %z = onnx.MatMul(%g, %w) : (tensor<3x4xf32>, tensor<4x4xf32>) -> tensor<3x4xf32>
+  return %y, %h, %z : tensor<3x4xf32>, tensor<3x4xf32>, tensor<3x4xf32>
+}
