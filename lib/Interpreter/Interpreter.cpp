@@ -221,7 +221,6 @@ llvm::Expected<TensorMap> run(ModuleOp module, TensorMap &inputs, const RunOptio
       releaseAfter[op].push_back(value);
   }
 
-  const auto &kernels = kernelRegistry();
   TensorMap outputs;
   for (Operation &op : body) {
     if (isa<ir::NoneOp>(op))
@@ -255,63 +254,28 @@ llvm::Expected<TensorMap> run(ModuleOp module, TensorMap &inputs, const RunOptio
     }
     llvm::consumeError(constant.takeError());
 
-    if (auto node = dyn_cast<ir::NodeOp>(op)) {
-      if (!node.getGraphs().empty())
-        return error("the interpreter cannot run " + describe(&op) +
-                     ": nodes with subgraphs (If, Loop, Scan) are not supported");
-      if (node.getDomain() && !node.getDomain()->empty() && *node.getDomain() != "ai.onnx")
-        return error("the interpreter cannot run " + describe(&op) + ": custom domain '" +
-                     *node.getDomain() + "'");
-    }
-    StringRef opType = opTypeOf(&op);
-    auto kernel = kernels.find(opType);
-    if (kernel == kernels.end())
-      return error("the interpreter cannot run " + describe(&op) + ": operator " + opType +
-                   " is not implemented");
-    KernelContext ctx;
-    ctx.opType = opType;
-    ctx.opset = opset;
-    ctx.op = &op;
+    std::vector<const Tensor *> operands;
     for (Value operand : op.getOperands()) {
       if (ir::isNoneValue(operand)) {
-        ctx.inputs.push_back(nullptr);
+        operands.push_back(nullptr);
         continue;
       }
       auto it = env.find(operand);
       if (it == env.end())
         return error(describe(&op) + ": an input was not computed");
-      ctx.inputs.push_back(&it->second);
+      operands.push_back(&it->second);
     }
-    // Trailing missing inputs are not inputs at all.
-    while (!ctx.inputs.empty() && !ctx.inputs.back())
-      ctx.inputs.pop_back();
-    unsigned numOutputs = 0;
-    for (auto [i, result] : llvm::enumerate(op.getResults()))
-      if (!isa<NoneType>(result.getType()))
-        numOutputs = i + 1;
-    ctx.numOutputs = numOutputs;
-    ctx.outputs.resize(op.getNumResults());
     auto start = std::chrono::steady_clock::now();
-    Error kernelError = kernel->second(ctx);
+    auto results = evaluateOp(&op, operands, opset);
     if (options.profile)
-      (*options.profile)[opType.str()] +=
+      (*options.profile)[opTypeOf(&op).str()] +=
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
               .count();
-    if (Error err = std::move(kernelError)) {
-      std::string message = llvm::toString(std::move(err));
-      StringRef reason(message);
-      reason.consume_front((opType + ": ").str());
-      return error(describe(&op) + ": " + reason);
-    }
-    for (unsigned i = 0; i < numOutputs; ++i) {
-      if (isa<NoneType>(op.getResult(i).getType()))
-        continue;
-      if (!ctx.outputs[i].defined())
-        return error(describe(&op) + ": output " + llvm::Twine(i) + " was not computed");
-      if (Error err = checkResult(&op, i, ctx.outputs[i]))
-        return std::move(err);
-      env[op.getResult(i)] = std::move(ctx.outputs[i]);
-    }
+    if (!results)
+      return results.takeError();
+    for (auto [i, result] : llvm::enumerate(op.getResults()))
+      if (!isa<NoneType>(result.getType()) && i < results->size() && (*results)[i].defined())
+        env[result] = std::move((*results)[i]);
     for (Value v : releaseAfter.lookup(&op))
       if (!llvm::is_contained(body.getTerminator()->getOperands(), v))
         env.erase(v);
@@ -337,20 +301,25 @@ std::optional<Tensor> constantValue(Value value) {
 
 llvm::Expected<std::vector<Tensor>> evaluateOp(Operation *op, ArrayRef<const Tensor *> inputs,
                                                int64_t opset) {
-  StringRef opType = opTypeOf(op);
   if (auto node = dyn_cast<ir::NodeOp>(op)) {
-    if (!node.getGraphs().empty() ||
-        (node.getDomain() && !node.getDomain()->empty() && *node.getDomain() != "ai.onnx"))
-      return error(describe(op) + " cannot be evaluated");
+    if (!node.getGraphs().empty())
+      return error("the interpreter cannot run " + describe(op) +
+                   ": nodes with subgraphs (If, Loop, Scan) are not supported");
+    if (node.getDomain() && !node.getDomain()->empty() && *node.getDomain() != "ai.onnx")
+      return error("the interpreter cannot run " + describe(op) + ": custom domain '" +
+                   *node.getDomain() + "'");
   }
+  StringRef opType = opTypeOf(op);
   auto kernel = kernelRegistry().find(opType);
   if (kernel == kernelRegistry().end())
-    return error("operator " + opType + " is not implemented");
+    return error("the interpreter cannot run " + describe(op) + ": operator " + opType +
+                 " is not implemented");
   KernelContext ctx;
   ctx.opType = opType;
   ctx.opset = opset;
   ctx.op = op;
   ctx.inputs.assign(inputs.begin(), inputs.end());
+  // Trailing missing inputs are not inputs at all.
   while (!ctx.inputs.empty() && !ctx.inputs.back())
     ctx.inputs.pop_back();
   unsigned numOutputs = 0;
@@ -359,15 +328,20 @@ llvm::Expected<std::vector<Tensor>> evaluateOp(Operation *op, ArrayRef<const Ten
       numOutputs = i + 1;
   ctx.numOutputs = numOutputs;
   ctx.outputs.resize(op->getNumResults());
-  if (Error err = kernel->second(ctx))
-    return std::move(err);
-  for (unsigned i = 0; i < numOutputs; ++i)
-    if (!isa<NoneType>(op->getResult(i).getType())) {
-      if (!ctx.outputs[i].defined())
-        return error(describe(op) + ": output " + llvm::Twine(i) + " was not computed");
-      if (Error err = checkResult(op, i, ctx.outputs[i]))
-        return std::move(err);
-    }
+  if (Error err = kernel->second(ctx)) {
+    std::string message = llvm::toString(std::move(err));
+    StringRef reason(message);
+    reason.consume_front((opType + ": ").str());
+    return error(describe(op) + ": " + reason);
+  }
+  for (unsigned i = 0; i < numOutputs; ++i) {
+    if (isa<NoneType>(op->getResult(i).getType()))
+      continue;
+    if (!ctx.outputs[i].defined())
+      return error(describe(op) + ": output " + llvm::Twine(i) + " was not computed");
+    if (Error err = checkResult(op, i, ctx.outputs[i]))
+      return std::move(err);
+  }
   return std::move(ctx.outputs);
 }
 
