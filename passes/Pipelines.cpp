@@ -24,6 +24,9 @@ void refold::buildRefoldPipeline(mlir::OpPassManager &pm, OptLevel level,
     linear.mergePolicy = options.mergePolicy;
     graph.addPass(createMergeLinear(linear));
     graph.addPass(createMergeParallelBranches());
+    MergeConcatConvsOptions concat;
+    concat.mergePolicy = options.mergePolicy;
+    graph.addPass(createMergeConcatConvs(concat));
     // A BatchNormalization after a merged sum now follows a conv.
     graph.addPass(createFoldBatchNorm());
     graph.addPass(createFoldAffine());

@@ -118,3 +118,11 @@ func.func @node_regions(%x: tensor<2xf32>) {
   }
   return
 }
+
+// -----
+
+func.func @concat_dims(%a: tensor<1x2x4x4xf32>, %b: tensor<1x2x5x4xf32>) {
+  // expected-error @+1 {{inputs differ in dimension 2 (4 vs 5)}}
+  %c = onnx.Concat(%a, %b) {axis = 1 : i64} : (tensor<1x2x4x4xf32>, tensor<1x2x5x4xf32>) -> tensor<1x4x4x4xf32>
+  return
+}

@@ -116,6 +116,23 @@ def MergeLinear : Pass<"onnx-merge-linear", "::mlir::func::FuncOp"> {
   let dependentDialects = ["::refold::ir::ONNXDialect"];
 }
 
+def MergeConcatConvs : Pass<"onnx-merge-concat", "::mlir::func::FuncOp"> {
+  let summary = "Merge parallel convs on one input concatenated along channels into one conv";
+  let description = [{
+    Adjacent Concat inputs that are convs of the same input become one conv
+    with the filters stacked (smaller kernels centred into the largest).
+    Refused: different inputs or strides, groups, dilation, auto_pad,
+    misaligned centres, branch outputs with other users, and - with
+    merge-policy=profitable - a merge whose padded kernels cost more than the
+    traffic it saves.
+  }];
+  let options = [
+    Option<"mergePolicy", "merge-policy", "std::string", "\"profitable\"",
+           "profitable, always, or never">
+  ];
+  let dependentDialects = ["::refold::ir::ONNXDialect"];
+}
+
 def TestBreakRewrite : Pass<"test-break-rewrite", "::mlir::func::FuncOp"> {
   let summary = "Test only: perturb one float weight, a wrong rewrite --verify must catch";
   let description = [{

@@ -225,6 +225,23 @@ LogicalResult ConcatOp::verify() {
   }
   if (rank >= 0 && getAxis() && (*getAxis() < -rank || *getAxis() >= rank))
     return emitOpError("axis ") << *getAxis() << " is out of range for rank " << rank;
+  if (rank >= 0 && getAxis()) {
+    int64_t axis = *getAxis() < 0 ? *getAxis() + rank : *getAxis();
+    for (int64_t d = 0; d < rank; ++d) {
+      if (d == axis)
+        continue;
+      int64_t size = -1;
+      for (Value v : getInputs()) {
+        int64_t s = staticDim(v, d);
+        if (s < 0)
+          continue;
+        if (size >= 0 && s != size)
+          return emitOpError("inputs differ in dimension ") << d << " (" << size << " vs " << s
+                                                             << ")";
+        size = s;
+      }
+    }
+  }
   return success();
 }
 
