@@ -8,7 +8,8 @@
 //
 // Merging W1 [m, h] and W2 [h, n] costs m*n MACs per row instead of
 // h*(m + n): it pays only when m*n < h*(m + n), so merge-policy=profitable
-// checks that.
+// checks that. A channels-last Linear between two Transposes (ConvNeXt)
+// becomes a 1x1 conv.
 //
 //===----------------------------------------------------------------------===//
 
@@ -180,6 +181,57 @@ struct MergeStages : RewritePattern {
   std::string policy;
 };
 
+/// Transpose(NCHW -> NHWC) -> linear stage -> Transpose(NHWC -> NCHW) is a
+/// 1x1 conv: out[n,o,h,w] = sum_c W[c,o] x[n,c,h,w] + b[o] (ConvNeXt's
+/// channels-last Linear). As a conv it folds and merges with its neighbours.
+struct ChannelsLastLinearToConv : OpRewritePattern<TransposeOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(TransposeOp back, PatternRewriter &rewriter) const override {
+    auto perm = back.getPerm();
+    if (!perm || ArrayRef<int64_t>(*perm) != ArrayRef<int64_t>{0, 3, 1, 2})
+      return rewriter.notifyMatchFailure(back, "not a channels-last to NCHW transpose");
+    std::string why;
+    auto stage = readStage(back.getData(), why);
+    if (failed(stage))
+      return rewriter.notifyMatchFailure(back, "the input is " + why);
+    if (!back.getData().hasOneUse())
+      return rewriter.notifyMatchFailure(back, "the linear output has other users");
+    auto forward = stage->in.getDefiningOp<TransposeOp>();
+    auto forwardPerm = forward ? forward.getPerm() : std::nullopt;
+    if (!forward || !forwardPerm || ArrayRef<int64_t>(*forwardPerm) != ArrayRef<int64_t>{0, 2, 3, 1})
+      return rewriter.notifyMatchFailure(back, "the linear input is not an NCHW to NHWC transpose");
+    if (!forward->hasOneUse())
+      return rewriter.notifyMatchFailure(back, "the channels-last input has other users");
+    int64_t c = stage->weight.dim(0), o = stage->weight.dim(1);
+    F32Tensor weight(llvm::ArrayRef<int64_t>{o, c, 1, 1});
+    for (int64_t i = 0; i < c; ++i)
+      for (int64_t j = 0; j < o; ++j)
+        weight.data[j * c + i] = stage->weight.data[i * o + j];
+    F32Tensor bias(llvm::ArrayRef<int64_t>{o});
+    bias.data = stage->bias;
+    std::string base = weights::nameOf(back.getTransposed());
+    if (base.empty())
+      base = "pointwise";
+    Value w = weights::createInitializer(rewriter, back.getLoc(), base + "_weight", weight);
+    Value b = weights::createInitializer(rewriter, back.getLoc(), base + "_bias", bias);
+    OperationState state(back.getLoc(), ConvOp::getOperationName());
+    state.addOperands({forward.getData(), w, b});
+    state.addTypes(back.getType());
+    state.addAttribute("kernel_shape", rewriter.getDenseI64ArrayAttr({1, 1}));
+    for (StringRef attr : {kNodeNameAttr, kOutputNamesAttr})
+      if (auto value = back->getAttr(attr))
+        state.addAttribute(attr, value);
+    Operation *conv = rewriter.create(state);
+    rewriter.replaceOp(back, conv->getResults());
+    for (Operation *dead : llvm::reverse(stage->ops))
+      if (dead->use_empty())
+        rewriter.eraseOp(dead);
+    if (forward->use_empty())
+      rewriter.eraseOp(forward);
+    return success();
+  }
+};
+
 struct MergeLinearPass : refold::impl::MergeLinearBase<MergeLinearPass> {
   using MergeLinearBase::MergeLinearBase;
 
@@ -187,9 +239,11 @@ struct MergeLinearPass : refold::impl::MergeLinearBase<MergeLinearPass> {
     MLIRContext *ctx = &getContext();
     RewritePatternSet patterns(ctx);
     patterns.add<MergeStages>(ctx, mergePolicy);
+    patterns.add<ChannelsLastLinearToConv>(ctx);
     // Stage ends (MatMul, Gemm, Add) are the candidates; merged stages are
     // revisited through their users.
-    if (failed(applyToCandidates<MatMulOp, GemmOp, AddOp>(getOperation(), std::move(patterns))))
+    if (failed(applyToCandidates<MatMulOp, GemmOp, AddOp, TransposeOp>(getOperation(),
+                                                                      std::move(patterns))))
       return signalPassFailure();
   }
 };

@@ -19,10 +19,12 @@ void refold::buildRefoldPipeline(mlir::OpPassManager &pm, OptLevel level,
     // parallel sum it belongs to (DBB, UPDP blocks with residuals).
     MergeSequentialConvsOptions sequential;
     sequential.mergePolicy = options.mergePolicy;
-    graph.addPass(createMergeSequentialConvs(sequential));
+    // Linear merges first: a channels-last Linear becomes a 1x1 conv that the
+    // sequential merge can then fuse with its neighbours.
     MergeLinearOptions linear;
     linear.mergePolicy = options.mergePolicy;
     graph.addPass(createMergeLinear(linear));
+    graph.addPass(createMergeSequentialConvs(sequential));
     graph.addPass(createMergeParallelBranches());
     MergeConcatConvsOptions concat;
     concat.mergePolicy = options.mergePolicy;

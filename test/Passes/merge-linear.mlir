@@ -32,3 +32,19 @@ func.func @refusals(%x: tensor<3x4xf32>, %d: tensor<4x4xf32>) -> (tensor<3x4xf32
   %z = onnx.MatMul(%g, %w) : (tensor<3x4xf32>, tensor<4x4xf32>) -> tensor<3x4xf32>
   return %y, %h, %z : tensor<3x4xf32>, tensor<3x4xf32>, tensor<3x4xf32>
 }
+
+// -----
+
+// A channels-last Linear between NCHW<->NHWC transposes is a 1x1 conv with
+// the transposed weight: W [C=2, O=1] = [[2], [3]] -> [1, 2, 1, 1].
+// CHECK-LABEL: func.func @channels_last
+// CHECK-DAG: onnx.initializer "u_weight" = dense<{{\[\[\[\[}}2.000000e+00]], {{\[\[}}3.000000e+00]]]]> : tensor<1x2x1x1xf32>
+// CHECK: onnx.Conv(%arg0, %{{.*}}, %{{.*}}) {kernel_shape = array<i64: 1, 1>, onnx.outputs = ["u"]}
+// CHECK-NOT: onnx.Transpose
+func.func @channels_last(%x: tensor<1x2x3x3xf32>) -> tensor<1x1x3x3xf32> {
+  %w = onnx.initializer "w" = dense<[[2.0], [3.0]]> : tensor<2x1xf32>
+  %t = onnx.Transpose(%x) {perm = array<i64: 0, 2, 3, 1>} : (tensor<1x2x3x3xf32>) -> tensor<1x3x3x2xf32>
+  %m = onnx.MatMul(%t, %w) : (tensor<1x3x3x2xf32>, tensor<2x1xf32>) -> tensor<1x3x3x1xf32>
+  %u = onnx.Transpose(%m) {onnx.outputs = ["u"], perm = array<i64: 0, 3, 1, 2>} : (tensor<1x3x3x1xf32>) -> tensor<1x1x3x3xf32>
+  return %u : tensor<1x1x3x3xf32>
+}
