@@ -33,7 +33,7 @@ namespace {
 
 struct Branch {
   mutable ConvOp op; // op handles are values; accessors are not const
-  F32Tensor weight; // [O, C, kh, kw]
+  F32Tensor weight;  // [O, C, kh, kw]
   std::vector<float> bias;
   std::array<int64_t, 2> stride{1, 1};
   std::array<int64_t, 4> pads{0, 0, 0, 0};
@@ -72,16 +72,6 @@ std::optional<std::array<int64_t, 4>> centred(const Branch &b, int64_t kh, int64
                                 b.pads[3] + dw / 2};
 }
 
-double elementsOf(Value v) {
-  auto t = dyn_cast<RankedTensorType>(v.getType());
-  if (!t)
-    return 1;
-  double n = 1;
-  for (int64_t d : t.getShape())
-    n *= ShapedType::isDynamic(d) ? 1 : d;
-  return n;
-}
-
 /// One conv for `run` (all compatible), or failure.
 FailureOr<Value> mergeRun(ArrayRef<Branch> run, PatternRewriter &rewriter, Location loc,
                           StringRef policy) {
@@ -100,14 +90,15 @@ FailureOr<Value> mergeRun(ArrayRef<Branch> run, PatternRewriter &rewriter, Locat
       return failure();
   // Cost: padding a small kernel into a large one adds MACs; reading x once
   // and writing no separate branch outputs saves traffic (4 MACs per byte).
-  double spatial = elementsOf(run.front().op.getY()) / run.front().weight.dim(0);
+  double spatial = weights::staticElements(run.front().op.getY()) / run.front().weight.dim(0);
   double macsBefore = 0, bytesBefore = 0;
   for (const Branch &b : run) {
     macsBefore += double(b.weight.size()) * spatial;
-    bytesBefore += 4 * (elementsOf(b.op.getX()) + 2 * elementsOf(b.op.getY()));
+    bytesBefore +=
+        4 * (weights::staticElements(b.op.getX()) + 2 * weights::staticElements(b.op.getY()));
   }
   double macsAfter = double(out) * in * kh * kw * spatial;
-  double bytesAfter = 4 * (elementsOf(run.front().op.getX()) + out * spatial);
+  double bytesAfter = 4 * (weights::staticElements(run.front().op.getX()) + out * spatial);
   if (policy == "never" ||
       (policy == "profitable" && macsAfter + 4 * bytesAfter >= macsBefore + 4 * bytesBefore))
     return failure();

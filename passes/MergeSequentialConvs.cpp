@@ -77,17 +77,6 @@ FailureOr<DenseConv> readConv(ConvOp conv, std::string &why) {
   return dense;
 }
 
-/// Elements of a static-shaped value, dynamic dimensions counted as 1.
-double elementsOf(Value v) {
-  auto t = dyn_cast<RankedTensorType>(v.getType());
-  if (!t)
-    return 1;
-  double n = 1;
-  for (int64_t d : t.getShape())
-    n *= ShapedType::isDynamic(d) ? 1 : d;
-  return n;
-}
-
 struct MergeConvs : OpRewritePattern<ConvOp> {
   MergeConvs(MLIRContext *ctx, StringRef policy, double bytesWeight)
       : OpRewritePattern(ctx), policy(policy.str()), bytesWeight(bytesWeight) {}
@@ -124,13 +113,15 @@ struct MergeConvs : OpRewritePattern<ConvOp> {
 
     int64_t kh = w1.dim(2) + w2.dim(2) - 1, kw = w1.dim(3) + w2.dim(3) - 1;
     // Cost: MACs plus weighted bytes moved, before and after.
-    double out2 = elementsOf(conv2Op.getY()), out1 = elementsOf(conv1Op.getY());
+    double out2 = weights::staticElements(conv2Op.getY()),
+           out1 = weights::staticElements(conv1Op.getY());
     auto g1 = conv1Op.getGroup().value_or(1), g2 = conv2Op.getGroup().value_or(1);
     double macsBefore = out1 * (w1.size() / mid) / g1 + out2 * (w2.size() / out) / g2;
     double macsAfter = out2 * in * kh * kw;
-    double bytesBefore =
-        4.0 * (elementsOf(conv1Op.getX()) + 2 * out1 + out2 + w1.size() / g1 + w2.size() / g2);
-    double bytesAfter = 4.0 * (elementsOf(conv1Op.getX()) + out2 + double(out) * in * kh * kw);
+    double bytesBefore = 4.0 * (weights::staticElements(conv1Op.getX()) + 2 * out1 + out2 +
+                                w1.size() / g1 + w2.size() / g2);
+    double bytesAfter =
+        4.0 * (weights::staticElements(conv1Op.getX()) + out2 + double(out) * in * kh * kw);
     if (policy == "profitable" &&
         macsAfter + bytesWeight * bytesAfter >= macsBefore + bytesWeight * bytesBefore)
       return rewriter.notifyMatchFailure(conv2Op, "the merged conv would cost more");

@@ -74,6 +74,16 @@ Value createInitializer(OpBuilder &builder, Location loc, StringRef nameHint,
   return builder.create<ir::InitializerOp>(loc, builder.getStringAttr(nameHint), value);
 }
 
+double staticElements(Value value) {
+  auto type = dyn_cast<RankedTensorType>(value.getType());
+  if (!type)
+    return 1;
+  double n = 1;
+  for (int64_t d : type.getShape())
+    n *= ShapedType::isDynamic(d) ? 1 : d;
+  return n;
+}
+
 std::string nameOf(Value value) {
   if (auto init = value.getDefiningOp<ir::InitializerOp>())
     return init.getName().str();

@@ -13,6 +13,8 @@ import os
 import torch
 import torch.nn as nn
 
+from common import export_train_and_deploy, randomize_batchnorm
+
 
 def conv_bn(cin, cout, k, stride, pad, groups=1):
     return nn.Sequential(nn.Conv2d(cin, cout, k, stride, pad, groups=groups, bias=False),
@@ -116,28 +118,11 @@ def main():
     torch.manual_seed(0)
     widths, blocks, size = MODELS[args.model][args.size]
     model = (acnet if args.model == "acnet" else mobileone)(widths, blocks)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.5, 0.5)
-    model.eval()
+    randomize_batchnorm(model)
     x = torch.randn(1, 3, size, size)
-    base = os.path.join(args.out, f"{args.model}_{args.size}")
-    common = dict(opset_version=13, input_names=["input"], output_names=["logits"])
-    torch.onnx.export(model, x, base + ".onnx", **common)
-    torch.onnx.export(model, x, base + "_preserve.onnx",
-                      training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False, **common)
-    with torch.no_grad():
-        reference = model(x)
-        for m in model.modules():
-            if isinstance(m, Reparam):
-                m.reparameterize()
-        error = ((model(x) - reference).abs().max() / reference.abs().max()).item()
-    assert error < 1e-4, f"deploy twin differs by {error} (relative)"
-    torch.onnx.export(model, x, base + "_deploy.onnx", **common)
+    export_train_and_deploy(model, x, os.path.join(args.out, f"{args.model}_{args.size}"),
+                            lambda net: [m.reparameterize() for m in net.modules()
+                                         if isinstance(m, Reparam)])
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import os
 import torch
 import torch.nn as nn
 
+from common import export_train_and_deploy, randomize_batchnorm
+
 VARIANTS = {
     # blocks per stage, widths per stage, input size
     "a0": ([1, 2, 4, 14, 1], [48, 48, 96, 192, 1280], 224),
@@ -80,16 +82,6 @@ class RepVGG(nn.Module):
         return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
-def randomize(model):
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.5, 0.5)
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
@@ -99,22 +91,11 @@ def main():
     torch.manual_seed(0)
     blocks, widths, size = VARIANTS[args.variant]
     model = RepVGG(blocks, widths)
-    randomize(model)
-    model.eval()
+    randomize_batchnorm(model)
     x = torch.randn(1, 3, size, size)
-    base = os.path.join(args.out, f"repvgg_{args.variant}")
-    common = dict(opset_version=13, input_names=["input"], output_names=["logits"])
-    torch.onnx.export(model, x, base + ".onnx", **common)
-    torch.onnx.export(model, x, base + "_preserve.onnx",
-                      training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False, **common)
-    with torch.no_grad():
-        reference = model(x)
-        for m in model.modules():
-            if isinstance(m, Block):
-                m.reparameterize()
-        error = ((model(x) - reference).abs().max() / reference.abs().max()).item()
-    assert error < 1e-4, f"deploy twin differs by {error} (relative)"
-    torch.onnx.export(model, x, base + "_deploy.onnx", **common)
+    export_train_and_deploy(model, x, os.path.join(args.out, f"repvgg_{args.variant}"),
+                            lambda net: [m.reparameterize() for m in net.modules()
+                                         if isinstance(m, Block)])
 
 
 if __name__ == "__main__":

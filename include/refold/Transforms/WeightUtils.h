@@ -43,6 +43,9 @@ std::optional<float> getScalarF32(mlir::Value value);
 mlir::Value createInitializer(mlir::OpBuilder &builder, mlir::Location loc,
                               llvm::StringRef nameHint, const F32Tensor &tensor);
 
+/// Elements of `value`'s type, dynamic dimensions counted as 1 (cost models).
+double staticElements(mlir::Value value);
+
 /// The name recorded for `value` (initializer name or producer's output name).
 std::string nameOf(mlir::Value value);
 

@@ -1,0 +1,31 @@
+"""Shared by the corpus generators: random BatchNorm statistics and the
+three exports (torch's default, every BN kept, deploy twin)."""
+import torch
+import torch.nn as nn
+
+
+def randomize_batchnorm(model):
+    """Default BN is the identity and would hide wrong folds."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+
+
+def export_train_and_deploy(model, x, base, reparameterize):
+    """Writes base.onnx, base_preserve.onnx and base_deploy.onnx;
+    `reparameterize(model)` turns the model into its deploy twin in place."""
+    model.eval()
+    common = dict(opset_version=13, input_names=["input"], output_names=["logits"])
+    torch.onnx.export(model, x, base + ".onnx", **common)
+    torch.onnx.export(model, x, base + "_preserve.onnx",
+                      training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False, **common)
+    with torch.no_grad():
+        reference = model(x)
+        reparameterize(model)
+        error = ((model(x) - reference).abs().max() / reference.abs().max()).item()
+    assert error < 1e-4, f"deploy twin differs by {error} (relative)"
+    torch.onnx.export(model, x, base + "_deploy.onnx", **common)
