@@ -7,13 +7,16 @@
 // initializers: the old ones may be shared.
 //
 // A BN whose only user is a linear op folds forward instead (section 2):
-// W'[o,i] = W[o,i] * s[i], b' = b + sum W[o,i,...] * t[i]; exact for a conv
-// only without zero padding (padded zeros would have to become -t/s).
+// W'[o,i] = W[o,i] * s[i], b' = b + sum W[o,i,...] * t[i]. A zero-padding
+// conv saw zeros where the folded one sees t/s: a constant map on the border
+// rows and columns corrects that (2-D, static shape, and only when the
+// output is not larger than the input, so the Add costs no more than the BN).
 //
 //===----------------------------------------------------------------------===//
 
 #include "refold/Passes/Explain.h"
 #include "refold/Passes/Passes.h"
+#include "refold/Transforms/ConvForms.h"
 #include "refold/Transforms/LinearFold.h"
 #include "refold/Transforms/WeightUtils.h"
 
@@ -92,9 +95,28 @@ struct FoldIntoFollowing : OpRewritePattern<BatchNormalizationOp> {
         return rewriter.notifyMatchFailure(bn, "the BN output is not the conv's input");
       if (conv.getAutoPad() && *conv.getAutoPad() != "NOTSET" && *conv.getAutoPad() != "VALID")
         return rewriter.notifyMatchFailure(bn, "the following conv pads (auto_pad)");
-      if (auto pads = conv.getPads(); pads && llvm::any_of(*pads, [](int64_t p) { return p; }))
-        return rewriter.notifyMatchFailure(
-            bn, "the following conv zero-pads: padded zeros would have to become -t/s");
+      bool padded = conv.getPads() && llvm::any_of(*conv.getPads(), [](int64_t p) { return p; });
+      std::optional<weights::F32Tensor> borderMap;
+      if (padded) {
+        // Padded zeros would have to become -t/s: correct the border instead.
+        std::string why;
+        auto form = readConvForm(conv, why);
+        if (failed(form))
+          return rewriter.notifyMatchFailure(bn, "the following conv zero-pads and " + why);
+        auto inShape = staticSpatialShape(conv.getX()), outShape = staticSpatialShape(conv.getY());
+        if (!inShape || !outShape)
+          return rewriter.notifyMatchFailure(
+              bn, "the following conv zero-pads and the spatial shape is not static");
+        if (weights::staticElements(conv.getY()) > weights::staticElements(conv.getX()))
+          return rewriter.notifyMatchFailure(
+              bn, "the following conv zero-pads and its border correction would cost more "
+                  "than the BatchNormalization");
+        if ((int64_t)t.size() != form->inChannels())
+          return rewriter.notifyMatchFailure(bn, "channel count differs from the conv's input");
+        borderMap = borderCorrection(form->weight, form->group, t, form->stride, form->pads,
+                                     (*inShape)[0], (*inShape)[1], (*outShape)[0],
+                                     (*outShape)[1]);
+      }
       auto w = weights::getConstantF32(conv.getW());
       if (!w || w->rank() < 3)
         return rewriter.notifyMatchFailure(bn, "the following conv's weight is not constant");
@@ -130,6 +152,13 @@ struct FoldIntoFollowing : OpRewritePattern<BatchNormalizationOp> {
         conv.getWMutable().assign(wv);
         conv.getBMutable().assign(bv);
       });
+      if (borderMap) {
+        rewriter.setInsertionPointAfter(conv);
+        Value corrected = createAddConstant(rewriter, conv.getLoc(), conv.getY(), *borderMap,
+                                            weights::nameOf(conv.getY()), conv);
+        rewriter.replaceAllUsesExcept(conv.getY(), corrected, corrected.getDefiningOp());
+        conv->removeAttr(kOutputNamesAttr);
+      }
       rewriter.eraseOp(bn);
       return success();
     }

@@ -1,20 +1,25 @@
 //===- MergeParallelBranches.cpp - sum of branches on one input -> one conv ==//
 //
-// Add(branch_a(x), branch_b(x)) where each branch is a 2-D Conv of x, x
-// itself, or BatchNormalization(x), becomes one Conv of x whose kernel is the
+// Add(branch_a(x), branch_b(x)) where each branch is a 2-D Conv of x, an
+// AveragePool of x counting its zero padding (a depthwise conv with taps
+// 1/(kh*kw)), x itself, or BatchNormalization(x), becomes one Conv of x whose kernel is the
 // sum of the branch kernels, smaller kernels zero-padded into the centre of
 // the largest and identity branches written as a kernel with one tap per
 // channel (reparam-math.md §3, §5): RepVGG, ACNet, MobileOne blocks and
 // residual identities around one conv. Chained Adds merge one at a time.
 //
-// Exact when every branch sees the same input, stride, group and output
-// shape, and the centres align: each conv's padding, grown by half its
-// kernel deficit, must equal the merged padding. Otherwise refused.
+// Exact when every branch sees the same input, stride and output shape, the
+// groups match (a grouped or depthwise branch joins a dense one as a dense
+// kernel), and the centres align: each conv's padding, grown by half its
+// kernel deficit, must equal the merged padding. Otherwise refused. A
+// branch conv(x) + constant map (a border correction left by
+// onnx-merge-sequential) merges too; the maps are summed into one Add.
 //
 //===----------------------------------------------------------------------===//
 
 #include "refold/Passes/Explain.h"
 #include "refold/Passes/Passes.h"
+#include "refold/Transforms/ConvForms.h"
 #include "refold/Transforms/WeightUtils.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -38,16 +43,14 @@ namespace {
 /// One summand of the Add, as a function of its input x.
 struct Branch {
   Value input;
-  Operation *producer = nullptr; // Conv or BatchNormalization to erase; null for x
-  // Conv branch.
-  std::optional<F32Tensor> weight; // [O, C/g, kh, kw]
-  std::vector<float> bias;
-  int64_t group = 1;
-  std::array<int64_t, 2> stride{1, 1};
-  std::array<int64_t, 4> pads{0, 0, 0, 0}; // top, left, bottom, right
+  SmallVector<Operation *, 3> producers; // ops to erase once merged, consumers first
+  // Conv branch (a Conv or an AveragePool counting its padding).
+  std::optional<ConvForm> conv;
   // Identity branch: y = x * scale + shift per channel.
   std::vector<float> scale, shift;
-  bool isConv() const { return weight.has_value(); }
+  // A constant map added to the branch (a border correction), if any.
+  std::optional<F32Tensor> offset;
+  bool isConv() const { return conv.has_value(); }
 };
 
 int64_t channelsOf(Value v) {
@@ -61,32 +64,36 @@ int64_t channelsOf(Value v) {
 FailureOr<Branch> readBranch(Value value, std::string &why) {
   Branch branch;
   Operation *def = value.getDefiningOp();
-  if (auto conv = dyn_cast_or_null<ConvOp>(def)) {
-    if (!conv->hasOneUse())
+  if (isa_and_nonnull<ConvOp, AveragePoolOp>(def)) {
+    if (!def->hasOneUse())
       return why = "a branch conv has other users", failure();
-    auto w = weights::getConstantF32(conv.getW());
-    if (!w || w->rank() != 4)
-      return why = "a branch conv is not 2-D with a float32 constant weight", failure();
-    if (conv.getAutoPad() && *conv.getAutoPad() != "NOTSET")
-      return why = "a branch conv uses auto_pad", failure();
-    if (auto d = conv.getDilations(); d && llvm::any_of(*d, [](int64_t v) { return v != 1; }))
-      return why = "a branch conv is dilated", failure();
-    branch.bias.assign(w->dim(0), 0.0f);
-    if (!isNoneValue(conv.getB())) {
-      auto b = weights::getConstantF32(conv.getB());
-      if (!b || b->size() != w->dim(0))
-        return why = "a branch conv's bias is not a float32 constant", failure();
-      branch.bias = b->data;
-    }
-    branch.weight = std::move(w);
-    branch.group = conv.getGroup().value_or(1);
-    if (auto s = conv.getStrides())
-      branch.stride = {(*s)[0], (*s)[1]};
-    if (auto p = conv.getPads())
-      branch.pads = {(*p)[0], (*p)[1], (*p)[2], (*p)[3]};
-    branch.input = conv.getX();
-    branch.producer = conv;
+    auto form = readConvForm(def, why);
+    if (failed(form))
+      return failure();
+    branch.input = form->input;
+    branch.producers.push_back(def);
+    if (form->pad)
+      branch.producers.push_back(form->pad);
+    branch.conv = std::move(*form);
     return branch;
+  }
+  // conv(x) + constant map: a conv branch carrying its border correction.
+  if (auto add = dyn_cast_or_null<AddOp>(def); add && add->hasOneUse()) {
+    for (int side = 0; side < 2; ++side) {
+      auto map = weights::getConstantF32(add->getOperand(side));
+      Operation *convOp = add->getOperand(1 - side).getDefiningOp();
+      if (!map || !isa_and_nonnull<ConvOp, AveragePoolOp>(convOp))
+        continue;
+      auto inner = readBranch(add->getOperand(1 - side), why);
+      if (failed(inner))
+        return failure();
+      if (map->rank() != 4 || map->dim(0) != 1 ||
+          map->size() != weights::staticElements(add.getC()))
+        return why = "a branch adds a constant that is not one [1, C, H, W] map", failure();
+      inner->offset = std::move(*map);
+      inner->producers.insert(inner->producers.begin(), add);
+      return inner;
+    }
   }
   if (auto bn = dyn_cast_or_null<BatchNormalizationOp>(def)) {
     if (!bn->hasOneUse())
@@ -104,7 +111,7 @@ FailureOr<Branch> readBranch(Value value, std::string &why) {
       branch.shift.push_back(float(beta->data[c] - mean->data[c] * s));
     }
     branch.input = bn.getX();
-    branch.producer = bn;
+    branch.producers.push_back(bn);
     return branch;
   }
   // The input itself: an identity branch.
@@ -131,42 +138,53 @@ struct MergeAdd : OpRewritePattern<AddOp> {
     if (!a->isConv() && !b->isConv())
       return rewriter.notifyMatchFailure(add, "no branch is a convolution");
     // Identity branches read their operand itself; a conv reads its input.
-    Branch &conv = a->isConv() ? *a : *b;
+    Branch &convBranch = a->isConv() ? *a : *b;
     Branch &other = a->isConv() ? *b : *a;
-    if (conv.input != other.input)
+    if (convBranch.input != other.input)
       return rewriter.notifyMatchFailure(add, "the branches read different inputs");
-    if (add.getType() != cast<ConvOp>(conv.producer).getType())
+    ConvForm &conv = *convBranch.conv;
+    if (add.getType() != conv.op->getResult(0).getType())
       return rewriter.notifyMatchFailure(add, "the sum's type differs from the branch output");
 
-    const F32Tensor &w1 = *conv.weight;
-    int64_t outChannels = w1.dim(0), inPerGroup = w1.dim(1), group = conv.group;
-    int64_t kh = w1.dim(2), kw = w1.dim(3);
+    int64_t outChannels = conv.outChannels(), group = conv.group;
+    int64_t kh = conv.kh(), kw = conv.kw();
     if (other.isConv()) {
-      if (other.group != group || other.stride != conv.stride ||
-          other.weight->dim(0) != outChannels || other.weight->dim(1) != inPerGroup)
-        return rewriter.notifyMatchFailure(add, "the convs differ in group, stride or channels");
-      kh = std::max(kh, other.weight->dim(2));
-      kw = std::max(kw, other.weight->dim(3));
+      ConvForm &second = *other.conv;
+      if (second.stride != conv.stride || second.outChannels() != outChannels ||
+          second.inChannels() != conv.inChannels())
+        return rewriter.notifyMatchFailure(add, "the convs differ in stride or channels");
+      if (second.group != group) {
+        // A grouped branch joins a dense one as a dense kernel with zeros off
+        // its groups; two different groupings would both grow.
+        if (second.group != 1 && group != 1)
+          return rewriter.notifyMatchFailure(add, "the convs have mismatched groups");
+        conv.weight = expandGroups(conv.weight, conv.group);
+        second.weight = expandGroups(second.weight, second.group);
+        conv.group = second.group = group = 1;
+      }
+      kh = std::max(kh, second.kh());
+      kw = std::max(kw, second.kw());
     } else {
-      if (conv.stride != std::array<int64_t, 2>{1, 1})
+      if (!conv.isUnitStride())
         return rewriter.notifyMatchFailure(add, "an identity branch needs stride 1");
       if (outChannels != (int64_t)other.scale.size() || outChannels != channelsOf(other.input))
         return rewriter.notifyMatchFailure(add, "an identity branch needs equal channels");
     }
+    int64_t inPerGroup = conv.weight.dim(1);
 
     // The merged padding: each conv's padding grown by half its kernel deficit.
-    auto merged = [&](const Branch &br, std::array<int64_t, 4> &pads) -> bool {
-      int64_t dh = kh - br.weight->dim(2), dw = kw - br.weight->dim(3);
+    auto merged = [&](const ConvForm &c, std::array<int64_t, 4> &pads) -> bool {
+      int64_t dh = kh - c.kh(), dw = kw - c.kw();
       if (dh % 2 || dw % 2)
         return false; // an even deficit keeps the kernel centres aligned
-      pads = {br.pads[0] + dh / 2, br.pads[1] + dw / 2, br.pads[2] + dh / 2, br.pads[3] + dw / 2};
+      pads = {c.pads[0] + dh / 2, c.pads[1] + dw / 2, c.pads[2] + dh / 2, c.pads[3] + dw / 2};
       return true;
     };
     std::array<int64_t, 4> pads, otherPads;
     if (!merged(conv, pads))
       return rewriter.notifyMatchFailure(add, "kernel centres do not align (odd size difference)");
     if (other.isConv()) {
-      if (!merged(other, otherPads))
+      if (!merged(*other.conv, otherPads))
         return rewriter.notifyMatchFailure(add,
                                            "kernel centres do not align (odd size difference)");
       if (otherPads != pads)
@@ -179,11 +197,13 @@ struct MergeAdd : OpRewritePattern<AddOp> {
     }
     if (llvm::any_of(pads, [](int64_t p) { return p < 0; }))
       return rewriter.notifyMatchFailure(add, "the merged padding would be negative");
+    if (a->offset && b->offset && a->offset->shape != b->offset->shape)
+      return rewriter.notifyMatchFailure(add, "the branches' constant maps differ in shape");
 
     F32Tensor weight({outChannels, inPerGroup, kh, kw});
     std::vector<float> bias(outChannels, 0.0f);
-    auto addConv = [&](const Branch &br) {
-      const F32Tensor &w = *br.weight;
+    auto addConv = [&](const ConvForm &c) {
+      const F32Tensor &w = c.weight;
       int64_t oh = (kh - w.dim(2)) / 2, ow = (kw - w.dim(3)) / 2;
       for (int64_t o = 0; o < outChannels; ++o)
         for (int64_t i = 0; i < inPerGroup; ++i)
@@ -192,11 +212,11 @@ struct MergeAdd : OpRewritePattern<AddOp> {
               weight.data[((o * inPerGroup + i) * kh + y + oh) * kw + x + ow] +=
                   w.data[((o * inPerGroup + i) * w.dim(2) + y) * w.dim(3) + x];
       for (int64_t o = 0; o < outChannels; ++o)
-        bias[o] += br.bias[o];
+        bias[o] += c.bias[o];
     };
     addConv(conv);
     if (other.isConv()) {
-      addConv(other);
+      addConv(*other.conv);
     } else {
       // y[c] += x[c] * scale[c]: tap (c, c mod C/g) at the padding offset.
       for (int64_t c = 0; c < outChannels; ++c) {
@@ -205,33 +225,28 @@ struct MergeAdd : OpRewritePattern<AddOp> {
         bias[c] += other.shift[c];
       }
     }
-    F32Tensor biasTensor(llvm::ArrayRef<int64_t>{outChannels});
-    biasTensor.data = bias;
+    std::optional<F32Tensor> offset;
+    for (Branch *br : {&*a, &*b})
+      if (br->offset) {
+        if (!offset)
+          offset = *br->offset;
+        else
+          for (int64_t i = 0; i < offset->size(); ++i)
+            offset->data[i] += br->offset->data[i];
+      }
 
-    auto first = cast<ConvOp>(conv.producer);
     std::string base = weights::nameOf(add.getC());
-    if (base.empty())
-      base = "merged";
-    Value w = weights::createInitializer(rewriter, add.getLoc(), base + "_weight", weight);
-    Value bv = weights::createInitializer(rewriter, add.getLoc(), base + "_bias", biasTensor);
-    OperationState state(add.getLoc(), ConvOp::getOperationName());
-    state.addOperands({conv.input, w, bv});
-    state.addTypes(add.getType());
-    state.addAttribute("kernel_shape", rewriter.getDenseI64ArrayAttr({kh, kw}));
-    state.addAttribute("pads", rewriter.getDenseI64ArrayAttr(pads));
-    if (conv.stride != std::array<int64_t, 2>{1, 1})
-      state.addAttribute("strides", rewriter.getDenseI64ArrayAttr(conv.stride));
-    if (group != 1)
-      state.addAttribute("group", rewriter.getI64IntegerAttr(group));
-    if (auto name = first->getAttr(kNodeNameAttr))
-      state.addAttribute(kNodeNameAttr, name);
-    if (auto names = add->getAttr(kOutputNamesAttr))
-      state.addAttribute(kOutputNamesAttr, names);
-    Operation *mergedConv = rewriter.create(state);
-    rewriter.replaceOp(add, mergedConv->getResults());
-    for (Operation *producer : {a->producer, b->producer})
-      if (producer && producer->use_empty())
-        rewriter.eraseOp(producer);
+    Value result = createConv(rewriter, add.getLoc(), convBranch.input, weight, bias, group,
+                              conv.stride, pads, add.getType(), base, conv.op,
+                              offset ? nullptr : add.getOperation());
+    if (offset)
+      result = createAddConstant(rewriter, add.getLoc(), result, *offset, base, add);
+    rewriter.replaceOp(add, result);
+    // Producers are listed consumer first.
+    for (Branch *br : {&*a, &*b})
+      for (Operation *producer : br->producers)
+        if (producer->use_empty())
+          rewriter.eraseOp(producer);
     return success();
   }
 };

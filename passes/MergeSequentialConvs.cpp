@@ -4,19 +4,29 @@
 // section 4): K[o,c] = sum_m W2[o,m] (*) W1[m,c] (the kernels composed, size
 // k1 + k2 - 1), b = b2 + sum_{m,h,w} W2[o,m,h,w] b1[m], with conv1's padding
 // and conv2's stride. 1x1 -> kxk, kxk -> 1x1, kxk -> kxk, depthwise ->
-// pointwise (the result is dense). UPDP places all padding on the first conv
-// of a pruned block precisely so that this is exact.
+// pointwise (dense), grouped -> grouped (same groups stay grouped). An
+// AveragePool that counts padded zeros is a depthwise conv here. UPDP places
+// all padding on the first conv of a pruned block precisely so that this is
+// exact.
 //
-// Exact only when conv1 has stride 1 and conv2 does not zero-pad (border
-// outputs would see 0 where the original saw conv1's bias), except for a 1x1
-// conv1 without padding and with a zero bias, which maps zero to zero.
+// Exact only when conv1 has stride 1 and conv2 does not zero-pad: border
+// outputs would see b1 where the original saw zeros. When conv1 is an
+// unpadded 1x1 (the DBB 1x1 -> kxk and 1x1 -> AvgPool branches), what the
+// merged conv sees there is the constant b1, so a constant map on the border
+// rows and columns corrects it (static spatial shape needed).
+//
 // Whether a merge pays is decided by a cost model (MACs plus memory traffic,
-// see docs/passes.md) unless the policy says always or never.
+// see docs/passes.md) over the whole chain conv1 -> conv2 -> ... that would
+// merge, so an expanding 1x1 -> depthwise -> projecting 1x1 merges even
+// though its first step alone does not pay; a merged branch of an Add whose
+// sibling conv on the same input has a kernel at least as large costs
+// nothing, it will be absorbed (onnx-merge-parallel).
 //
 //===----------------------------------------------------------------------===//
 
 #include "refold/Passes/Explain.h"
 #include "refold/Passes/Passes.h"
+#include "refold/Transforms/ConvForms.h"
 #include "refold/Transforms/WeightUtils.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -35,98 +45,132 @@ using weights::F32Tensor;
 
 namespace {
 
-/// A 2-D conv with constant weights, its weight expanded to dense [O, C, kh, kw].
-struct DenseConv {
-  ConvOp op;
-  F32Tensor weight;
-  std::vector<float> bias;
-  std::array<int64_t, 2> stride{1, 1};
-  std::array<int64_t, 4> pads{0, 0, 0, 0};
-};
+bool isConvLike(Operation *op) { return isa_and_nonnull<ConvOp, AveragePoolOp>(op); }
 
-FailureOr<DenseConv> readConv(ConvOp conv, std::string &why) {
-  auto w = weights::getConstantF32(conv.getW());
-  if (!w || w->rank() != 4)
-    return why = "a conv is not 2-D with a float32 constant weight", failure();
-  if (conv.getAutoPad() && *conv.getAutoPad() != "NOTSET")
-    return why = "a conv uses auto_pad", failure();
-  if (auto d = conv.getDilations(); d && llvm::any_of(*d, [](int64_t v) { return v != 1; }))
-    return why = "a conv is dilated", failure();
-  DenseConv dense;
-  dense.op = conv;
-  int64_t group = conv.getGroup().value_or(1);
-  int64_t out = w->dim(0), inPerGroup = w->dim(1), kh = w->dim(2), kw = w->dim(3);
-  int64_t in = inPerGroup * group, outPerGroup = out / group;
-  dense.weight = F32Tensor({out, in, kh, kw});
-  for (int64_t o = 0; o < out; ++o)
-    for (int64_t i = 0; i < inPerGroup; ++i)
-      for (int64_t k = 0; k < kh * kw; ++k)
-        dense.weight.data[(o * in + (o / outPerGroup) * inPerGroup + i) * kh * kw + k] =
-            w->data[(o * inPerGroup + i) * kh * kw + k];
-  dense.bias.assign(out, 0.0f);
-  if (!isNoneValue(conv.getB())) {
-    auto b = weights::getConstantF32(conv.getB());
-    if (!b || b->size() != out)
-      return why = "a conv's bias is not a float32 constant", failure();
-    dense.bias = b->data;
+double macsOf(const ConvForm &c, Value out) {
+  return weights::staticElements(out) * c.weight.dim(1) * c.kh() * c.kw();
+}
+
+/// What a chain of convs costs run one by one (MACs, bytes).
+std::pair<double, double> chainCost(ArrayRef<ConvForm> chain) {
+  double macs = 0, bytes = 0;
+  for (const ConvForm &c : chain) {
+    Value out = c.op->getResult(0);
+    macs += macsOf(c, out);
+    bytes += 4.0 * (weights::staticElements(c.input) + weights::staticElements(out) +
+                    c.weight.size());
   }
-  if (auto s = conv.getStrides())
-    dense.stride = {(*s)[0], (*s)[1]};
-  if (auto p = conv.getPads())
-    dense.pads = {(*p)[0], (*p)[1], (*p)[2], (*p)[3]};
-  return dense;
+  return {macs, bytes};
+}
+
+/// The single conv that the chain merges into: (kh, kw, group).
+std::array<int64_t, 3> mergedGeometry(ArrayRef<ConvForm> chain) {
+  int64_t kh = 1, kw = 1;
+  for (const ConvForm &c : chain)
+    kh += c.kh() - 1, kw += c.kw() - 1;
+  bool sameGroups = llvm::all_of(chain, [&](const ConvForm &c) { return c.group == chain[0].group; });
+  return {kh, kw, sameGroups ? chain[0].group : 1};
+}
+
+/// Whether `value` is summed (through single-use Adds) with a conv of `input`
+/// whose kernel covers (kh, kw) and whose stride is `stride`: the merged
+/// conv then disappears into it.
+bool absorbedBySibling(Value value, Value input, int64_t kh, int64_t kw,
+                       std::array<int64_t, 2> stride) {
+  if (!value.hasOneUse())
+    return false;
+  Operation *root = *value.getUsers().begin();
+  if (!isa<AddOp>(root))
+    return false;
+  while (root->hasOneUse() && isa<AddOp>(*root->getUsers().begin()))
+    root = *root->getUsers().begin();
+  SmallVector<Value> worklist(root->getOperands());
+  while (!worklist.empty()) {
+    Value v = worklist.pop_back_val();
+    if (v == value)
+      continue;
+    Operation *def = v.getDefiningOp();
+    if (isa_and_nonnull<AddOp>(def) && def->hasOneUse()) {
+      worklist.append(def->operand_begin(), def->operand_end());
+      continue;
+    }
+    std::string ignored;
+    if (!isConvLike(def))
+      continue;
+    auto sibling = readConvForm(def, ignored);
+    if (succeeded(sibling) && sibling->input == input && sibling->kh() >= kh &&
+        sibling->kw() >= kw && sibling->stride == stride)
+      return true;
+  }
+  return false;
 }
 
 struct MergeConvs : OpRewritePattern<ConvOp> {
   MergeConvs(MLIRContext *ctx, StringRef policy, double bytesWeight)
       : OpRewritePattern(ctx), policy(policy.str()), bytesWeight(bytesWeight) {}
 
+  /// Reads conv1 -> conv2 or says why they cannot merge (beyond cost).
+  LogicalResult readPair(Operation *second, ConvForm &c1, ConvForm &c2, std::string &why) const {
+    auto f2 = readConvForm(second, why);
+    if (failed(f2))
+      return failure();
+    Operation *first = f2->input.getDefiningOp();
+    if (!isConvLike(first))
+      return why = "input is not produced by onnx.Conv or onnx.AveragePool", failure();
+    if (!first->hasOneUse())
+      return why = "the first conv's output has other users", failure();
+    auto f1 = readConvForm(first, why);
+    if (failed(f1))
+      return failure();
+    if (!f1->isUnitStride())
+      return why = "the first conv has a stride", failure();
+    if (f2->inChannels() != f1->outChannels())
+      return why = "channel counts do not chain", failure();
+    c1 = std::move(*f1), c2 = std::move(*f2);
+    return success();
+  }
+
+  /// Whether conv2 pads and what that needs: "" when exact without a
+  /// correction, "border" when a border correction is needed, else refusal.
+  static std::string borderRule(const ConvForm &c1, const ConvForm &c2) {
+    if (c2.isUnpadded())
+      return "";
+    bool pointwise = c1.kh() == 1 && c1.kw() == 1 && c1.isUnpadded();
+    if (!pointwise)
+      return "the second conv zero-pads after a conv that is not an unpadded 1x1: border "
+             "outputs would differ (padding must be on the first conv)";
+    if (llvm::all_of(c1.bias, [](float b) { return b == 0.0f; }))
+      return ""; // zero maps to zero
+    if (!staticSpatialShape(c1.input) || !staticSpatialShape(c2.op->getResult(0)))
+      return "the second conv zero-pads after a biased 1x1 and the spatial shape is not static "
+             "(no border correction)";
+    return "border";
+  }
+
   LogicalResult matchAndRewrite(ConvOp conv2Op, PatternRewriter &rewriter) const override {
+    return mergeInto(conv2Op, rewriter);
+  }
+
+  LogicalResult mergeInto(Operation *conv2Op, PatternRewriter &rewriter) const {
     if (policy == "never")
       return rewriter.notifyMatchFailure(conv2Op, "merge policy is never");
-    auto conv1Op = conv2Op.getX().getDefiningOp<ConvOp>();
-    if (!conv1Op)
-      return rewriter.notifyMatchFailure(conv2Op, "input is not produced by onnx.Conv");
-    if (!conv1Op->hasOneUse())
-      return rewriter.notifyMatchFailure(conv2Op, "the first conv's output has other users");
+    ConvForm c1, c2;
     std::string why;
-    auto c1 = readConv(conv1Op, why);
-    if (failed(c1))
+    if (failed(readPair(conv2Op, c1, c2, why)))
       return rewriter.notifyMatchFailure(conv2Op, why);
-    auto c2 = readConv(conv2Op, why);
-    if (failed(c2))
-      return rewriter.notifyMatchFailure(conv2Op, why);
-    if (c1->stride != std::array<int64_t, 2>{1, 1})
-      return rewriter.notifyMatchFailure(conv2Op, "the first conv has a stride");
-    const F32Tensor &w1 = c1->weight, &w2 = c2->weight;
-    int64_t mid = w1.dim(0), in = w1.dim(1), out = w2.dim(0);
-    if (w2.dim(1) != mid)
-      return rewriter.notifyMatchFailure(conv2Op, "channel counts do not chain");
-    bool conv2Pads = llvm::any_of(c2->pads, [](int64_t p) { return p != 0; });
-    bool zeroPreserving = w1.dim(2) == 1 && w1.dim(3) == 1 &&
-                          llvm::all_of(c1->pads, [](int64_t p) { return p == 0; }) &&
-                          llvm::all_of(c1->bias, [](float b) { return b == 0.0f; });
-    if (conv2Pads && !zeroPreserving)
-      return rewriter.notifyMatchFailure(
-          conv2Op, "the second conv zero-pads: border outputs would differ (padding must be on "
-                   "the first conv, or the first conv 1x1 without bias)");
+    std::string border = borderRule(c1, c2);
+    if (!border.empty() && border != "border")
+      return rewriter.notifyMatchFailure(conv2Op, border);
+    bool needsCorrection = border == "border";
 
-    int64_t kh = w1.dim(2) + w2.dim(2) - 1, kw = w1.dim(3) + w2.dim(3) - 1;
-    // Cost: MACs plus weighted bytes moved, before and after.
-    double out2 = weights::staticElements(conv2Op.getY()),
-           out1 = weights::staticElements(conv1Op.getY());
-    auto g1 = conv1Op.getGroup().value_or(1), g2 = conv2Op.getGroup().value_or(1);
-    double macsBefore = out1 * (w1.size() / mid) / g1 + out2 * (w2.size() / out) / g2;
-    double macsAfter = out2 * in * kh * kw;
-    double bytesBefore = 4.0 * (weights::staticElements(conv1Op.getX()) + 2 * out1 + out2 +
-                                w1.size() / g1 + w2.size() / g2);
-    double bytesAfter =
-        4.0 * (weights::staticElements(conv1Op.getX()) + out2 + double(out) * in * kh * kw);
-    if (policy == "profitable" &&
-        macsAfter + bytesWeight * bytesAfter >= macsBefore + bytesWeight * bytesBefore)
+    if (policy == "profitable" && !pays(c1, c2, needsCorrection))
       return rewriter.notifyMatchFailure(conv2Op, "the merged conv would cost more");
 
-    F32Tensor weight({out, in, kh, kw});
+    auto [kh, kw, group] = mergedGeometry({c1, c2});
+    // Compose densely; equal groups keep their block structure.
+    F32Tensor w1 = expandGroups(c1.weight, c1.group), w2 = expandGroups(c2.weight, c2.group);
+    int64_t in = w1.dim(1), mid = w1.dim(0), out = w2.dim(0);
+    F32Tensor dense({out, in, kh, kw});
     for (int64_t o = 0; o < out; ++o)
       for (int64_t m = 0; m < mid; ++m)
         for (int64_t ah = 0; ah < w2.dim(2); ++ah)
@@ -137,45 +181,98 @@ struct MergeConvs : OpRewritePattern<ConvOp> {
             for (int64_t c = 0; c < in; ++c)
               for (int64_t bh = 0; bh < w1.dim(2); ++bh)
                 for (int64_t bw = 0; bw < w1.dim(3); ++bw)
-                  weight.data[((o * in + c) * kh + ah + bh) * kw + aw + bw] +=
+                  dense.data[((o * in + c) * kh + ah + bh) * kw + aw + bw] +=
                       a * w1.data[((m * in + c) * w1.dim(2) + bh) * w1.dim(3) + bw];
           }
-    F32Tensor bias(llvm::ArrayRef<int64_t>{out});
+    F32Tensor weight = dense;
+    if (group > 1) {
+      int64_t inPerGroup = in / group, outPerGroup = out / group, kernel = kh * kw;
+      weight = F32Tensor({out, inPerGroup, kh, kw});
+      for (int64_t o = 0; o < out; ++o)
+        std::copy_n(dense.data.begin() + (o * in + (o / outPerGroup) * inPerGroup) * kernel,
+                    inPerGroup * kernel, weight.data.begin() + o * inPerGroup * kernel);
+    }
+    std::vector<float> bias(out);
     for (int64_t o = 0; o < out; ++o) {
-      double sum = c2->bias[o];
+      double sum = c2.bias[o];
       for (int64_t m = 0; m < mid; ++m) {
         double taps = 0;
         for (int64_t k = 0; k < w2.dim(2) * w2.dim(3); ++k)
           taps += w2.data[(o * mid + m) * w2.dim(2) * w2.dim(3) + k];
-        sum += taps * c1->bias[m];
+        sum += taps * c1.bias[m];
       }
-      bias.data[o] = float(sum);
+      bias[o] = float(sum);
     }
-    std::array<int64_t, 4> pads = conv2Pads ? c2->pads : c1->pads;
+    std::array<int64_t, 4> pads;
+    for (int i = 0; i < 4; ++i)
+      pads[i] = c1.pads[i] + c2.pads[i];
 
-    std::string base = weights::nameOf(conv2Op.getY());
-    if (base.empty())
-      base = "merged";
-    Value w = weights::createInitializer(rewriter, conv2Op.getLoc(), base + "_weight", weight);
-    Value b = weights::createInitializer(rewriter, conv2Op.getLoc(), base + "_bias", bias);
-    OperationState state(conv2Op.getLoc(), ConvOp::getOperationName());
-    state.addOperands({conv1Op.getX(), w, b});
-    state.addTypes(conv2Op.getType());
-    state.addAttribute("kernel_shape", rewriter.getDenseI64ArrayAttr({kh, kw}));
-    state.addAttribute("pads", rewriter.getDenseI64ArrayAttr(pads));
-    if (c2->stride != std::array<int64_t, 2>{1, 1})
-      state.addAttribute("strides", rewriter.getDenseI64ArrayAttr(c2->stride));
-    for (StringRef attr : {kNodeNameAttr, kOutputNamesAttr})
-      if (auto value = conv2Op->getAttr(attr))
-        state.addAttribute(attr, value);
-    Operation *merged = rewriter.create(state);
-    rewriter.replaceOp(conv2Op, merged->getResults());
-    rewriter.eraseOp(conv1Op);
+    Value result = conv2Op->getResult(0);
+    std::string base = weights::nameOf(result);
+    Value merged = createConv(rewriter, conv2Op->getLoc(), c1.input, weight, bias, group,
+                              c2.stride, pads, result.getType(), base, conv2Op,
+                              needsCorrection ? nullptr : conv2Op);
+    if (needsCorrection) {
+      auto inShape = *staticSpatialShape(c1.input);
+      auto outShape = *staticSpatialShape(result);
+      F32Tensor map = borderCorrection(c2.weight, c2.group, c1.bias, c2.stride, c2.pads,
+                                       inShape[0], inShape[1], outShape[0], outShape[1]);
+      merged = createAddConstant(rewriter, conv2Op->getLoc(), merged, map, base, conv2Op);
+    }
+    rewriter.replaceOp(conv2Op, merged);
+    rewriter.eraseOp(c1.op);
+    if (c1.pad && c1.pad->use_empty())
+      rewriter.eraseOp(c1.pad);
+    if (c2.pad && c2.pad->use_empty())
+      rewriter.eraseOp(c2.pad);
     return success();
+  }
+
+  /// The cost model: the merge pays when some chain conv1 -> conv2 -> ...
+  /// merged into one conv costs less than its convs run one by one.
+  bool pays(const ConvForm &c1, const ConvForm &c2, bool correction) const {
+    SmallVector<ConvForm> chain{c1, c2};
+    for (;;) {
+      auto [kh, kw, group] = mergedGeometry(chain);
+      const ConvForm &last = chain.back();
+      Value out = last.op->getResult(0);
+      double outElems = weights::staticElements(out);
+      double extraBytes = correction ? 4.0 * 3 * outElems : 0;
+      auto [macsBefore, bytesBefore] = chainCost(chain);
+      double macsAfter = outElems * (c1.inChannels() / group) * kh * kw;
+      double bytesAfter = 4.0 * (weights::staticElements(c1.input) + outElems +
+                                 double(last.outChannels()) * c1.inChannels() / group * kh * kw) +
+                          extraBytes;
+      if (absorbedBySibling(out, c1.input, kh, kw, last.stride))
+        macsAfter = 0, bytesAfter = extraBytes;
+      if (macsAfter + bytesWeight * bytesAfter < macsBefore + bytesWeight * bytesBefore)
+        return true;
+      // Look one conv further: would the longer chain pay?
+      if (!out.hasOneUse() || !last.isUnitStride() || chain.size() >= 4)
+        return false;
+      Operation *next = *out.getUsers().begin();
+      std::string ignored;
+      if (!isConvLike(next))
+        return false;
+      auto form = readConvForm(next, ignored);
+      if (failed(form) || form->input != out || form->inChannels() != last.outChannels() ||
+          (!form->isUnpadded() && !(kh == 1 && kw == 1)))
+        return false;
+      chain.push_back(std::move(*form));
+    }
   }
 
   std::string policy;
   double bytesWeight;
+};
+
+/// An AveragePool after a conv merges like a depthwise conv.
+struct MergeConvPool : OpRewritePattern<AveragePoolOp> {
+  MergeConvPool(MLIRContext *ctx, const MergeConvs &convs) : OpRewritePattern(ctx), convs(convs) {}
+  LogicalResult matchAndRewrite(AveragePoolOp pool, PatternRewriter &rewriter) const override {
+    return convs.mergeInto(pool, rewriter);
+  }
+  const MergeConvs &convs;
 };
 
 struct MergeSequentialConvsPass : refold::impl::MergeSequentialConvsBase<MergeSequentialConvsPass> {
@@ -190,9 +287,11 @@ struct MergeSequentialConvsPass : refold::impl::MergeSequentialConvsBase<MergeSe
 
   void runOnOperation() override {
     MLIRContext *ctx = &getContext();
+    MergeConvs convs(ctx, mergePolicy, bytesWeight);
     RewritePatternSet patterns(ctx);
     patterns.add<MergeConvs>(ctx, mergePolicy, bytesWeight);
-    if (failed(applyToCandidates<ConvOp>(getOperation(), std::move(patterns))))
+    patterns.add<MergeConvPool>(ctx, convs);
+    if (failed(applyToCandidates<ConvOp, AveragePoolOp>(getOperation(), std::move(patterns))))
       return signalPassFailure();
   }
 };

@@ -10,6 +10,7 @@
 #include "refold/Transforms/LinearFold.h"
 
 #include "refold/Dialect/ONNX/ONNXOps.h"
+#include "refold/Transforms/ConvForms.h"
 #include "refold/Transforms/WeightUtils.h"
 
 using namespace mlir;
@@ -177,6 +178,35 @@ LogicalResult foldIntoMatMul(PatternRewriter &rewriter, Operation *affineOp, Val
   return success();
 }
 
+/// An AveragePool counting its padding is a depthwise conv: the affine map
+/// makes it one with scaled taps and a bias.
+LogicalResult foldIntoPool(PatternRewriter &rewriter, Operation *affineOp, Value linear,
+                           ArrayRef<float> scale, ArrayRef<float> shift) {
+  Operation *pool = linear.getDefiningOp();
+  if (!pool->hasOneUse())
+    return rewriter.notifyMatchFailure(affineOp, "the AveragePool's output has other users");
+  std::string why;
+  auto form = refold::readConvForm(pool, why);
+  if (failed(form))
+    return rewriter.notifyMatchFailure(affineOp, why);
+  if ((int64_t)scale.size() != form->outChannels())
+    return rewriter.notifyMatchFailure(affineOp, "channel count differs from the pool's");
+  F32Tensor weight = form->weight;
+  int64_t kernel = form->kh() * form->kw();
+  for (int64_t c = 0; c < form->outChannels(); ++c)
+    for (int64_t k = 0; k < kernel; ++k)
+      weight.data[c * kernel + k] *= scale[c];
+  Value conv = refold::createConv(rewriter, pool->getLoc(), form->input, weight, shift,
+                                  form->group, form->stride, form->pads,
+                                  affineOp->getResult(0).getType(), weights::nameOf(linear),
+                                  pool, affineOp);
+  rewriter.replaceOp(affineOp, conv);
+  rewriter.eraseOp(pool);
+  if (form->pad && form->pad->use_empty())
+    rewriter.eraseOp(form->pad);
+  return success();
+}
+
 } // namespace
 
 LogicalResult refold::foldChannelAffine(PatternRewriter &rewriter, Operation *affineOp,
@@ -191,6 +221,8 @@ LogicalResult refold::foldChannelAffine(PatternRewriter &rewriter, Operation *af
     return foldIntoGemm(rewriter, affineOp, linear, scale, shift);
   if (isa_and_nonnull<MatMulOp>(producer))
     return foldIntoMatMul(rewriter, affineOp, linear, scale, shift);
+  if (isa_and_nonnull<AveragePoolOp>(producer))
+    return foldIntoPool(rewriter, affineOp, linear, scale, shift);
   return rewriter.notifyMatchFailure(
-      affineOp, "input is not produced by Conv, ConvTranspose, Gemm or MatMul");
+      affineOp, "input is not produced by Conv, ConvTranspose, Gemm, MatMul or AveragePool");
 }

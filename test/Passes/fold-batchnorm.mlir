@@ -128,21 +128,53 @@ func.func @before_conv(%x: tensor<1x2x4x4xf32>) -> tensor<1x1x4x4xf32> {
 
 // -----
 
-// Before a zero-padding conv the fold would be wrong at the border: refused.
-// A BN before a Gemm (UPDP's BN in place of LayerNorm) folds into B and C.
+// Before a zero-padding conv the folded conv sees t where the original saw
+// zeros: a constant map corrects the border. s = 2 / sqrt(3 + 1) = 1,
+// t = [1, 2]: bias 9 * (1 + 2) = 27; a corner misses 5 taps (-15), an edge 3 (-9).
 // CHECK-LABEL: func.func @before_padded_conv
-// CHECK: onnx.BatchNormalization
-// CHECK-LABEL: func.func @before_gemm
-// CHECK: onnx.Gemm(%arg0,
+// CHECK-DAG: onnx.initializer "y_border" = dense<{{\[\[\[\[}}-1.500000e+01, -9.000000e+00, -9.000000e+00, -1.500000e+01], [-9.000000e+00, 0.000000e+00, 0.000000e+00, -9.000000e+00], [-9.000000e+00, 0.000000e+00, 0.000000e+00, -9.000000e+00], [-1.500000e+01, -9.000000e+00, -9.000000e+00, -1.500000e+01]]]]> : tensor<1x1x4x4xf32>
+// CHECK-DAG: onnx.initializer "w_folded_bias" = dense<2.700000e+01>
+// CHECK: %[[CONV:.*]] = onnx.Conv(%arg0,
+// CHECK-NOT: onnx.outputs
+// CHECK-SAME: pads = array<i64: 1, 1, 1, 1>
+// CHECK: onnx.Add(%[[CONV]], %{{.*}}) {onnx.outputs = ["y"]}
 // CHECK-NOT: onnx.BatchNormalization
 func.func @before_padded_conv(%x: tensor<1x2x4x4xf32>) -> tensor<1x1x4x4xf32> {
   %none = onnx.none
   %w = onnx.initializer "w" = dense<1.0> : tensor<1x2x3x3xf32>
-  %p = onnx.initializer "p" = dense<[2.0, 3.0]> : tensor<2xf32>
-  %n = onnx.BatchNormalization(%x, %p, %p, %p, %p) : (tensor<1x2x4x4xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<1x2x4x4xf32>
-  %y = onnx.Conv(%n, %w, %none) {pads = array<i64: 1, 1, 1, 1>} : (tensor<1x2x4x4xf32>, tensor<1x2x3x3xf32>, none) -> tensor<1x1x4x4xf32>
+  %scale = onnx.initializer "scale" = dense<2.0> : tensor<2xf32>
+  %beta = onnx.initializer "beta" = dense<[1.0, 2.0]> : tensor<2xf32>
+  %mean = onnx.initializer "mean" = dense<0.0> : tensor<2xf32>
+  %var = onnx.initializer "var" = dense<3.0> : tensor<2xf32>
+  %n = onnx.BatchNormalization(%x, %scale, %beta, %mean, %var) {epsilon = 1.0 : f32} : (tensor<1x2x4x4xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<1x2x4x4xf32>
+  %y = onnx.Conv(%n, %w, %none) {pads = array<i64: 1, 1, 1, 1>, onnx.outputs = ["y"]} : (tensor<1x2x4x4xf32>, tensor<1x2x3x3xf32>, none) -> tensor<1x1x4x4xf32>
   return %y : tensor<1x1x4x4xf32>
 }
+
+// -----
+
+// Refused before a padded conv: a dynamic spatial shape (no correction map);
+// an output larger than the input (the correction would cost more than the BN).
+// CHECK-LABEL: func.func @before_padded_conv_refused
+// CHECK-COUNT-2: onnx.BatchNormalization
+func.func @before_padded_conv_refused(%x: tensor<1x2x?x?xf32>, %z: tensor<1x2x4x4xf32>) -> (tensor<1x1x?x?xf32>, tensor<1x1x6x6xf32>) {
+  %none = onnx.none
+  %w = onnx.initializer "w" = dense<1.0> : tensor<1x2x3x3xf32>
+  %w1 = onnx.initializer "w1" = dense<1.0> : tensor<1x2x1x1xf32>
+  %p = onnx.initializer "p" = dense<[2.0, 3.0]> : tensor<2xf32>
+  %n = onnx.BatchNormalization(%x, %p, %p, %p, %p) : (tensor<1x2x?x?xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<1x2x?x?xf32>
+  %y = onnx.Conv(%n, %w, %none) {pads = array<i64: 1, 1, 1, 1>} : (tensor<1x2x?x?xf32>, tensor<1x2x3x3xf32>, none) -> tensor<1x1x?x?xf32>
+  %m = onnx.BatchNormalization(%z, %p, %p, %p, %p) : (tensor<1x2x4x4xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<1x2x4x4xf32>
+  %v = onnx.Conv(%m, %w1, %none) {pads = array<i64: 1, 1, 1, 1>} : (tensor<1x2x4x4xf32>, tensor<1x2x1x1xf32>, none) -> tensor<1x1x6x6xf32>
+  return %y, %v : tensor<1x1x?x?xf32>, tensor<1x1x6x6xf32>
+}
+
+// -----
+
+// A BN before a Gemm (UPDP's BN in place of LayerNorm) folds into B and C.
+// CHECK-LABEL: func.func @before_gemm
+// CHECK: onnx.Gemm(%arg0,
+// CHECK-NOT: onnx.BatchNormalization
 func.func @before_gemm(%x: tensor<3x2xf32>) -> tensor<3x4xf32> {
   %w = onnx.initializer "w" = dense<1.0> : tensor<4x2xf32>
   %c = onnx.initializer "c" = dense<1.0> : tensor<4xf32>

@@ -71,3 +71,47 @@ func.func @refusals(%x: tensor<1x1x4x4xf32>, %y: tensor<1x1x4x4xf32>) -> (tensor
   %r3 = onnx.Add(%e, %x) : (tensor<1x1x4x4xf32>, tensor<1x1x4x4xf32>) -> tensor<1x1x4x4xf32>
   return %r0, %r1, %r2, %r3, %e : tensor<1x1x4x4xf32>, tensor<1x1x2x2xf32>, tensor<1x1x4x4xf32>, tensor<1x1x4x4xf32>, tensor<1x1x4x4xf32>
 }
+
+// -----
+
+// DBB without BNAndPad: a 3x3 branch, a 3x3 branch carrying its border map
+// (left by onnx-merge-sequential) and an AveragePool counting its padding (a
+// depthwise kernel of 1/9 taps, expanded to join the dense sum). One conv and
+// one Add of the summed maps remain.
+// CHECK-LABEL: func.func @dbb
+// CHECK-DAG: onnx.initializer "sum2_border" = {{.*}} : tensor<1x2x4x4xf32>
+// CHECK: %[[C:.*]] = onnx.Conv(%arg0, %{{.*}}, %{{.*}}) {kernel_shape = array<i64: 3, 3>, onnx.name = "k3", pads = array<i64: 1, 1, 1, 1>}
+// CHECK-NOT: group
+// CHECK: %[[S:.*]] = onnx.Add(%[[C]], %{{.*}}) {onnx.outputs = ["sum2"]}
+// CHECK-NEXT: return %[[S]]
+func.func @dbb(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> {
+  %none = onnx.none
+  %w3 = onnx.initializer "w3" = dense<1.0> : tensor<2x2x3x3xf32>
+  %map = onnx.initializer "map" = dense<4.0> : tensor<1x2x4x4xf32>
+  %a = onnx.Conv(%x, %w3, %none) {onnx.name = "k3", pads = array<i64: 1, 1, 1, 1>} : (tensor<1x2x4x4xf32>, tensor<2x2x3x3xf32>, none) -> tensor<1x2x4x4xf32>
+  %b = onnx.Conv(%x, %w3, %none) {pads = array<i64: 1, 1, 1, 1>} : (tensor<1x2x4x4xf32>, tensor<2x2x3x3xf32>, none) -> tensor<1x2x4x4xf32>
+  %bc = onnx.Add(%b, %map) : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %p = onnx.AveragePool(%x) {count_include_pad = 1 : i64, kernel_shape = array<i64: 3, 3>, pads = array<i64: 1, 1, 1, 1>} : (tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %s1 = onnx.Add(%a, %bc) : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %s2 = onnx.Add(%s1, %p) {onnx.outputs = ["sum2"]} : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  return %s2 : tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// Refusals: convs with mismatched groups (2 and 4); an AveragePool with
+// count_include_pad=0 (it divides by the covered taps: no kernel).
+// CHECK-LABEL: func.func @group_and_pool_refusals
+// CHECK-COUNT-2: onnx.Add
+func.func @group_and_pool_refusals(%x: tensor<1x4x4x4xf32>) -> (tensor<1x4x4x4xf32>, tensor<1x4x4x4xf32>) {
+  %none = onnx.none
+  %g2 = onnx.initializer "g2" = dense<1.0> : tensor<4x2x3x3xf32>
+  %g4 = onnx.initializer "g4" = dense<1.0> : tensor<4x1x3x3xf32>
+  %a = onnx.Conv(%x, %g2, %none) {group = 2 : i64, pads = array<i64: 1, 1, 1, 1>} : (tensor<1x4x4x4xf32>, tensor<4x2x3x3xf32>, none) -> tensor<1x4x4x4xf32>
+  %b = onnx.Conv(%x, %g4, %none) {group = 4 : i64, pads = array<i64: 1, 1, 1, 1>} : (tensor<1x4x4x4xf32>, tensor<4x1x3x3xf32>, none) -> tensor<1x4x4x4xf32>
+  %r0 = onnx.Add(%a, %b) : (tensor<1x4x4x4xf32>, tensor<1x4x4x4xf32>) -> tensor<1x4x4x4xf32>
+  %c = onnx.Conv(%x, %g2, %none) {group = 2 : i64, pads = array<i64: 1, 1, 1, 1>} : (tensor<1x4x4x4xf32>, tensor<4x2x3x3xf32>, none) -> tensor<1x4x4x4xf32>
+  %p = onnx.AveragePool(%x) {kernel_shape = array<i64: 3, 3>, pads = array<i64: 1, 1, 1, 1>} : (tensor<1x4x4x4xf32>) -> tensor<1x4x4x4xf32>
+  %r1 = onnx.Add(%c, %p) : (tensor<1x4x4x4xf32>, tensor<1x4x4x4xf32>) -> tensor<1x4x4x4xf32>
+  return %r0, %r1 : tensor<1x4x4x4xf32>, tensor<1x4x4x4xf32>
+}
