@@ -113,14 +113,11 @@ struct FoldPadIntoConv : OpRewritePattern<ConvOp> {
     }
     if (conv.getAutoPad() && *conv.getAutoPad() != "NOTSET")
       return rewriter.notifyMatchFailure(conv, "the Conv uses auto_pad");
-    auto padsOp = pad.getPads().getDefiningOp<InitializerOp>();
-    auto padsAttr = padsOp ? dyn_cast<DenseIntElementsAttr>(padsOp.getValue()) : nullptr;
+    auto constantAmounts = weights::getConstantInts(pad.getPads());
     auto xType = dyn_cast<RankedTensorType>(pad.getData().getType());
-    if (!padsAttr || !xType)
+    if (!constantAmounts || !xType)
       return rewriter.notifyMatchFailure(conv, "the Pad amounts are not a constant");
-    SmallVector<int64_t> amounts;
-    for (const APInt &v : padsAttr.getValues<APInt>())
-      amounts.push_back(v.getSExtValue());
+    SmallVector<int64_t> amounts = *constantAmounts;
     int64_t rank = xType.getRank(), spatial = rank - 2;
     if ((int64_t)amounts.size() != 2 * rank)
       return rewriter.notifyMatchFailure(conv, "the Pad amounts do not fit the rank");

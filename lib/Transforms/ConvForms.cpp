@@ -28,13 +28,10 @@ FailureOr<std::array<int64_t, 4>> zeroSpatialPadding(PadOp pad, std::string &why
     if (!value || *value != 0.0f)
       return why = "the Pad value is not a constant zero", failure();
   }
-  auto padsOp = pad.getPads().getDefiningOp<InitializerOp>();
-  auto amountsAttr = padsOp ? dyn_cast<DenseIntElementsAttr>(padsOp.getValue()) : nullptr;
-  if (!amountsAttr || amountsAttr.getNumElements() != 8)
+  auto amounts = weights::getConstantInts(pad.getPads());
+  if (!amounts || amounts->size() != 8)
     return why = "the Pad amounts are not a constant for a rank-4 tensor", failure();
-  SmallVector<int64_t, 8> a;
-  for (const APInt &v : amountsAttr.getValues<APInt>())
-    a.push_back(v.getSExtValue());
+  const SmallVector<int64_t> &a = *amounts;
   if (a[0] || a[1] || a[4] || a[5])
     return why = "the Pad pads the batch or channel axis", failure();
   if (llvm::any_of(a, [](int64_t v) { return v < 0; }))

@@ -48,6 +48,21 @@ std::optional<F32Tensor> getConstantF32(Value value) {
   return std::nullopt;
 }
 
+std::optional<SmallVector<int64_t>> getConstantInts(Value value) {
+  ElementsAttr attr;
+  if (auto init = value.getDefiningOp<ir::InitializerOp>())
+    attr = init.getValue();
+  else if (auto constant = value.getDefiningOp<ir::ConstantOp>())
+    attr = constant.getValue();
+  auto dense = dyn_cast_or_null<DenseIntElementsAttr>(attr);
+  if (!dense)
+    return std::nullopt;
+  SmallVector<int64_t> values;
+  for (const APInt &v : dense.getValues<APInt>())
+    values.push_back(v.getSExtValue());
+  return values;
+}
+
 std::optional<float> getScalarF32(Value value) {
   auto t = getConstantF32(value);
   if (!t || t->size() != 1)

@@ -15,9 +15,10 @@ def randomize_batchnorm(model):
                 m.bias.uniform_(-0.5, 0.5)
 
 
-def export_train_and_deploy(model, x, base, reparameterize):
+def export_train_and_deploy(model, x, base, reparameterize, exact_twin=True):
     """Writes base.onnx, base_preserve.onnx and base_deploy.onnx;
-    `reparameterize(model)` turns the model into its deploy twin in place."""
+    `reparameterize(model)` turns the model into its deploy twin in place.
+    A twin that is not exact (exact_twin=False) only gives structure and speed."""
     model.eval()
     common = dict(opset_version=13, input_names=["input"], output_names=["logits"])
     torch.onnx.export(model, x, base + ".onnx", **common)
@@ -27,5 +28,5 @@ def export_train_and_deploy(model, x, base, reparameterize):
         reference = model(x)
         reparameterize(model)
         error = ((model(x) - reference).abs().max() / reference.abs().max()).item()
-    assert error < 1e-4, f"deploy twin differs by {error} (relative)"
+    assert error < 1e-4 or not exact_twin, f"deploy twin differs by {error} (relative)"
     torch.onnx.export(model, x, base + "_deploy.onnx", **common)

@@ -1,11 +1,17 @@
-"""Multi-branch training-time blocks with seeded random weights and
+"""Multi-branch training-time networks with seeded random weights and
 randomized BatchNorm statistics, each with its deploy twin (one conv per
 block, reparameterized in PyTorch the way the papers do):
-  acnet      ACNet ResNet-18-style stem+stages: 3x3 + 1x3 + 3x1 conv-BN branches
-  mobileone  MobileOne-S0-style: k=4 over-parameterized 3x3 depthwise and 1x1
+  acnet      ACNet ResNet-18: every 3x3 conv-BN is 3x3 + 1x3 + 3x1 conv-BN
+  dbb        DBB ResNet-18: every 3x3 conv-BN is a Diverse Branch Block
+             (3x3, 1x1, 1x1 -> AvgPool, 1x1 -> 3x3, each with BN) written
+             with ordinary zero padding (no BNAndPad layer)
+  mobileone  MobileOne-S0: k=4 over-parameterized 3x3 depthwise and 1x1
              pointwise conv-BN branches, a 1x1 scale branch, a BN skip
-Exports OUT/<name>.onnx, OUT/<name>_preserve.onnx (every BN kept) and
-OUT/<name>_deploy.onnx. --size small keeps them tiny for tests.
+Exports OUT/<name>_<size>.onnx, OUT/<name>_<size>_preserve.onnx (every BN
+kept) and OUT/<name>_<size>_deploy.onnx. --size small keeps them tiny for
+tests. The DBB twin follows DBB's own reparameterization, which assumes
+BNAndPad: it gives the structure and speed to reach, but differs from the
+zero-padded network on the border.
 """
 import argparse
 import os
@@ -21,11 +27,11 @@ def conv_bn(cin, cout, k, stride, pad, groups=1):
                          nn.BatchNorm2d(cout))
 
 
-def fuse(conv_or_kernel, bn):
-    kernel = conv_or_kernel if torch.is_tensor(conv_or_kernel) else conv_or_kernel.weight
+def fuse(kernel, bn):
+    """Kernel and bias of conv (bias-free) followed by BN."""
+    kernel = kernel if torch.is_tensor(kernel) else kernel.weight
     std = (bn.running_var + bn.eps).sqrt()
-    t = (bn.weight / std).reshape(-1, 1, 1, 1)
-    return kernel * t, bn.bias - bn.running_mean * bn.weight / std
+    return kernel * (bn.weight / std).reshape(-1, 1, 1, 1), bn.bias - bn.running_mean * bn.weight / std
 
 
 def pad_to(kernel, kh, kw):
@@ -41,71 +47,175 @@ def identity_kernel(channels, groups, k):
     return kernel
 
 
-class Reparam(nn.Module):
-    """Sum of conv-BN branches (+ optional BN skip) -> activation."""
+def compose_1x1(k1, b1, k2, b2):
+    """1x1 conv (k1, b1) then conv (k2, b2), ignoring padding."""
+    kernel = torch.einsum("omhw,mc->ochw", k2, k1[:, :, 0, 0])
+    return kernel, b2 + torch.einsum("omhw,m->o", k2, b1)
 
-    def __init__(self, cin, cout, stride, groups, branches, skip, act=True):
+
+class Unit(nn.Module):
+    """A training-time block that becomes one conv in the twin."""
+
+    def __init__(self):
         super().__init__()
-        self.branches = nn.ModuleList(
-            conv_bn(cin, cout, k, stride, p, groups) for k, p in branches)
-        self.skip = nn.BatchNorm2d(cin) if skip and cin == cout and stride == 1 else None
-        self.act = nn.ReLU() if act else nn.Identity()
         self.deploy = None
-        self.cfg = (cin, cout, stride, groups)
 
     def forward(self, x):
-        if self.deploy is not None:
-            return self.act(self.deploy(x))
-        y = sum(b(x) for b in self.branches)
-        if self.skip is not None:
-            y = y + self.skip(x)
-        return self.act(y)
+        return self.deploy(x) if self.deploy is not None else self.train_forward(x)
 
-    def reparameterize(self):
-        cin, cout, stride, groups = self.cfg
-        kh = max(b[0].kernel_size[0] for b in self.branches)
-        kw = max(b[0].kernel_size[1] for b in self.branches)
-        kernel, bias = 0, 0
-        for b in self.branches:
-            k, bb = fuse(b[0], b[1])
-            kernel, bias = kernel + pad_to(k, kh, kw), bias + bb
-        if self.skip is not None:
-            k, bb = fuse(identity_kernel(cin, groups, kh), self.skip)
-            kernel, bias = kernel + k, bias + bb
-        self.deploy = nn.Conv2d(cin, cout, (kh, kw), stride, (kh // 2, kw // 2), groups=groups)
+    def set_deploy(self, kernel, bias, cin, cout, k, stride, groups=1):
+        self.deploy = nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups)
         self.deploy.weight.data, self.deploy.bias.data = kernel.detach(), bias.detach()
 
 
-def acnet(widths, blocks):
-    layers, cin = [], 3
+class ConvBN(Unit):
+    def __init__(self, cin, cout, k, stride):
+        super().__init__()
+        self.body, self.cfg = conv_bn(cin, cout, k, stride, k // 2), (cin, cout, k, stride)
+
+    def train_forward(self, x):
+        return self.body(x)
+
+    def reparameterize(self):
+        self.set_deploy(*fuse(self.body[0], self.body[1]), *self.cfg)
+
+
+class ACBlock(Unit):
+    """ACNet: square, horizontal and vertical kernels, each with its BN."""
+
+    def __init__(self, cin, cout, k, stride):
+        super().__init__()
+        self.cfg = (cin, cout, k, stride)
+        self.square = conv_bn(cin, cout, (k, k), stride, k // 2)
+        self.hor = conv_bn(cin, cout, (1, k), stride, (0, k // 2))
+        self.ver = conv_bn(cin, cout, (k, 1), stride, (k // 2, 0))
+
+    def train_forward(self, x):
+        return self.square(x) + self.hor(x) + self.ver(x)
+
+    def reparameterize(self):
+        k = self.cfg[2]
+        kernel, bias = 0, 0
+        for branch in (self.square, self.hor, self.ver):
+            kb, bb = fuse(branch[0], branch[1])
+            kernel, bias = kernel + pad_to(kb, k, k), bias + bb
+        self.set_deploy(kernel, bias, *self.cfg)
+
+
+class DBBlock(Unit):
+    """Diverse Branch Block with zero padding in the k x k and pool branches."""
+
+    def __init__(self, cin, cout, k, stride):
+        super().__init__()
+        self.cfg, p = (cin, cout, k, stride), k // 2
+        self.origin = conv_bn(cin, cout, k, stride, p)
+        self.one = conv_bn(cin, cout, 1, stride, 0)
+        self.avg = nn.Sequential(*conv_bn(cin, cout, 1, 1, 0), nn.AvgPool2d(k, stride, p),
+                                 nn.BatchNorm2d(cout))
+        self.one_kxk = nn.Sequential(*conv_bn(cin, cin, 1, 1, 0), *conv_bn(cin, cout, k, stride, p))
+
+    def train_forward(self, x):
+        return self.origin(x) + self.one(x) + self.avg(x) + self.one_kxk(x)
+
+    def reparameterize(self):
+        cin, cout, k, stride = self.cfg
+        k0, b0 = fuse(self.origin[0], self.origin[1])
+        k1, b1 = fuse(self.one[0], self.one[1])
+        ka1, ba1 = fuse(self.avg[0], self.avg[1])
+        pool = torch.eye(cout)[:, :, None, None].expand(cout, cout, k, k) / (k * k)
+        ka2, ba2 = fuse(pool, self.avg[3])
+        ka, ba = compose_1x1(ka1, ba1, ka2, ba2)
+        kk1, bk1 = fuse(self.one_kxk[0], self.one_kxk[1])
+        kk2, bk2 = fuse(self.one_kxk[2], self.one_kxk[3])
+        kk, bk = compose_1x1(kk1, bk1, kk2, bk2)
+        self.set_deploy(k0 + pad_to(k1, k, k) + ka + kk, b0 + b1 + ba + bk, *self.cfg)
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, unit, cin, cout, stride):
+        super().__init__()
+        self.a, self.b = unit(cin, cout, 3, stride), unit(cout, cout, 3, 1)
+        self.down = ConvBN(cin, cout, 1, stride) if stride != 1 or cin != cout else None
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        y = self.b(self.relu(self.a(x)))
+        return self.relu(y + (self.down(x) if self.down is not None else x))
+
+
+def resnet18(unit, widths, blocks):
+    layers, cin = [ConvBN(3, widths[0], 7, 2), nn.ReLU(), nn.MaxPool2d(3, 2, 1)], widths[0]
     for stage, (w, n) in enumerate(zip(widths, blocks)):
         for i in range(n):
-            stride = 2 if i == 0 else 1
-            layers.append(Reparam(cin, w, stride, 1, [(3, 1), ((1, 3), (0, 1)), ((3, 1), (1, 0))],
-                                  skip=False))
+            layers.append(BasicBlock(unit, cin, w, 2 if i == 0 and stage > 0 else 1))
             cin = w
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 10))
 
 
+class MobileOneBlock(Unit):
+    """k conv-BN branches, a 1x1 conv-BN scale branch (k x k only) and a BN skip."""
+
+    def __init__(self, cin, cout, k, stride, groups, branches):
+        super().__init__()
+        self.cfg, self.groups = (cin, cout, k, stride), groups
+        self.convs = nn.ModuleList(conv_bn(cin, cout, k, stride, k // 2, groups)
+                                   for _ in range(branches))
+        self.scale = conv_bn(cin, cout, 1, stride, 0, groups) if k > 1 else None
+        self.skip = nn.BatchNorm2d(cin) if cin == cout and stride == 1 else None
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(super().forward(x))
+
+    def train_forward(self, x):
+        y = sum(b(x) for b in self.convs)
+        if self.scale is not None:
+            y = y + self.scale(x)
+        if self.skip is not None:
+            y = y + self.skip(x)
+        return y
+
+    def reparameterize(self):
+        cin, cout, k, stride = self.cfg
+        kernel, bias = 0, 0
+        for b in self.convs:
+            kb, bb = fuse(b[0], b[1])
+            kernel, bias = kernel + kb, bias + bb
+        if self.scale is not None:
+            kb, bb = fuse(self.scale[0], self.scale[1])
+            kernel, bias = kernel + pad_to(kb, k, k), bias + bb
+        if self.skip is not None:
+            kb, bb = fuse(identity_kernel(cin, self.groups, k), self.skip)
+            kernel, bias = kernel + kb, bias + bb
+        self.set_deploy(kernel, bias, *self.cfg, groups=self.groups)
+
+
 def mobileone(widths, blocks, k=4):
-    layers, cin = [], 3
+    layers, cin = [MobileOneBlock(3, widths[0], 3, 2, 1, 1)], widths[0]
     for w, n in zip(widths, blocks):
         for i in range(n):
             stride = 2 if i == 0 else 1
-            # Depthwise 3x3 stage: k 3x3 branches, a 1x1 scale branch, BN skip.
-            layers.append(Reparam(cin, cin, stride, cin, [(3, 1)] * k + [(1, 0)], skip=True))
-            # Pointwise stage: k 1x1 branches, BN skip.
-            layers.append(Reparam(cin, w, 1, 1, [(1, 0)] * k, skip=True))
+            layers.append(MobileOneBlock(cin, cin, 3, stride, cin, k))
+            layers.append(MobileOneBlock(cin, w, 1, 1, 1, k))
             cin = w
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 10))
 
 
 MODELS = {
     "acnet": {"full": ([64, 128, 256, 512], [2, 2, 2, 2], 224),
-              "small": ([8, 8, 16, 16], [1, 1, 1, 1], 32)},
+              "small": ([4, 4, 8, 8], [1, 1, 1, 1], 32)},
+    "dbb": {"full": ([64, 128, 256, 512], [2, 2, 2, 2], 224),
+            "small": ([4, 4, 8, 8], [1, 1, 1, 1], 32)},
     "mobileone": {"full": ([48, 128, 256, 1024], [2, 8, 10, 1], 224),
                   "small": ([8, 16, 16, 32], [1, 1, 1, 1], 32)},
 }
+
+
+def build(name, size):
+    widths, blocks, resolution = MODELS[name][size]
+    if name == "mobileone":
+        return mobileone(widths, blocks), resolution
+    return resnet18(ACBlock if name == "acnet" else DBBlock, widths, blocks), resolution
 
 
 def main():
@@ -116,13 +226,13 @@ def main():
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(0)
-    widths, blocks, size = MODELS[args.model][args.size]
-    model = (acnet if args.model == "acnet" else mobileone)(widths, blocks)
+    model, resolution = build(args.model, args.size)
     randomize_batchnorm(model)
-    x = torch.randn(1, 3, size, size)
+    x = torch.randn(1, 3, resolution, resolution)
     export_train_and_deploy(model, x, os.path.join(args.out, f"{args.model}_{args.size}"),
                             lambda net: [m.reparameterize() for m in net.modules()
-                                         if isinstance(m, Reparam)])
+                                         if isinstance(m, Unit)],
+                            exact_twin=args.model != "dbb")
 
 
 if __name__ == "__main__":

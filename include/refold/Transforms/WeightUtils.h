@@ -35,6 +35,9 @@ struct F32Tensor {
 /// (a graph input with a default is not constant: the caller may override it).
 std::optional<F32Tensor> getConstantF32(mlir::Value value);
 
+/// The integer values of an initializer or Constant holding integers.
+std::optional<llvm::SmallVector<int64_t>> getConstantInts(mlir::Value value);
+
 /// The value of a scalar or single-element float constant.
 std::optional<float> getScalarF32(mlir::Value value);
 
