@@ -59,6 +59,8 @@ template <typename ArithOp> struct FoldArithmetic : OpRewritePattern<ArithOp> {
   using OpRewritePattern<ArithOp>::OpRewritePattern;
   LogicalResult matchAndRewrite(ArithOp op, PatternRewriter &rewriter) const override {
     Value lhs = op->getOperand(0), rhs = op->getOperand(1);
+    if (auto side = channelsLastSide(op))
+      return foldChannelsLast(op, *side, rewriter);
     bool linearOnLeft = isLinear(lhs);
     if (!linearOnLeft && !isLinear(rhs))
       return rewriter.notifyMatchFailure(op, "no operand is a Conv, ConvTranspose, Gemm or MatMul");
@@ -92,6 +94,74 @@ template <typename ArithOp> struct FoldArithmetic : OpRewritePattern<ArithOp> {
       }
     }
     return foldChannelAffine(rewriter, op, linear, scale, shift);
+  }
+
+  /// The scale and shift that `op` applies with `values` when the linear
+  /// operand is on `linearOnLeft` side; nothing for an undefined map.
+  static std::optional<std::pair<std::vector<float>, std::vector<float>>>
+  affineOf(const std::vector<float> &values, bool linearOnLeft) {
+    size_t n = values.size();
+    std::vector<float> scale(n, 1.0f), shift(n, 0.0f);
+    for (size_t c = 0; c < n; ++c) {
+      float v = values[c];
+      if constexpr (std::is_same_v<ArithOp, MulOp>) {
+        scale[c] = v;
+      } else if constexpr (std::is_same_v<ArithOp, AddOp>) {
+        shift[c] = v;
+      } else if constexpr (std::is_same_v<ArithOp, SubOp>) {
+        scale[c] = linearOnLeft ? 1.0f : -1.0f;
+        shift[c] = linearOnLeft ? -v : v;
+      } else {
+        if (!linearOnLeft || v == 0.0f)
+          return std::nullopt;
+        scale[c] = 1.0f / v;
+      }
+    }
+    return std::make_pair(scale, shift);
+  }
+
+  /// A MatMul over more than two axes (a channels-last Linear, tokens), bare
+  /// or with its bias Add: which operand it is.
+  static std::optional<int> channelsLastSide(ArithOp op) {
+    for (int side = 0; side < 2; ++side) {
+      Operation *def = op->getOperand(side).getDefiningOp();
+      auto isNdMatMul = [](Operation *d) {
+        auto mm = dyn_cast_or_null<MatMulOp>(d);
+        auto type = mm ? dyn_cast<RankedTensorType>(mm.getA().getType()) : nullptr;
+        return mm && (!type || type.getRank() != 2);
+      };
+      if (isNdMatMul(def))
+        return side;
+      if (isa_and_nonnull<AddOp>(def) && (isNdMatMul(def->getOperand(0).getDefiningOp()) ||
+                                          isNdMatMul(def->getOperand(1).getDefiningOp())))
+        return side;
+    }
+    return std::nullopt;
+  }
+
+  LogicalResult foldChannelsLast(ArithOp op, int side, PatternRewriter &rewriter) const {
+    Value linear = op->getOperand(side), other = op->getOperand(1 - side);
+    if (std::is_same_v<ArithOp, AddOp> && isa<MatMulOp>(linear.getDefiningOp()))
+      return rewriter.notifyMatchFailure(op, "a MatMul's bias Add stays (it is the canonical form)");
+    if (op->getResult(0).getType() != linear.getType())
+      return rewriter.notifyMatchFailure(op, "the constant broadcasts the output to another shape");
+    int64_t channels = -1;
+    Operation *def = linear.getDefiningOp();
+    SmallVector<Value, 2> candidates{linear};
+    if (isa<AddOp>(def))
+      candidates.assign(def->operand_begin(), def->operand_end());
+    for (Value v : candidates)
+      if (auto mm = v.getDefiningOp<MatMulOp>())
+        if (auto w = weights::getConstantF32(mm.getB()); w && w->rank() == 2)
+          channels = w->dim(1);
+    auto values = lastAxisValues(other, linear.getType(), channels);
+    if (!values)
+      return rewriter.notifyMatchFailure(op, "the other operand is not a float32 constant along "
+                                             "the last axis");
+    auto affine = affineOf(*values, side == 0);
+    if (!affine)
+      return rewriter.notifyMatchFailure(op, "a constant divided by the output, or by zero");
+    return foldLastAxisAffine(rewriter, op, linear, affine->first, affine->second);
   }
 };
 

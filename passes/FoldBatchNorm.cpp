@@ -221,11 +221,50 @@ struct FoldIntoFollowing : OpRewritePattern<BatchNormalizationOp> {
   }
 };
 
+/// Transpose -> BN -> Transpose back, normalizing the last axis of x (BN over
+/// token embeddings, UPDP's replacement for LayerNorm in a ViT), feeding a
+/// MatMul with a constant B: folds into the MatMul like a BN before a Linear.
+struct FoldTokenBatchNorm : OpRewritePattern<BatchNormalizationOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(BatchNormalizationOp bn, PatternRewriter &rewriter) const override {
+    auto before = bn.getX().getDefiningOp<TransposeOp>();
+    if (!before || !bn->hasOneUse())
+      return rewriter.notifyMatchFailure(bn, "not Transpose -> BN with one user");
+    auto after = dyn_cast<TransposeOp>(*bn->getUsers().begin());
+    if (!after || !after->hasOneUse() || !before->hasOneUse())
+      return rewriter.notifyMatchFailure(bn, "not Transpose -> BN -> Transpose, each with one user");
+    if (!before.getPerm() || !after.getPerm())
+      return rewriter.notifyMatchFailure(bn, "the transposes have no explicit permutation");
+    ArrayRef<int64_t> p1 = *before.getPerm(), p2 = *after.getPerm();
+    int64_t rank = p1.size();
+    if (rank < 2 || (int64_t)p2.size() != rank || p1[1] != rank - 1)
+      return rewriter.notifyMatchFailure(bn, "the BN does not normalize the last axis of x");
+    for (int64_t i = 0; i < rank; ++i)
+      if (p1[p2[i]] != i)
+        return rewriter.notifyMatchFailure(bn, "the second Transpose does not undo the first");
+    auto matmul = dyn_cast<MatMulOp>(*after->getUsers().begin());
+    if (!matmul || matmul.getA() != after.getTransposed())
+      return rewriter.notifyMatchFailure(bn, "the normalized tensor is not a MatMul's A");
+    if (after.getTransposed().getType() != before.getData().getType())
+      return rewriter.notifyMatchFailure(bn, "the transposes change the type");
+    auto affine = batchNormAffine(bn, rewriter);
+    if (failed(affine))
+      return failure();
+    if (failed(foldAffineIntoMatMul(rewriter, bn, before.getData(), matmul, affine->scale,
+                                    affine->shift)))
+      return failure();
+    rewriter.eraseOp(after);
+    rewriter.eraseOp(bn);
+    rewriter.eraseOp(before);
+    return success();
+  }
+};
+
 struct FoldBatchNormPass : refold::impl::FoldBatchNormBase<FoldBatchNormPass> {
   void runOnOperation() override {
     MLIRContext *ctx = &getContext();
     RewritePatternSet patterns(ctx);
-    patterns.add<FoldIntoLinear, FoldIntoFollowing>(ctx);
+    patterns.add<FoldIntoLinear, FoldIntoFollowing, FoldTokenBatchNorm>(ctx);
     if (failed(applyToCandidates<BatchNormalizationOp>(getOperation(), std::move(patterns))))
       return signalPassFailure();
   }

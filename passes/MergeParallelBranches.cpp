@@ -61,9 +61,9 @@ int64_t channelsOf(Value v) {
 }
 
 /// Reads `value` as a branch; a failure reason otherwise.
-FailureOr<Branch> readBranch(Value value, std::string &why) {
+FailureOr<Branch> readBranch(Value value, std::string &why, bool asIdentity = false) {
   Branch branch;
-  Operation *def = value.getDefiningOp();
+  Operation *def = asIdentity ? nullptr : value.getDefiningOp();
   if (isa_and_nonnull<ConvOp, AveragePoolOp>(def)) {
     if (!def->hasOneUse())
       return why = "a branch conv has other users", failure();
@@ -128,20 +128,34 @@ struct MergeAdd : OpRewritePattern<AddOp> {
   using OpRewritePattern::OpRewritePattern;
 
   LogicalResult matchAndRewrite(AddOp add, PatternRewriter &rewriter) const override {
+    // Each operand is read as a conv/BN branch first; an operand that is
+    // itself a conv output may still be the identity around the other
+    // branch (a residual whose input comes from a conv).
     std::string why;
-    auto a = readBranch(add.getA(), why);
-    if (failed(a))
+    FailureOr<Branch> a = failure(), b = failure();
+    for (auto [aIdentity, bIdentity] : {std::pair{false, false}, {false, true}, {true, false}}) {
+      std::string attemptWhy;
+      auto ra = readBranch(add.getA(), attemptWhy, aIdentity);
+      FailureOr<Branch> rb = failure();
+      if (succeeded(ra))
+        rb = readBranch(add.getB(), attemptWhy, bIdentity);
+      if (succeeded(ra) && succeeded(rb) && !ra->isConv() && !rb->isConv())
+        attemptWhy = "no branch is a convolution";
+      else if (succeeded(ra) && succeeded(rb) &&
+               ra->input != rb->input)
+        attemptWhy = "the branches read different inputs";
+      else if (succeeded(ra) && succeeded(rb)) {
+        a = std::move(ra), b = std::move(rb);
+        break;
+      }
+      if (why.empty())
+        why = attemptWhy;
+    }
+    if (failed(a) || failed(b))
       return rewriter.notifyMatchFailure(add, why);
-    auto b = readBranch(add.getB(), why);
-    if (failed(b))
-      return rewriter.notifyMatchFailure(add, why);
-    if (!a->isConv() && !b->isConv())
-      return rewriter.notifyMatchFailure(add, "no branch is a convolution");
     // Identity branches read their operand itself; a conv reads its input.
     Branch &convBranch = a->isConv() ? *a : *b;
     Branch &other = a->isConv() ? *b : *a;
-    if (convBranch.input != other.input)
-      return rewriter.notifyMatchFailure(add, "the branches read different inputs");
     ConvForm &conv = *convBranch.conv;
     if (add.getType() != conv.op->getResult(0).getType())
       return rewriter.notifyMatchFailure(add, "the sum's type differs from the branch output");

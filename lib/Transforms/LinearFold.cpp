@@ -31,8 +31,11 @@ void adoptOutputNames(Operation *newOp, Operation *affineOp) {
 }
 
 std::string hint(Value v, StringRef suffix) {
-  std::string name = weights::nameOf(v);
-  return (name.empty() ? std::string("weight") : name) + suffix.str();
+  std::string full = weights::nameOf(v);
+  StringRef name = full;
+  // A weight folded twice keeps one suffix; the exporter makes names unique.
+  name.consume_back("_folded");
+  return (name.empty() ? std::string("weight") : name.str()) + suffix.str();
 }
 
 template <typename ConvLike>
@@ -225,4 +228,150 @@ LogicalResult refold::foldChannelAffine(PatternRewriter &rewriter, Operation *af
     return foldIntoPool(rewriter, affineOp, linear, scale, shift);
   return rewriter.notifyMatchFailure(
       affineOp, "input is not produced by Conv, ConvTranspose, Gemm, MatMul or AveragePool");
+}
+
+std::optional<std::vector<float>> refold::lastAxisValues(Value constant, Type outType,
+                                                         int64_t channels) {
+  auto type = dyn_cast<RankedTensorType>(outType);
+  auto value = weights::getConstantF32(constant);
+  if (!value)
+    return std::nullopt;
+  int64_t n = channels;
+  if (type && type.getRank() >= 1 && !type.isDynamicDim(type.getRank() - 1)) {
+    if (value->rank() > type.getRank())
+      return std::nullopt;
+    n = type.getDimSize(type.getRank() - 1);
+  }
+  if (n < 0 || (channels >= 0 && n != channels))
+    return std::nullopt;
+  for (int64_t i = 0; i + 1 < value->rank(); ++i)
+    if (value->dim(i) != 1)
+      return std::nullopt;
+  if (value->size() == 1)
+    return std::vector<float>(n, value->data[0]);
+  if (value->size() != n)
+    return std::nullopt;
+  return value->data;
+}
+
+namespace {
+
+/// MatMul(x, W) with W a 2-D float32 constant and `bias` (optional) per last axis.
+struct MatMulWithBias {
+  MatMulOp matmul;
+  AddOp biasAdd; // may be null
+  F32Tensor weight;
+  std::vector<float> bias; // N entries
+};
+
+FailureOr<MatMulWithBias> readMatMulWithBias(Value linear, std::string &why) {
+  MatMulWithBias m;
+  Value product = linear;
+  std::optional<std::vector<float>> bias;
+  if (auto add = linear.getDefiningOp<AddOp>()) {
+    for (int side = 0; side < 2 && !m.biasAdd; ++side)
+      if (auto mm = add->getOperand(side).getDefiningOp<MatMulOp>()) {
+        if (auto w = weights::getConstantF32(mm.getB()); w && w->rank() == 2)
+          bias = refold::lastAxisValues(add->getOperand(1 - side), linear.getType(), w->dim(1));
+        if (bias && add.getType() == mm.getType())
+          m.biasAdd = add, product = mm;
+      }
+    if (!m.biasAdd)
+      return why = "not a MatMul plus a constant bias along the last axis", failure();
+    if (!m.biasAdd->hasOneUse())
+      return why = "the bias Add has other users", failure();
+  }
+  m.matmul = product.getDefiningOp<MatMulOp>();
+  if (!m.matmul)
+    return why = "not produced by onnx.MatMul", failure();
+  if (!m.matmul->hasOneUse())
+    return why = "the MatMul's output has other users", failure();
+  auto w = weights::getConstantF32(m.matmul.getB());
+  if (!w || w->rank() != 2)
+    return why = "the MatMul's B is not a 2-D float32 constant", failure();
+  m.weight = std::move(*w);
+  m.bias = bias ? *bias : std::vector<float>(m.weight.dim(1), 0.0f);
+  if ((int64_t)m.bias.size() != m.weight.dim(1))
+    return why = "the bias length differs from B's columns", failure();
+  return m;
+}
+
+/// Writes MatMul(x, weight) + bias in place of `replaced`.
+Value createMatMulWithBias(PatternRewriter &rewriter, Operation *replaced, Value x,
+                           const F32Tensor &weight, ArrayRef<float> bias, MatMulOp original) {
+  Location loc = original.getLoc();
+  Value w = weights::createInitializer(rewriter, loc, hint(original.getB(), "_folded"), weight);
+  F32Tensor biasTensor(llvm::ArrayRef<int64_t>{(int64_t)bias.size()});
+  biasTensor.data.assign(bias.begin(), bias.end());
+  Value b = weights::createInitializer(rewriter, loc, hint(original.getB(), "_folded_bias"),
+                                       biasTensor);
+  Type type = replaced->getResult(0).getType();
+  auto matmul = rewriter.create<MatMulOp>(loc, type, x, w);
+  if (auto name = original->getAttr(kNodeNameAttr))
+    matmul->setAttr(kNodeNameAttr, name);
+  auto add = rewriter.create<AddOp>(loc, type, matmul, b);
+  if (auto names = replaced->getAttr(kOutputNamesAttr))
+    add->setAttr(kOutputNamesAttr, names);
+  return add;
+}
+
+} // namespace
+
+LogicalResult refold::foldLastAxisAffine(PatternRewriter &rewriter, Operation *affineOp,
+                                         Value linear, ArrayRef<float> scale,
+                                         ArrayRef<float> shift) {
+  std::string why;
+  auto m = readMatMulWithBias(linear, why);
+  if (failed(m))
+    return rewriter.notifyMatchFailure(affineOp, why);
+  int64_t k = m->weight.dim(0), n = m->weight.dim(1);
+  if ((int64_t)scale.size() != n)
+    return rewriter.notifyMatchFailure(affineOp, "channel count differs from the MatMul's columns");
+  F32Tensor w = m->weight;
+  for (int64_t r = 0; r < k; ++r)
+    for (int64_t c = 0; c < n; ++c)
+      w.data[r * n + c] *= scale[c];
+  std::vector<float> bias(n);
+  for (int64_t c = 0; c < n; ++c)
+    bias[c] = m->bias[c] * scale[c] + shift[c];
+  Value result = createMatMulWithBias(rewriter, affineOp, m->matmul.getA(), w, bias, m->matmul);
+  rewriter.replaceOp(affineOp, result);
+  if (m->biasAdd)
+    rewriter.eraseOp(m->biasAdd);
+  rewriter.eraseOp(m->matmul);
+  return success();
+}
+
+LogicalResult refold::foldAffineIntoMatMul(PatternRewriter &rewriter, Operation *root, Value x,
+                                           Operation *matmulOp, ArrayRef<float> scale,
+                                           ArrayRef<float> shift) {
+  auto matmul = cast<MatMulOp>(matmulOp);
+  auto w = weights::getConstantF32(matmul.getB());
+  if (!w || w->rank() != 2)
+    return rewriter.notifyMatchFailure(root, "the MatMul's B is not a 2-D float32 constant");
+  int64_t k = w->dim(0), n = w->dim(1);
+  if ((int64_t)scale.size() != k)
+    return rewriter.notifyMatchFailure(root, "channel count differs from B's rows");
+  // A bias Add right after the MatMul absorbs shift * B.
+  Operation *replaced = matmul;
+  std::vector<float> bias(n, 0.0f);
+  if (matmul->hasOneUse())
+    if (auto add = dyn_cast<AddOp>(*matmul->getUsers().begin())) {
+      Value other = add.getA() == matmul.getY() ? add.getB() : add.getA();
+      if (auto values = lastAxisValues(other, add.getType(), n);
+          values && add.getType() == matmul.getType())
+        replaced = add, bias = *values;
+    }
+  F32Tensor newW = *w;
+  for (int64_t r = 0; r < k; ++r)
+    for (int64_t c = 0; c < n; ++c) {
+      bias[c] += shift[r] * w->data[r * n + c];
+      newW.data[r * n + c] *= scale[r];
+    }
+  rewriter.setInsertionPoint(replaced);
+  Value result = createMatMulWithBias(rewriter, replaced, x, newW, bias, matmul);
+  rewriter.replaceOp(replaced, result);
+  if (replaced != matmul.getOperation())
+    rewriter.eraseOp(matmul);
+  return success();
 }

@@ -56,3 +56,25 @@ func.func @pads(%x: tensor<1x1x4x4xf32>) -> (tensor<1x1x5x4xf32>, tensor<1x1x6x6
   %d = onnx.Conv(%r, %w, %none) : (tensor<1x1x8x8xf32>, tensor<1x1x3x3xf32>, none) -> tensor<1x1x6x6xf32>
   return %c, %d : tensor<1x1x5x4xf32>, tensor<1x1x6x6xf32>
 }
+
+// -----
+
+// A layer scale after a channels-last Linear (N-D MatMul + bias Add) folds
+// along the last axis: W' = W * g, b' = b * g = [2, 4]. A second constant
+// Add joins the bias; the MatMul's own bias Add stays as it is.
+// CHECK-LABEL: func.func @channels_last
+// CHECK-DAG: onnx.initializer "w_folded_bias" = dense<[3.000000e+00, 5.000000e+00]> : tensor<2xf32>
+// CHECK: %[[M:.*]] = onnx.MatMul(%arg0, %{{.*}})
+// CHECK: onnx.Add(%[[M]], %{{.*}}) {onnx.outputs = ["y"]}
+// CHECK-NOT: onnx.Mul
+func.func @channels_last(%x: tensor<1x4x4x3xf32>) -> tensor<1x4x4x2xf32> {
+  %w = onnx.initializer "w" = dense<1.0> : tensor<3x2xf32>
+  %b = onnx.initializer "b" = dense<1.0> : tensor<2xf32>
+  %g = onnx.initializer "g" = dense<[2.0, 4.0]> : tensor<2xf32>
+  %one = onnx.initializer "one" = dense<1.0> : tensor<f32>
+  %m = onnx.MatMul(%x, %w) : (tensor<1x4x4x3xf32>, tensor<3x2xf32>) -> tensor<1x4x4x2xf32>
+  %a = onnx.Add(%b, %m) : (tensor<2xf32>, tensor<1x4x4x2xf32>) -> tensor<1x4x4x2xf32>
+  %s = onnx.Mul(%a, %g) : (tensor<1x4x4x2xf32>, tensor<2xf32>) -> tensor<1x4x4x2xf32>
+  %y = onnx.Add(%s, %one) {onnx.outputs = ["y"]} : (tensor<1x4x4x2xf32>, tensor<f32>) -> tensor<1x4x4x2xf32>
+  return %y : tensor<1x4x4x2xf32>
+}

@@ -183,3 +183,41 @@ func.func @before_gemm(%x: tensor<3x2xf32>) -> tensor<3x4xf32> {
   %y = onnx.Gemm(%n, %w, %c) {alpha = 0.5 : f32, transB = 1 : i64} : (tensor<3x2xf32>, tensor<4x2xf32>, tensor<4xf32>) -> tensor<3x4xf32>
   return %y : tensor<3x4xf32>
 }
+
+// -----
+
+// BN over token embeddings (Transpose -> BN -> Transpose back, UPDP's BN in
+// place of LayerNorm in a ViT) before a Linear: folds into the MatMul and its
+// bias Add. s = 2 / sqrt(3 + 1) = 1, t = [1, 2]; bias = 1 + t . W = 1 + 3.
+// CHECK-LABEL: func.func @token_bn
+// CHECK-DAG: onnx.initializer "w_folded_bias" = dense<4.000000e+00> : tensor<4xf32>
+// CHECK: %[[M:.*]] = onnx.MatMul(%arg0, %{{.*}})
+// CHECK: onnx.Add(%[[M]], %{{.*}}) {onnx.outputs = ["y"]}
+// CHECK-NOT: onnx.Transpose
+// CHECK-NOT: onnx.BatchNormalization
+// Refused: the transposes do not restore the layout.
+// CHECK-LABEL: func.func @token_bn_refused
+// CHECK: onnx.BatchNormalization
+func.func @token_bn(%x: tensor<1x3x2xf32>) -> tensor<1x3x4xf32> {
+  %w = onnx.initializer "w" = dense<1.0> : tensor<2x4xf32>
+  %c = onnx.initializer "c" = dense<1.0> : tensor<4xf32>
+  %scale = onnx.initializer "scale" = dense<2.0> : tensor<2xf32>
+  %beta = onnx.initializer "beta" = dense<[1.0, 2.0]> : tensor<2xf32>
+  %mean = onnx.initializer "mean" = dense<0.0> : tensor<2xf32>
+  %var = onnx.initializer "var" = dense<3.0> : tensor<2xf32>
+  %t = onnx.Transpose(%x) {perm = array<i64: 0, 2, 1>} : (tensor<1x3x2xf32>) -> tensor<1x2x3xf32>
+  %n = onnx.BatchNormalization(%t, %scale, %beta, %mean, %var) {epsilon = 1.0 : f32} : (tensor<1x2x3xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<1x2x3xf32>
+  %b = onnx.Transpose(%n) {perm = array<i64: 0, 2, 1>} : (tensor<1x2x3xf32>) -> tensor<1x3x2xf32>
+  %m = onnx.MatMul(%b, %w) : (tensor<1x3x2xf32>, tensor<2x4xf32>) -> tensor<1x3x4xf32>
+  %y = onnx.Add(%c, %m) {onnx.outputs = ["y"]} : (tensor<4xf32>, tensor<1x3x4xf32>) -> tensor<1x3x4xf32>
+  return %y : tensor<1x3x4xf32>
+}
+func.func @token_bn_refused(%x: tensor<2x2x2xf32>) -> tensor<2x2x4xf32> {
+  %w = onnx.initializer "w" = dense<1.0> : tensor<2x4xf32>
+  %p = onnx.initializer "p" = dense<[2.0, 3.0]> : tensor<2xf32>
+  %t = onnx.Transpose(%x) {perm = array<i64: 0, 2, 1>} : (tensor<2x2x2xf32>) -> tensor<2x2x2xf32>
+  %n = onnx.BatchNormalization(%t, %p, %p, %p, %p) : (tensor<2x2x2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<2x2x2xf32>
+  %b = onnx.Transpose(%n) {perm = array<i64: 1, 0, 2>} : (tensor<2x2x2xf32>) -> tensor<2x2x2xf32>
+  %m = onnx.MatMul(%b, %w) : (tensor<2x2x2xf32>, tensor<2x4xf32>) -> tensor<2x2x4xf32>
+  return %m : tensor<2x2x4xf32>
+}

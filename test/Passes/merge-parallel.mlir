@@ -115,3 +115,21 @@ func.func @group_and_pool_refusals(%x: tensor<1x4x4x4xf32>) -> (tensor<1x4x4x4xf
   %r1 = onnx.Add(%c, %p) : (tensor<1x4x4x4xf32>, tensor<1x4x4x4xf32>) -> tensor<1x4x4x4xf32>
   return %r0, %r1 : tensor<1x4x4x4xf32>, tensor<1x4x4x4xf32>
 }
+
+// -----
+
+// A residual whose input is itself a conv output (shared with the block's
+// conv): the operand is read as the identity branch.
+// CHECK-LABEL: func.func @residual_from_conv
+// CHECK: %[[P:.*]] = onnx.Conv(%arg0
+// CHECK: %[[R:.*]] = onnx.Conv(%[[P]]
+// CHECK-NEXT: return %[[R]]
+func.func @residual_from_conv(%x: tensor<1x1x4x4xf32>) -> tensor<1x1x4x4xf32> {
+  %none = onnx.none
+  %w1 = onnx.initializer "w1" = dense<1.0> : tensor<1x1x1x1xf32>
+  %w3 = onnx.initializer "w3" = dense<1.0> : tensor<1x1x3x3xf32>
+  %p = onnx.Conv(%x, %w1, %none) : (tensor<1x1x4x4xf32>, tensor<1x1x1x1xf32>, none) -> tensor<1x1x4x4xf32>
+  %c = onnx.Conv(%p, %w3, %none) {pads = array<i64: 1, 1, 1, 1>} : (tensor<1x1x4x4xf32>, tensor<1x1x3x3xf32>, none) -> tensor<1x1x4x4xf32>
+  %r = onnx.Add(%p, %c) : (tensor<1x1x4x4xf32>, tensor<1x1x4x4xf32>) -> tensor<1x1x4x4xf32>
+  return %r : tensor<1x1x4x4xf32>
+}

@@ -15,6 +15,27 @@ mlir::LogicalResult foldChannelAffine(mlir::PatternRewriter &rewriter, mlir::Ope
                                       mlir::Value linear, llvm::ArrayRef<float> scale,
                                       llvm::ArrayRef<float> shift);
 
+/// `linear` is MatMul(x, W) with a float32 constant 2-D W, or Add(MatMul(x, W),
+/// b) with b constant along the last axis; `affineOp` computes
+/// y * scale[n] + shift[n] along the last axis (channels-last Linear layers,
+/// tokens). Replaces them by MatMul(x, W * scale) + (b * scale + shift).
+mlir::LogicalResult foldLastAxisAffine(mlir::PatternRewriter &rewriter, mlir::Operation *affineOp,
+                                       mlir::Value linear, llvm::ArrayRef<float> scale,
+                                       llvm::ArrayRef<float> shift);
+
+/// `x * scale[k] + shift[k]` along the last axis feeds `matmul`'s A (B a 2-D
+/// float32 constant): MatMul(x, scale * B) + (shift B [+ the bias Add that
+/// follows]). `root` is the op the rewrite is reported on and erased last.
+mlir::LogicalResult foldAffineIntoMatMul(mlir::PatternRewriter &rewriter, mlir::Operation *root,
+                                         mlir::Value x, mlir::Operation *matmul,
+                                         llvm::ArrayRef<float> scale, llvm::ArrayRef<float> shift);
+
+/// The values of `constant` along the last axis of `outType` (a scalar is
+/// repeated), or nothing if it varies along another axis. `channels`, when
+/// known, is the last axis' size (needed when `outType` does not say it).
+std::optional<std::vector<float>> lastAxisValues(mlir::Value constant, mlir::Type outType,
+                                                 int64_t channels = -1);
+
 } // namespace refold
 
 #endif // REFOLD_TRANSFORMS_LINEARFOLD_H
