@@ -1,4 +1,13 @@
-//===- Cleanup.cpp - remove Identity, inference Dropout, dead code ---------===//
+//===- Cleanup.cpp - remove no-op nodes, duplicates and dead code ----------===//
+//
+// Identity, inference Dropout, Reshape to the same static shape, Transpose
+// by the identity permutation or undoing another Transpose, and Cast to the
+// same type are no-ops; two nodes of the same kind with the same inputs and
+// attributes compute the same value (names aside) and one is kept; nodes
+// without users go. Generic nodes other than Cast are left alone (a custom op
+// may be random or stateful).
+//
+//===----------------------------------------------------------------------===//
 
 #include "refold/Passes/Explain.h"
 #include "refold/Passes/Passes.h"
@@ -8,6 +17,8 @@
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+#include <map>
 
 namespace refold {
 #define GEN_PASS_DEF_CLEANUP
@@ -61,17 +72,117 @@ struct EraseInferenceDropout : OpRewritePattern<DropoutOp> {
   llvm::Statistic &count;
 };
 
+struct EraseNoOpReshape : OpRewritePattern<ReshapeOp> {
+  EraseNoOpReshape(MLIRContext *ctx, llvm::Statistic &count)
+      : OpRewritePattern(ctx), count(count) {}
+  LogicalResult matchAndRewrite(ReshapeOp op, PatternRewriter &rewriter) const override {
+    auto type = dyn_cast<RankedTensorType>(op.getData().getType());
+    if (!type || !type.hasStaticShape() || type != op.getReshaped().getType())
+      return rewriter.notifyMatchFailure(op, "the shapes are not the same static shape");
+    rewriter.replaceOp(op, op.getData());
+    ++count;
+    return success();
+  }
+  llvm::Statistic &count;
+};
+
+struct EraseNoOpTranspose : OpRewritePattern<TransposeOp> {
+  EraseNoOpTranspose(MLIRContext *ctx, llvm::Statistic &count)
+      : OpRewritePattern(ctx), count(count) {}
+  LogicalResult matchAndRewrite(TransposeOp op, PatternRewriter &rewriter) const override {
+    if (!op.getPerm())
+      return rewriter.notifyMatchFailure(op, "no explicit permutation (reverses the axes)");
+    ArrayRef<int64_t> perm = *op.getPerm();
+    Value source = op.getData();
+    bool identity = llvm::all_of(llvm::enumerate(perm),
+                                 [](auto p) { return p.value() == (int64_t)p.index(); });
+    if (!identity) {
+      // Transpose(Transpose(x, p1), p2) with p1[p2[i]] == i is x.
+      auto inner = op.getData().getDefiningOp<TransposeOp>();
+      if (!inner || !inner.getPerm() || inner.getPerm()->size() != perm.size())
+        return rewriter.notifyMatchFailure(op, "not the identity permutation");
+      for (size_t i = 0; i < perm.size(); ++i)
+        if ((*inner.getPerm())[perm[i]] != (int64_t)i)
+          return rewriter.notifyMatchFailure(op, "does not undo the Transpose before it");
+      source = inner.getData();
+    }
+    if (!sameType(source, op.getTransposed()))
+      return rewriter.notifyMatchFailure(op, "input and output types differ");
+    rewriter.replaceOp(op, source);
+    ++count;
+    return success();
+  }
+  llvm::Statistic &count;
+};
+
+struct EraseNoOpCast : OpRewritePattern<NodeOp> {
+  EraseNoOpCast(MLIRContext *ctx, llvm::Statistic &count) : OpRewritePattern(ctx), count(count) {}
+  LogicalResult matchAndRewrite(NodeOp op, PatternRewriter &rewriter) const override {
+    if (op.getOpType() != "Cast" || (op.getDomain() && !op.getDomain()->empty()) ||
+        op->getNumOperands() != 1 || op->getNumResults() != 1)
+      return rewriter.notifyMatchFailure(op, "not a Cast");
+    auto in = dyn_cast<TensorType>(op->getOperand(0).getType());
+    if (!in || in != op->getResult(0).getType())
+      return rewriter.notifyMatchFailure(op, "the Cast changes the type");
+    rewriter.replaceOp(op, op->getOperand(0));
+    ++count;
+    return success();
+  }
+  llvm::Statistic &count;
+};
+
 struct CleanupPass : refold::impl::CleanupBase<CleanupPass> {
   void runOnOperation() override {
     MLIRContext *ctx = &getContext();
     RewritePatternSet patterns(ctx);
     patterns.add<EraseIdentity>(ctx, numIdentity);
     patterns.add<EraseInferenceDropout>(ctx, numDropout);
+    patterns.add<EraseNoOpReshape, EraseNoOpTranspose, EraseNoOpCast>(ctx, numNoOp);
     // Only the candidates are visited, so the driver never folds or hoists
     // initializers and constants.
-    if (failed(applyToCandidates<IdentityOp, DropoutOp>(getOperation(), std::move(patterns))))
+    if (failed(applyToCandidates<IdentityOp, DropoutOp, ReshapeOp, TransposeOp, NodeOp>(
+            getOperation(), std::move(patterns))))
       return signalPassFailure();
+    eraseDuplicates();
     eraseDeadOps();
+  }
+
+  /// Keeps the first of several typed nodes with the same kind, inputs,
+  /// attributes (names and doc strings aside) and result types. A duplicate
+  /// that is itself a graph output stays: outputs keep their own names.
+  void eraseDuplicates() {
+    Block &body = getOperation().getBody().front();
+    std::map<std::vector<const void *>, Operation *> seen;
+    for (Operation &op : llvm::make_early_inc_range(body)) {
+      if (isa<NodeOp, InitializerOp, DropoutOp, NoneOp>(op) || op.getNumRegions() ||
+          op.getNumResults() == 0 || op.hasTrait<OpTrait::IsTerminator>() ||
+          !isMemoryEffectFree(&op))
+        continue;
+      std::vector<const void *> key{op.getName().getAsOpaquePointer()};
+      for (Value operand : op.getOperands())
+        key.push_back(operand.getAsOpaquePointer());
+      for (Type type : op.getResultTypes())
+        key.push_back(type.getAsOpaquePointer());
+      for (NamedAttribute attr : op.getAttrs()) {
+        StringRef name = attr.getName().getValue();
+        if (name == kNodeNameAttr || name == kOutputNamesAttr || name == kDocStringAttr ||
+            name == kValueInfoAttr)
+          continue;
+        key.push_back(attr.getName().getAsOpaquePointer());
+        key.push_back(attr.getValue().getAsOpaquePointer());
+      }
+      auto [it, inserted] = seen.try_emplace(std::move(key), &op);
+      if (inserted)
+        continue;
+      bool isGraphOutput = llvm::any_of(op.getUsers(), [](Operation *user) {
+        return user->hasTrait<OpTrait::IsTerminator>();
+      });
+      if (isGraphOutput)
+        continue;
+      op.replaceAllUsesWith(it->second);
+      op.erase();
+      ++numDuplicates;
+    }
   }
 
   /// Erases side-effect-free ops without uses. The body is in dataflow

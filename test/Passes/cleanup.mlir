@@ -51,3 +51,33 @@ func.func @identity_type_change(%x: tensor<?xf32>) -> tensor<2xf32> {
   %i = onnx.Identity(%x) : (tensor<?xf32>) -> tensor<2xf32>
   return %i : tensor<2xf32>
 }
+
+// -----
+
+// No-ops: a Reshape to the same static shape, an identity Transpose, a
+// Transpose undoing the one before it, a Cast to the same type. Duplicates:
+// two Relu of one input (different node names) become one; a Reshape that
+// changes the shape and a Cast that changes the type stay.
+// CHECK-LABEL: func.func @no_ops_and_duplicates
+// CHECK-SAME: (%[[X:.*]]: tensor<2x3xf32>)
+// CHECK: %[[R:.*]] = onnx.Relu(%[[X]]) {onnx.name = "first"}
+// CHECK-NOT: onnx.Relu
+// CHECK: %[[S:.*]] = onnx.Add(%[[R]], %[[R]])
+// CHECK: onnx.Reshape(%[[S]]
+// CHECK: onnx.node "Cast"
+// CHECK-NOT: onnx.Transpose
+func.func @no_ops_and_duplicates(%x: tensor<2x3xf32>) -> (tensor<3x2xf32>, tensor<2x3xf64>) {
+  %shape = onnx.initializer "shape" = dense<[2, 3]> : tensor<2xi64>
+  %shape2 = onnx.initializer "shape2" = dense<[3, 2]> : tensor<2xi64>
+  %r0 = onnx.Reshape(%x, %shape) : (tensor<2x3xf32>, tensor<2xi64>) -> tensor<2x3xf32>
+  %t0 = onnx.Transpose(%r0) {perm = array<i64: 0, 1>} : (tensor<2x3xf32>) -> tensor<2x3xf32>
+  %t1 = onnx.Transpose(%t0) {perm = array<i64: 1, 0>} : (tensor<2x3xf32>) -> tensor<3x2xf32>
+  %t2 = onnx.Transpose(%t1) {perm = array<i64: 1, 0>} : (tensor<3x2xf32>) -> tensor<2x3xf32>
+  %c = onnx.node "Cast"(%t2) {node_attrs = {to = 1 : i64}} : (tensor<2x3xf32>) -> tensor<2x3xf32>
+  %a = onnx.Relu(%c) {onnx.name = "first"} : (tensor<2x3xf32>) -> tensor<2x3xf32>
+  %b = onnx.Relu(%c) {onnx.name = "second"} : (tensor<2x3xf32>) -> tensor<2x3xf32>
+  %s = onnx.Add(%a, %b) : (tensor<2x3xf32>, tensor<2x3xf32>) -> tensor<2x3xf32>
+  %y = onnx.Reshape(%s, %shape2) : (tensor<2x3xf32>, tensor<2xi64>) -> tensor<3x2xf32>
+  %d = onnx.node "Cast"(%s) {node_attrs = {to = 11 : i64}} : (tensor<2x3xf32>) -> tensor<2x3xf64>
+  return %y, %d : tensor<3x2xf32>, tensor<2x3xf64>
+}

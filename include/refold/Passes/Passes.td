@@ -6,18 +6,27 @@
 include "mlir/Pass/PassBase.td"
 
 def Cleanup : Pass<"onnx-cleanup", "::mlir::func::FuncOp"> {
-  let summary = "Remove Identity and inference-mode Dropout nodes and dead code";
+  let summary = "Remove no-op nodes, duplicate nodes and dead code";
   let description = [{
-    Replaces `onnx.Identity` by its input and `onnx.Dropout` by its input when
-    it runs in inference mode (no `training_mode` input, or a constant false
-    one) and its mask is unused, then erases ops whose results are unused
-    and have no side effects (unused initializers included). Graph outputs
-    keep their names: the exporter names a returned value after the output.
+    Replaces by their input: `onnx.Identity`; `onnx.Dropout` in inference
+    mode (no `training_mode` input, or a constant false one) with an unused
+    mask; a Reshape to the same static shape; a Transpose by the identity
+    permutation or undoing the Transpose before it; a Cast to the same type.
+    Of several typed nodes with the same kind, inputs, attributes (names and
+    doc strings aside) and result types, the first is kept (common
+    subexpressions), except a duplicate that is a graph output. Then erases
+    ops whose results are unused and have no side effects (unused
+    initializers included). Generic nodes other than Cast are never merged
+    or removed while used: a custom op may be random or stateful. Graph
+    outputs keep their names: the exporter names a returned value after the
+    output.
   }];
   let dependentDialects = ["::refold::ir::ONNXDialect"];
   let statistics = [
     Statistic<"numIdentity", "identity-removed", "Identity nodes removed">,
     Statistic<"numDropout", "dropout-removed", "Dropout nodes removed">,
+    Statistic<"numNoOp", "no-op-removed", "no-op Reshape, Transpose and Cast nodes removed">,
+    Statistic<"numDuplicates", "duplicates-removed", "duplicate nodes removed">,
     Statistic<"numDead", "dead-removed", "dead ops removed">
   ];
 }
