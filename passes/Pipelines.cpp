@@ -32,6 +32,7 @@ void refold::buildRefoldPipeline(mlir::OpPassManager &pm, OptLevel level,
     // A BatchNormalization after a merged sum now follows a conv.
     graph.addPass(createFoldBatchNorm());
     graph.addPass(createFoldAffine());
+    graph.addPass(createShrinkDeadChannels());
   }
   // Weights and placeholders the rewrites left unused.
   graph.addPass(createCleanup());

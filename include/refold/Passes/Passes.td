@@ -142,6 +142,21 @@ def MergeConcatConvs : Pass<"onnx-merge-concat", "::mlir::func::FuncOp"> {
   let dependentDialects = ["::refold::ir::ONNXDialect"];
 }
 
+def ShrinkDeadChannels : Pass<"onnx-shrink-channels", "::mlir::func::FuncOp"> {
+  let summary = "Remove conv output channels whose weights and bias are all zero";
+  let description = [{
+    Such a channel (what structured channel pruning leaves) is zero
+    everywhere. It is removed from the conv, and the matching input channel
+    from every consumer conv, when the values reach those convs only through
+    ops that keep zero at zero (Relu, HardSwish, Clip with 0 in range).
+    Refused: grouped convs, non-constant weights, a consumer that is not a
+    dense conv (an Add, a Concat, a graph output...), ops between that do not
+    keep zero at zero (BatchNormalization, Sigmoid...), dynamic channel
+    counts, and a conv whose channels are all zero.
+  }];
+  let dependentDialects = ["::refold::ir::ONNXDialect"];
+}
+
 def TestBreakRewrite : Pass<"test-break-rewrite", "::mlir::func::FuncOp"> {
   let summary = "Test only: perturb one float weight, a wrong rewrite --verify must catch";
   let description = [{
