@@ -14,6 +14,7 @@
 
 #include "refold/Passes/Explain.h"
 #include "refold/Passes/Passes.h"
+#include "refold/Transforms/ConvForms.h"
 #include "refold/Transforms/WeightUtils.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -31,45 +32,18 @@ using weights::F32Tensor;
 
 namespace {
 
-struct Branch {
-  mutable ConvOp op; // op handles are values; accessors are not const
-  F32Tensor weight;  // [O, C, kh, kw]
-  std::vector<float> bias;
-  std::array<int64_t, 2> stride{1, 1};
-  std::array<int64_t, 4> pads{0, 0, 0, 0};
-};
+/// A dense 2-D conv of the concat, read through the shared ConvForm reader.
+using Branch = ConvForm;
 
 std::optional<Branch> readBranch(Value value) {
   auto conv = value.getDefiningOp<ConvOp>();
   if (!conv || !conv->hasOneUse() || conv.getGroup().value_or(1) != 1)
     return std::nullopt;
-  if ((conv.getAutoPad() && *conv.getAutoPad() != "NOTSET") ||
-      (conv.getDilations() && llvm::any_of(*conv.getDilations(), [](int64_t d) { return d != 1; })))
+  std::string ignored;
+  auto form = readConvForm(conv, ignored);
+  if (failed(form))
     return std::nullopt;
-  auto w = weights::getConstantF32(conv.getW());
-  if (!w || w->rank() != 4)
-    return std::nullopt;
-  Branch branch{conv, *w, std::vector<float>(w->dim(0), 0.0f)};
-  if (!isNoneValue(conv.getB())) {
-    auto b = weights::getConstantF32(conv.getB());
-    if (!b || b->size() != w->dim(0))
-      return std::nullopt;
-    branch.bias = b->data;
-  }
-  if (auto s = conv.getStrides())
-    branch.stride = {(*s)[0], (*s)[1]};
-  if (auto p = conv.getPads())
-    branch.pads = {(*p)[0], (*p)[1], (*p)[2], (*p)[3]};
-  return branch;
-}
-
-/// The padding of `b` grown to a kh x kw kernel, if the deficit is even.
-std::optional<std::array<int64_t, 4>> centred(const Branch &b, int64_t kh, int64_t kw) {
-  int64_t dh = kh - b.weight.dim(2), dw = kw - b.weight.dim(3);
-  if (dh % 2 || dw % 2)
-    return std::nullopt;
-  return std::array<int64_t, 4>{b.pads[0] + dh / 2, b.pads[1] + dw / 2, b.pads[2] + dh / 2,
-                                b.pads[3] + dw / 2};
+  return std::move(*form);
 }
 
 /// One conv for `run` (all compatible), or failure.
@@ -81,24 +55,24 @@ FailureOr<Value> mergeRun(ArrayRef<Branch> run, PatternRewriter &rewriter, Locat
     kw = std::max(kw, b.weight.dim(3));
     out += b.weight.dim(0);
   }
-  auto pads = centred(run.front(), kh, kw);
+  auto pads = run.front().centredPads(kh, kw);
   if (!pads)
     return failure();
   for (const Branch &b : run)
-    if (b.op.getX() != run.front().op.getX() || b.stride != run.front().stride ||
-        b.weight.dim(1) != in || centred(b, kh, kw) != pads)
+    if (b.input != run.front().input || b.stride != run.front().stride ||
+        b.weight.dim(1) != in || b.centredPads(kh, kw) != pads)
       return failure();
   // Cost: padding a small kernel into a large one adds MACs; reading x once
   // and writing no separate branch outputs saves traffic (4 MACs per byte).
-  double spatial = weights::staticElements(run.front().op.getY()) / run.front().weight.dim(0);
+  double spatial = weights::staticElements(run.front().op->getResult(0)) / run.front().weight.dim(0);
   double macsBefore = 0, bytesBefore = 0;
   for (const Branch &b : run) {
     macsBefore += double(b.weight.size()) * spatial;
     bytesBefore +=
-        4 * (weights::staticElements(b.op.getX()) + 2 * weights::staticElements(b.op.getY()));
+        4 * (weights::staticElements(b.input) + 2 * weights::staticElements(b.op->getResult(0)));
   }
   double macsAfter = double(out) * in * kh * kw * spatial;
-  double bytesAfter = 4 * (weights::staticElements(run.front().op.getX()) + out * spatial);
+  double bytesAfter = 4 * (weights::staticElements(run.front().input) + out * spatial);
   if (policy == "never" ||
       (policy == "profitable" && macsAfter + 4 * bytesAfter >= macsBefore + 4 * bytesBefore))
     return failure();
@@ -118,16 +92,16 @@ FailureOr<Value> mergeRun(ArrayRef<Branch> run, PatternRewriter &rewriter, Locat
     }
     o0 += w.dim(0);
   }
-  auto firstType = cast<RankedTensorType>(run.front().op.getType());
+  auto firstType = cast<RankedTensorType>(run.front().op->getResult(0).getType());
   SmallVector<int64_t> shape(firstType.getShape());
   shape[1] = out;
-  std::string base = weights::nameOf(run.front().op.getY());
+  std::string base = weights::nameOf(run.front().op->getResult(0));
   if (base.empty())
     base = "concat";
   Value w = weights::createInitializer(rewriter, loc, base + "_stacked_weight", weight);
   Value bv = weights::createInitializer(rewriter, loc, base + "_stacked_bias", bias);
   OperationState state(loc, ConvOp::getOperationName());
-  state.addOperands({run.front().op.getX(), w, bv});
+  state.addOperands({run.front().input, w, bv});
   state.addTypes(RankedTensorType::get(shape, firstType.getElementType()));
   state.addAttribute("kernel_shape", rewriter.getDenseI64ArrayAttr({kh, kw}));
   state.addAttribute("pads", rewriter.getDenseI64ArrayAttr(*pads));
@@ -162,7 +136,7 @@ struct MergeConcat : OpRewritePattern<ConcatOp> {
         run.push_back(*first);
         for (; j < inputs.size(); ++j) {
           auto next = readBranch(inputs[j]);
-          if (!next || next->op.getX() != first->op.getX() || next->op == first->op)
+          if (!next || next->input != first->input || next->op == first->op)
             break;
           run.push_back(*next);
         }

@@ -186,22 +186,18 @@ struct MergeAdd : OpRewritePattern<AddOp> {
     }
     int64_t inPerGroup = conv.weight.dim(1);
 
-    // The merged padding: each conv's padding grown by half its kernel deficit.
-    auto merged = [&](const ConvForm &c, std::array<int64_t, 4> &pads) -> bool {
-      int64_t dh = kh - c.kh(), dw = kw - c.kw();
-      if (dh % 2 || dw % 2)
-        return false; // an even deficit keeps the kernel centres aligned
-      pads = {c.pads[0] + dh / 2, c.pads[1] + dw / 2, c.pads[2] + dh / 2, c.pads[3] + dw / 2};
-      return true;
-    };
-    std::array<int64_t, 4> pads, otherPads;
-    if (!merged(conv, pads))
+    // The merged padding: each conv's padding grown by half its kernel
+    // deficit (an even deficit keeps the kernel centres aligned).
+    auto centred = conv.centredPads(kh, kw);
+    if (!centred)
       return rewriter.notifyMatchFailure(add, "kernel centres do not align (odd size difference)");
+    std::array<int64_t, 4> pads = *centred;
     if (other.isConv()) {
-      if (!merged(*other.conv, otherPads))
+      auto otherPads = other.conv->centredPads(kh, kw);
+      if (!otherPads)
         return rewriter.notifyMatchFailure(add,
                                            "kernel centres do not align (odd size difference)");
-      if (otherPads != pads)
+      if (*otherPads != pads)
         return rewriter.notifyMatchFailure(add, "the convs' paddings do not align their centres");
     } else {
       // Same output size as the input, and the identity tap inside the kernel.

@@ -39,6 +39,15 @@ struct ConvForm {
   bool isUnpadded() const {
     return pads == std::array<int64_t, 4>{0, 0, 0, 0};
   }
+  /// The padding that keeps this kernel's centre when it is zero-padded into
+  /// a kh x kw kernel, or nothing when the size difference is odd.
+  std::optional<std::array<int64_t, 4>> centredPads(int64_t kh, int64_t kw) const {
+    int64_t dh = kh - this->kh(), dw = kw - this->kw();
+    if (dh % 2 || dw % 2)
+      return std::nullopt;
+    return std::array<int64_t, 4>{pads[0] + dh / 2, pads[1] + dw / 2, pads[2] + dh / 2,
+                                  pads[3] + dw / 2};
+  }
 };
 
 /// Reads `op` (a Conv, or an AveragePool equal to a depthwise conv) as a
