@@ -12,13 +12,10 @@ randomized BatchNorm statistics, each with its deploy twin:
 Exports OUT/<name>_<size>.onnx, _preserve.onnx and _deploy.onnx (BNs folded;
 ELAN's parallel 1x1 convs one conv; static warehouse kernels plain convs).
 """
-import argparse
-import os
-
 import torch
 import torch.nn as nn
 
-from common import export_train_and_deploy, randomize_batchnorm
+from common import generator_main
 
 
 def fused_conv(conv, bn):
@@ -173,26 +170,16 @@ MODELS = {
 }
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("out")
-    parser.add_argument("--model", choices=sorted(MODELS), required=True)
-    parser.add_argument("--size", choices=["full", "small"], default="full")
-    args = parser.parse_args()
-    os.makedirs(args.out, exist_ok=True)
-    torch.manual_seed(0)
-    model, resolution = MODELS[args.model][args.size]()
-    randomize_batchnorm(model)
-    x = torch.randn(1, 3, resolution, resolution)
+def reparameterize(net):
+    for m in list(net.modules()):
+        if isinstance(m, ELAN):
+            m.reparameterize()
+        elif isinstance(m, (ConvBNAct, WarehouseConv)) and m.deploy is None:
+            m.reparameterize()
 
-    def reparameterize(net):
-        for m in list(net.modules()):
-            if isinstance(m, ELAN):
-                m.reparameterize()
-            elif isinstance(m, (ConvBNAct, WarehouseConv)) and m.deploy is None:
-                m.reparameterize()
-    export_train_and_deploy(model, x, os.path.join(args.out, f"{args.model}_{args.size}"),
-                            reparameterize)
+
+def main():
+    generator_main(MODELS, lambda name, size: MODELS[name][size](), reparameterize)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,10 @@ tests. The DBB twin follows DBB's own reparameterization, which assumes
 BNAndPad: it gives the structure and speed to reach, but differs from the
 zero-padded network on the border.
 """
-import argparse
-import os
-
 import torch
 import torch.nn as nn
 
-from common import export_train_and_deploy, randomize_batchnorm
+from common import generator_main
 
 
 def conv_bn(cin, cout, k, stride, pad, groups=1):
@@ -219,20 +216,9 @@ def build(name, size):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("out")
-    parser.add_argument("--model", choices=sorted(MODELS), required=True)
-    parser.add_argument("--size", choices=["full", "small"], default="full")
-    args = parser.parse_args()
-    os.makedirs(args.out, exist_ok=True)
-    torch.manual_seed(0)
-    model, resolution = build(args.model, args.size)
-    randomize_batchnorm(model)
-    x = torch.randn(1, 3, resolution, resolution)
-    export_train_and_deploy(model, x, os.path.join(args.out, f"{args.model}_{args.size}"),
-                            lambda net: [m.reparameterize() for m in net.modules()
-                                         if isinstance(m, Unit)],
-                            exact_twin=args.model != "dbb")
+    generator_main(MODELS, build,
+                   lambda net: [m.reparameterize() for m in net.modules() if isinstance(m, Unit)],
+                   inexact_twins={"dbb"})
 
 
 if __name__ == "__main__":

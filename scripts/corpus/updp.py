@@ -13,14 +13,11 @@ Every other block that keeps its shape is pruned. Exports
 OUT/<name>_<size>.onnx, _preserve.onnx and _deploy.onnx (each pruned block
 one conv, BNs folded, pruned MLPs one linear layer).
 """
-import argparse
-import math
-import os
 
 import torch
 import torch.nn as nn
 
-from common import export_train_and_deploy, randomize_batchnorm
+from common import generator_main
 
 
 def fuse(conv, bn):
@@ -344,16 +341,6 @@ class DeiT(nn.Module):
         self.head, self.deployed = folded_linear(self.norm, self.head), True
 
 
-def randomize_token_batchnorm(model):
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm1d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.5, 0.5)
-
-
 MODELS = {
     "resnet34": {"full": lambda: (resnet34([64, 128, 256, 512], [3, 4, 6, 3]), 224),
                  "small": lambda: (resnet34([4, 8, 8, 8], [3, 2, 1, 1]), 32)},
@@ -368,28 +355,17 @@ MODELS = {
 }
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("out")
-    parser.add_argument("--model", choices=sorted(MODELS), required=True)
-    parser.add_argument("--size", choices=["full", "small"], default="full")
-    args = parser.parse_args()
-    os.makedirs(args.out, exist_ok=True)
-    torch.manual_seed(0)
-    model, resolution = MODELS[args.model][args.size]()
-    randomize_batchnorm(model)
-    randomize_token_batchnorm(model)
-    x = torch.randn(1, 3, resolution, resolution)
+def reparameterize(net):
+    if isinstance(net, DeiT):
+        net.reparameterize()
+        return
+    for m in list(net.modules()):
+        if isinstance(m, Deployable):
+            m.reparameterize()
 
-    def reparameterize(net):
-        if isinstance(net, DeiT):
-            net.reparameterize()
-            return
-        for m in list(net.modules()):
-            if isinstance(m, Deployable):
-                m.reparameterize()
-    export_train_and_deploy(model, x, os.path.join(args.out, f"{args.model}_{args.size}"),
-                            reparameterize)
+
+def main():
+    generator_main(MODELS, lambda name, size: MODELS[name][size](), reparameterize)
 
 
 if __name__ == "__main__":
