@@ -1,8 +1,8 @@
 //===- Cleanup.cpp - remove no-op nodes, duplicates and dead code ----------===//
 //
 // Identity, inference Dropout, Reshape to the same static shape, Transpose
-// by the identity permutation or undoing another Transpose, and Cast to the
-// same type are no-ops; two nodes of the same kind with the same inputs and
+// by the identity permutation or undoing another Transpose, Pad by zero and
+// Cast to the same type are no-ops; two nodes of the same kind with the same inputs and
 // attributes compute the same value (names aside) and one is kept; nodes
 // without users go. Generic nodes other than Cast are left alone (a custom op
 // may be random or stateful).
@@ -11,10 +11,12 @@
 
 #include "refold/Passes/Explain.h"
 #include "refold/Passes/Passes.h"
+#include "refold/Transforms/WeightUtils.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/IR/PatternMatch.h"
+#include "mlir/IR/TypeUtilities.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
@@ -115,6 +117,27 @@ struct EraseNoOpTranspose : OpRewritePattern<TransposeOp> {
   llvm::Statistic &count;
 };
 
+/// Exporters emit Pad by all-zero pads (torch's AvgPool2d at opset 13). Its
+/// result type may know less than its input (the pads were computed), which
+/// is fine unless the value is a graph output, whose type is the interface.
+struct EraseNoOpPad : OpRewritePattern<PadOp> {
+  EraseNoOpPad(MLIRContext *ctx, llvm::Statistic &count) : OpRewritePattern(ctx), count(count) {}
+  LogicalResult matchAndRewrite(PadOp op, PatternRewriter &rewriter) const override {
+    auto pads = weights::getConstantInts(op.getPads());
+    if (!pads || llvm::any_of(*pads, [](int64_t p) { return p != 0; }))
+      return rewriter.notifyMatchFailure(op, "pads are not constant zeros");
+    if (!sameType(op.getData(), op.getOutput()) &&
+        (failed(verifyCompatibleShape(op.getData().getType(), op.getOutput().getType())) ||
+         llvm::any_of(op->getUsers(),
+                      [](Operation *user) { return user->hasTrait<OpTrait::IsTerminator>(); })))
+      return rewriter.notifyMatchFailure(op, "a graph output whose type would change");
+    rewriter.replaceOp(op, op.getData());
+    ++count;
+    return success();
+  }
+  llvm::Statistic &count;
+};
+
 struct EraseNoOpCast : OpRewritePattern<NodeOp> {
   EraseNoOpCast(MLIRContext *ctx, llvm::Statistic &count) : OpRewritePattern(ctx), count(count) {}
   LogicalResult matchAndRewrite(NodeOp op, PatternRewriter &rewriter) const override {
@@ -137,10 +160,10 @@ struct CleanupPass : refold::impl::CleanupBase<CleanupPass> {
     RewritePatternSet patterns(ctx);
     patterns.add<EraseIdentity>(ctx, numIdentity);
     patterns.add<EraseInferenceDropout>(ctx, numDropout);
-    patterns.add<EraseNoOpReshape, EraseNoOpTranspose, EraseNoOpCast>(ctx, numNoOp);
+    patterns.add<EraseNoOpReshape, EraseNoOpTranspose, EraseNoOpPad, EraseNoOpCast>(ctx, numNoOp);
     // Only the candidates are visited, so the driver never folds or hoists
     // initializers and constants.
-    if (failed(applyToCandidates<IdentityOp, DropoutOp, ReshapeOp, TransposeOp, NodeOp>(
+    if (failed(applyToCandidates<IdentityOp, DropoutOp, ReshapeOp, TransposeOp, PadOp, NodeOp>(
             getOperation(), std::move(patterns))))
       return signalPassFailure();
     eraseDuplicates();

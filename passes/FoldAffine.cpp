@@ -3,8 +3,11 @@
 // Mul, Add, Sub or Div by a constant that varies only along the channel axis,
 // right after a Conv, ConvTranspose, Gemm or 2-D MatMul, is a per-channel
 // affine map y * s + t: it folds into the linear op like a BatchNormalization
-// (reparam-math.md section 2). A zero-valued constant Pad of the spatial axes
-// before a Conv becomes the Conv's own padding.
+// (reparam-math.md section 2). The same map right before a Conv, Gemm or 2-D
+// MatMul (its only user) folds forward like a BN does: exact for a scale,
+// and for a shift before a zero-padding conv only with a border correction.
+// A zero-valued constant Pad of the spatial axes before a Conv becomes the
+// Conv's own padding.
 //
 //===----------------------------------------------------------------------===//
 
@@ -58,9 +61,16 @@ std::optional<std::vector<float>> perChannel(Value constant, Type outType) {
 template <typename ArithOp> struct FoldArithmetic : OpRewritePattern<ArithOp> {
   using OpRewritePattern<ArithOp>::OpRewritePattern;
   LogicalResult matchAndRewrite(ArithOp op, PatternRewriter &rewriter) const override {
-    Value lhs = op->getOperand(0), rhs = op->getOperand(1);
     if (auto side = channelsLastSide(op))
       return foldChannelsLast(op, *side, rewriter);
+    if (succeeded(foldBackward(op, rewriter)))
+      return success();
+    return foldForward(op, rewriter);
+  }
+
+  /// The op after a linear op: into its weights and bias.
+  LogicalResult foldBackward(ArithOp op, PatternRewriter &rewriter) const {
+    Value lhs = op->getOperand(0), rhs = op->getOperand(1);
     bool linearOnLeft = isLinear(lhs);
     if (!linearOnLeft && !isLinear(rhs))
       return rewriter.notifyMatchFailure(op, "no operand is a Conv, ConvTranspose, Gemm or MatMul");
@@ -71,29 +81,72 @@ template <typename ArithOp> struct FoldArithmetic : OpRewritePattern<ArithOp> {
     if (!values)
       return rewriter.notifyMatchFailure(op,
                                          "the other operand is not a per-channel float32 constant");
-    size_t channels = values->size();
-    std::vector<float> scale(channels, 1.0f), shift(channels, 0.0f);
-    constexpr bool isMul = std::is_same_v<ArithOp, MulOp>, isAdd = std::is_same_v<ArithOp, AddOp>;
-    constexpr bool isSub = std::is_same_v<ArithOp, SubOp>;
-    for (size_t c = 0; c < channels; ++c) {
-      float v = (*values)[c];
-      if (isMul) {
-        scale[c] = v;
-      } else if (isAdd) {
-        shift[c] = v;
-      } else if (isSub) {
-        // y - v, or v - y = y * -1 + v.
-        scale[c] = linearOnLeft ? 1.0f : -1.0f;
-        shift[c] = linearOnLeft ? -v : v;
-      } else { // Div
-        if (!linearOnLeft)
-          return rewriter.notifyMatchFailure(op, "a constant divided by the output is not affine");
-        if (v == 0.0f)
-          return rewriter.notifyMatchFailure(op, "division by zero");
-        scale[c] = 1.0f / v;
-      }
+    auto affine = affineOf(*values, linearOnLeft);
+    if (!affine)
+      return rewriter.notifyMatchFailure(op, "a constant divided by the output, or by zero");
+    return foldChannelAffine(rewriter, op, linear, affine->first, affine->second);
+  }
+
+  /// The per-channel map `op` applies to its non-constant operand, which it
+  /// returns; nothing when `op` is not such a map.
+  static std::optional<std::tuple<Value, std::vector<float>, std::vector<float>>>
+  channelMapOf(Operation *op) {
+    if (!isa<MulOp, AddOp, SubOp, DivOp>(op))
+      return std::nullopt;
+    Value result = op->getResult(0);
+    for (unsigned constantSide : {1u, 0u}) {
+      Value x = op->getOperand(1 - constantSide), constant = op->getOperand(constantSide);
+      if (x.getType() != result.getType())
+        continue; // the constant broadcasts x: not per channel
+      auto values = perChannel(constant, x.getType());
+      if (!values)
+        continue;
+      std::optional<std::pair<std::vector<float>, std::vector<float>>> map;
+      bool xOnLeft = constantSide == 1;
+      if (isa<MulOp>(op))
+        map = FoldArithmetic<MulOp>::affineOf(*values, xOnLeft);
+      else if (isa<AddOp>(op))
+        map = FoldArithmetic<AddOp>::affineOf(*values, xOnLeft);
+      else if (isa<SubOp>(op))
+        map = FoldArithmetic<SubOp>::affineOf(*values, xOnLeft);
+      else
+        map = FoldArithmetic<DivOp>::affineOf(*values, xOnLeft);
+      if (!map)
+        return std::nullopt;
+      return std::make_tuple(x, map->first, map->second);
     }
-    return foldChannelAffine(rewriter, op, linear, scale, shift);
+    return std::nullopt;
+  }
+
+  /// The op (and the per-channel maps after it: x * s + t, then + u) before
+  /// a Conv, Gemm or 2-D MatMul that is the chain's only user.
+  LogicalResult foldForward(ArithOp op, PatternRewriter &rewriter) const {
+    auto first = channelMapOf(op);
+    if (!first)
+      return rewriter.notifyMatchFailure(op, "no operand is a per-channel float32 constant of "
+                                             "the input's shape (or it divides by the input)");
+    auto [x, scale, shift] = *first;
+    SmallVector<Operation *> chain{op};
+    while (chain.back()->getResult(0).hasOneUse()) {
+      Operation *next = *chain.back()->getResult(0).getUsers().begin();
+      auto map = channelMapOf(next);
+      if (!map || std::get<0>(*map) != chain.back()->getResult(0) ||
+          std::get<1>(*map).size() != scale.size())
+        break;
+      for (size_t c = 0; c < scale.size(); ++c) {
+        scale[c] *= std::get<1>(*map)[c];
+        shift[c] = shift[c] * std::get<1>(*map)[c] + std::get<2>(*map)[c];
+      }
+      chain.push_back(next);
+    }
+    Value result = chain.back()->getResult(0);
+    if (!result.hasOneUse() || !isa<ConvOp, GemmOp, MatMulOp>(*result.getUsers().begin()))
+      return rewriter.notifyMatchFailure(op, "the only user is not a Conv, Gemm or MatMul");
+    if (failed(foldAffineIntoFollowing(rewriter, chain.back(), x, scale, shift)))
+      return rewriter.notifyMatchFailure(op, "the following linear op takes no affine map");
+    for (Operation *dead : llvm::reverse(ArrayRef(chain).drop_back()))
+      rewriter.eraseOp(dead);
+    return success();
   }
 
   /// The scale and shift that `op` applies with `values` when the linear

@@ -12,6 +12,13 @@
 // rows and columns corrects that (2-D, static shape, and only when the
 // output is not larger than the input, so the Add costs no more than the BN).
 //
+// A BN before an AveragePool without padding (or count_include_pad=0), or
+// before a MaxPool when every scale is positive, moves after the pool: the
+// pool averages (or picks) within a channel, which commutes with the
+// channel's affine map. With lower-unfolded, a BN that folds nowhere becomes
+// a 1x1 depthwise Conv on NCHW tensors (one op that runtimes run like a BN
+// and that the conv merges can take) or Mul and Add otherwise.
+//
 //===----------------------------------------------------------------------===//
 
 #include "refold/Passes/Explain.h"
@@ -73,151 +80,16 @@ struct FoldIntoLinear : OpRewritePattern<BatchNormalizationOp> {
   }
 };
 
-std::string hintFor(Value v, StringRef suffix) {
-  std::string name = weights::nameOf(v);
-  return (name.empty() ? std::string("weight") : name) + suffix.str();
-}
-
-/// BN(x) feeding a Conv (without padding), a Gemm's A or a 2-D MatMul's A.
+/// BN(x) feeding a Conv, a Gemm's A or a 2-D MatMul's A.
 struct FoldIntoFollowing : OpRewritePattern<BatchNormalizationOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(BatchNormalizationOp bn, PatternRewriter &rewriter) const override {
     if (!bn->hasOneUse())
       return rewriter.notifyMatchFailure(bn, "the output has several users");
-    Operation *user = *bn->getUsers().begin();
     auto affine = batchNormAffine(bn, rewriter);
     if (failed(affine))
       return failure();
-    const std::vector<float> &s = affine->scale, &t = affine->shift;
-    int64_t channels = s.size();
-    if (auto conv = dyn_cast<ConvOp>(user)) {
-      if (conv.getX() != bn.getY())
-        return rewriter.notifyMatchFailure(bn, "the BN output is not the conv's input");
-      if (conv.getAutoPad() && *conv.getAutoPad() != "NOTSET" && *conv.getAutoPad() != "VALID")
-        return rewriter.notifyMatchFailure(bn, "the following conv pads (auto_pad)");
-      bool padded = conv.getPads() && llvm::any_of(*conv.getPads(), [](int64_t p) { return p; });
-      std::optional<weights::F32Tensor> borderMap;
-      if (padded) {
-        // Padded zeros would have to become -t/s: correct the border instead.
-        std::string why;
-        auto form = readConvForm(conv, why);
-        if (failed(form))
-          return rewriter.notifyMatchFailure(bn, "the following conv zero-pads and " + why);
-        auto inShape = staticSpatialShape(conv.getX()), outShape = staticSpatialShape(conv.getY());
-        if (!inShape || !outShape)
-          return rewriter.notifyMatchFailure(
-              bn, "the following conv zero-pads and the spatial shape is not static");
-        if (weights::staticElements(conv.getY()) > weights::staticElements(conv.getX()))
-          return rewriter.notifyMatchFailure(
-              bn, "the following conv zero-pads and its border correction would cost more "
-                  "than the BatchNormalization");
-        if ((int64_t)t.size() != form->inChannels())
-          return rewriter.notifyMatchFailure(bn, "channel count differs from the conv's input");
-        borderMap = borderCorrection(form->weight, form->group, t, form->stride, form->pads,
-                                     (*inShape)[0], (*inShape)[1], (*outShape)[0],
-                                     (*outShape)[1]);
-      }
-      auto w = weights::getConstantF32(conv.getW());
-      if (!w || w->rank() < 3)
-        return rewriter.notifyMatchFailure(bn, "the following conv's weight is not constant");
-      int64_t out = w->dim(0), inPerGroup = w->dim(1), group = conv.getGroup().value_or(1);
-      if (inPerGroup * group != channels)
-        return rewriter.notifyMatchFailure(bn, "channel count differs from the conv's input");
-      std::vector<float> bias(out, 0.0f);
-      if (!isNoneValue(conv.getB())) {
-        auto b = weights::getConstantF32(conv.getB());
-        if (!b || b->size() != out)
-          return rewriter.notifyMatchFailure(bn, "the following conv's bias is not constant");
-        bias = b->data;
-      }
-      int64_t kernel = w->size() / (out * inPerGroup), outPerGroup = out / group;
-      weights::F32Tensor newW = *w;
-      for (int64_t o = 0; o < out; ++o)
-        for (int64_t j = 0; j < inPerGroup; ++j) {
-          int64_t i = (o / outPerGroup) * inPerGroup + j;
-          for (int64_t k = 0; k < kernel; ++k) {
-            float &v = newW.data[(o * inPerGroup + j) * kernel + k];
-            bias[o] += v * t[i];
-            v *= s[i];
-          }
-        }
-      weights::F32Tensor newB(llvm::ArrayRef<int64_t>{out});
-      newB.data = bias;
-      Value wv = weights::createInitializer(rewriter, conv.getLoc(),
-                                            hintFor(conv.getW(), "_folded"), newW);
-      Value bv = weights::createInitializer(rewriter, conv.getLoc(),
-                                            hintFor(conv.getW(), "_folded_bias"), newB);
-      rewriter.modifyOpInPlace(conv, [&] {
-        conv.getXMutable().assign(bn.getX());
-        conv.getWMutable().assign(wv);
-        conv.getBMutable().assign(bv);
-      });
-      if (borderMap) {
-        rewriter.setInsertionPointAfter(conv);
-        Value corrected = createAddConstant(rewriter, conv.getLoc(), conv.getY(), *borderMap,
-                                            weights::nameOf(conv.getY()), conv);
-        rewriter.replaceAllUsesExcept(conv.getY(), corrected, corrected.getDefiningOp());
-        conv->removeAttr(kOutputNamesAttr);
-      }
-      rewriter.eraseOp(bn);
-      return success();
-    }
-    // Gemm (no transA) or 2-D MatMul: the BN channels are A's columns, B's rows.
-    Value a, b, c;
-    float alpha = 1, beta = 1;
-    bool transB = false;
-    if (auto gemm = dyn_cast<GemmOp>(user)) {
-      if (gemm.getA() != bn.getY() || gemm.getTransA().value_or(0))
-        return rewriter.notifyMatchFailure(bn, "the BN output is not the Gemm's untransposed A");
-      a = gemm.getA(), b = gemm.getB(), c = gemm.getC();
-      alpha = gemm.getAlpha() ? gemm.getAlpha()->convertToFloat() : 1.0f;
-      beta = gemm.getBeta() ? gemm.getBeta()->convertToFloat() : 1.0f;
-      transB = gemm.getTransB().value_or(0) != 0;
-    } else if (auto matmul = dyn_cast<MatMulOp>(user)) {
-      auto type = dyn_cast<RankedTensorType>(matmul.getA().getType());
-      if (matmul.getA() != bn.getY() || !type || type.getRank() != 2)
-        return rewriter.notifyMatchFailure(bn, "the BN output is not a 2-D MatMul's A");
-      a = matmul.getA(), b = matmul.getB();
-    } else {
-      return rewriter.notifyMatchFailure(bn, "the user is not a Conv, Gemm or MatMul");
-    }
-    auto w = weights::getConstantF32(b);
-    if (!w || w->rank() != 2)
-      return rewriter.notifyMatchFailure(bn, "B is not a 2-D float32 constant");
-    int64_t k = transB ? w->dim(1) : w->dim(0), n = transB ? w->dim(0) : w->dim(1);
-    if (k != channels)
-      return rewriter.notifyMatchFailure(bn, "channel count differs from B's rows");
-    std::optional<weights::F32Tensor> cValue;
-    if (c && !isNoneValue(c)) {
-      cValue = weights::getConstantF32(c);
-      if (!cValue || !(cValue->size() == 1 || (cValue->size() == n && cValue->shape.back() == n)))
-        return rewriter.notifyMatchFailure(bn, "C is not a constant row vector or scalar");
-    }
-    // Y = alpha (A s + t) B + beta C = alpha A (s B) + (alpha t B + beta C).
-    weights::F32Tensor newW = *w;
-    weights::F32Tensor newC(llvm::ArrayRef<int64_t>{n});
-    for (int64_t col = 0; col < n; ++col) {
-      double bias = cValue ? beta * cValue->data[cValue->size() == 1 ? 0 : col] : 0.0;
-      for (int64_t r = 0; r < k; ++r) {
-        float &v = newW.data[transB ? col * k + r : r * n + col];
-        bias += alpha * double(v) * t[r];
-        v *= s[r];
-      }
-      newC.data[col] = float(bias);
-    }
-    Value wv = weights::createInitializer(rewriter, user->getLoc(), hintFor(b, "_folded"), newW);
-    Value cv =
-        weights::createInitializer(rewriter, user->getLoc(), hintFor(b, "_folded_bias"), newC);
-    auto gemm = rewriter.create<GemmOp>(
-        user->getLoc(), user->getResult(0).getType(), bn.getX(), wv, cv,
-        alpha == 1.0f ? FloatAttr() : rewriter.getF32FloatAttr(alpha), FloatAttr(), IntegerAttr(),
-        transB ? rewriter.getI64IntegerAttr(1) : IntegerAttr());
-    for (StringRef attr : {kNodeNameAttr, kOutputNamesAttr})
-      if (auto value = user->getAttr(attr))
-        gemm->setAttr(attr, value);
-    rewriter.replaceOp(user, gemm->getResults());
-    rewriter.eraseOp(bn);
-    return success();
+    return foldAffineIntoFollowing(rewriter, bn, bn.getX(), affine->scale, affine->shift);
   }
 };
 
@@ -260,11 +132,106 @@ struct FoldTokenBatchNorm : OpRewritePattern<BatchNormalizationOp> {
   }
 };
 
+/// BN -> pool becomes pool -> BN (the BN then sees fewer elements and may
+/// meet a linear op).
+struct MoveAfterPool : OpRewritePattern<BatchNormalizationOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(BatchNormalizationOp bn, PatternRewriter &rewriter) const override {
+    if (!bn->hasOneUse())
+      return rewriter.notifyMatchFailure(bn, "the output has several users");
+    Operation *pool = *bn->getUsers().begin();
+    auto affine = batchNormAffine(bn, rewriter);
+    if (failed(affine))
+      return failure();
+    auto padded = [](std::optional<ArrayRef<int64_t>> pads, std::optional<StringRef> autoPad) {
+      return (pads && llvm::any_of(*pads, [](int64_t p) { return p != 0; })) ||
+             (autoPad && *autoPad != "NOTSET" && *autoPad != "VALID");
+    };
+    if (auto avg = dyn_cast<AveragePoolOp>(pool)) {
+      if (padded(avg.getPads(), avg.getAutoPad()) && avg.getCountIncludePad().value_or(0))
+        return rewriter.notifyMatchFailure(
+            bn, "the AveragePool averages padded zeros (count_include_pad=1)");
+    } else if (auto max = dyn_cast<MaxPoolOp>(pool)) {
+      if (!isNoneValue(max.getIndices()) && !max.getIndices().use_empty())
+        return rewriter.notifyMatchFailure(bn, "the MaxPool's indices are used");
+      if (llvm::any_of(affine->scale, [](float s) { return !(s > 0); }))
+        return rewriter.notifyMatchFailure(bn, "a non-positive scale reverses the max");
+    } else {
+      return rewriter.notifyMatchFailure(bn, "the user is not an AveragePool or MaxPool");
+    }
+    Value pooled = pool->getResult(0);
+    auto inType = dyn_cast<RankedTensorType>(bn.getX().getType());
+    auto outType = dyn_cast<RankedTensorType>(pooled.getType());
+    if (!inType || !outType || inType.getRank() != outType.getRank())
+      return rewriter.notifyMatchFailure(bn, "the ranks are not known");
+    rewriter.modifyOpInPlace(pool, [&] { pool->setOperand(0, bn.getX()); });
+    rewriter.setInsertionPointAfter(pool);
+    auto moved = cast<BatchNormalizationOp>(rewriter.clone(*bn));
+    moved->setOperand(0, pooled);
+    moved.getY().setType(outType);
+    for (StringRef attr : {kOutputNamesAttr})
+      if (auto value = pool->getAttr(attr)) {
+        moved->setAttr(attr, value);
+        pool->removeAttr(attr);
+      }
+    rewriter.replaceAllUsesExcept(pooled, moved.getY(), moved);
+    rewriter.eraseOp(bn);
+    return success();
+  }
+};
+
+/// A BN left over: a 1x1 depthwise Conv on a rank-4 tensor, else Mul + Add
+/// by [C, 1, ...] constants.
+struct LowerUnfolded : OpRewritePattern<BatchNormalizationOp> {
+  explicit LowerUnfolded(MLIRContext *ctx) : OpRewritePattern(ctx, /*benefit=*/0) {}
+  LogicalResult matchAndRewrite(BatchNormalizationOp bn, PatternRewriter &rewriter) const override {
+    auto type = dyn_cast<RankedTensorType>(bn.getX().getType());
+    if (!type || type.getRank() < 2 || !type.getElementType().isF32())
+      return rewriter.notifyMatchFailure(bn, "the input is not a ranked float32 tensor");
+    auto affine = batchNormAffine(bn, rewriter);
+    if (failed(affine))
+      return failure();
+    int64_t channels = affine->scale.size();
+    if (!ShapedType::isDynamic(type.getDimSize(1)) && type.getDimSize(1) != channels)
+      return rewriter.notifyMatchFailure(bn, "channel count differs from the input's");
+    std::string name = weights::nameOf(bn.getY());
+    if (name.empty())
+      name = "batchnorm";
+    Location loc = bn.getLoc();
+    Value result;
+    if (type.getRank() == 4) {
+      weights::F32Tensor weight(llvm::ArrayRef<int64_t>{channels, 1, 1, 1});
+      weight.data = affine->scale;
+      result = createConv(rewriter, loc, bn.getX(), weight, affine->shift, channels, {1, 1},
+                          {0, 0, 0, 0}, bn.getY().getType(), name, bn, bn);
+    } else {
+      SmallVector<int64_t> shape{channels};
+      shape.append(type.getRank() - 2, 1);
+      weights::F32Tensor scale(shape), shift(shape);
+      scale.data = affine->scale;
+      shift.data = affine->shift;
+      Value s = weights::createInitializer(rewriter, loc, name + "_scale", scale);
+      Value t = weights::createInitializer(rewriter, loc, name + "_shift", shift);
+      Value scaled = rewriter.create<MulOp>(loc, bn.getY().getType(), bn.getX(), s);
+      auto add = rewriter.create<AddOp>(loc, bn.getY().getType(), scaled, t);
+      for (StringRef attr : {kNodeNameAttr, kOutputNamesAttr})
+        if (auto value = bn->getAttr(attr))
+          add->setAttr(attr, value);
+      result = add;
+    }
+    rewriter.replaceOp(bn, result);
+    return success();
+  }
+};
+
 struct FoldBatchNormPass : refold::impl::FoldBatchNormBase<FoldBatchNormPass> {
+  using FoldBatchNormBase::FoldBatchNormBase;
   void runOnOperation() override {
     MLIRContext *ctx = &getContext();
     RewritePatternSet patterns(ctx);
-    patterns.add<FoldIntoLinear, FoldIntoFollowing, FoldTokenBatchNorm>(ctx);
+    patterns.add<FoldIntoLinear, FoldIntoFollowing, FoldTokenBatchNorm, MoveAfterPool>(ctx);
+    if (lowerUnfolded)
+      patterns.add<LowerUnfolded>(ctx);
     if (failed(applyToCandidates<BatchNormalizationOp>(getOperation(), std::move(patterns))))
       return signalPassFailure();
   }

@@ -9,10 +9,18 @@ void refold::buildRefoldPipeline(mlir::OpPassManager &pm, OptLevel level,
                                  const PipelineOptions &options) {
   if (level == OptLevel::O0)
     return; // a pure round-trip
+  auto &prepare = pm.nest<mlir::func::FuncOp>();
+  prepare.addPass(createCleanup());
+  prepare.addPass(createFoldConstants());
+  // Shapes the exporter computed at run time are constants now.
+  pm.addPass(createInferShapes());
   auto &graph = pm.nest<mlir::func::FuncOp>();
   graph.addPass(createCleanup());
-  graph.addPass(createFoldConstants());
-  graph.addPass(createFoldBatchNorm());
+  // The last BN fold turns what is left into per-channel scale/shift ops.
+  FoldBatchNormOptions lastBatchNormFold;
+  lastBatchNormFold.lowerUnfolded = true;
+  graph.addPass(level == OptLevel::O1 ? createFoldBatchNorm(lastBatchNormFold)
+                                      : createFoldBatchNorm());
   graph.addPass(createFoldAffine());
   if (level == OptLevel::O2) {
     // Sequential merges first: a merged 1x1 -> 3x3 branch can then join the
@@ -30,7 +38,7 @@ void refold::buildRefoldPipeline(mlir::OpPassManager &pm, OptLevel level,
     concat.mergePolicy = options.mergePolicy;
     graph.addPass(createMergeConcatConvs(concat));
     // A BatchNormalization after a merged sum now follows a conv.
-    graph.addPass(createFoldBatchNorm());
+    graph.addPass(createFoldBatchNorm(lastBatchNormFold));
     graph.addPass(createFoldAffine());
     graph.addPass(createShrinkDeadChannels());
   }

@@ -375,3 +375,150 @@ LogicalResult refold::foldAffineIntoMatMul(PatternRewriter &rewriter, Operation 
     rewriter.eraseOp(matmul);
   return success();
 }
+
+namespace {
+
+std::string hintFor(Value v, StringRef suffix) {
+  std::string name = weights::nameOf(v);
+  return (name.empty() ? std::string("weight") : name) + suffix.str();
+}
+
+} // namespace
+
+LogicalResult refold::foldAffineIntoFollowing(PatternRewriter &rewriter, Operation *affineOp,
+                                              Value x, ArrayRef<float> s, ArrayRef<float> t) {
+  if (affineOp->getNumResults() != 1 || !affineOp->getResult(0).hasOneUse())
+    return rewriter.notifyMatchFailure(affineOp, "the output has several users");
+  Operation *user = *affineOp->getResult(0).getUsers().begin();
+  int64_t channels = s.size();
+  if (auto conv = dyn_cast<ConvOp>(user)) {
+    if (conv.getX() != affineOp->getResult(0))
+      return rewriter.notifyMatchFailure(affineOp, "the affine output is not the conv's input");
+    if (conv.getAutoPad() && *conv.getAutoPad() != "NOTSET" && *conv.getAutoPad() != "VALID")
+      return rewriter.notifyMatchFailure(affineOp, "the following conv pads (auto_pad)");
+    // Zero padding only misses the shift: a pure scale keeps zeros zero.
+    bool padded = conv.getPads() && llvm::any_of(*conv.getPads(), [](int64_t p) { return p; }) &&
+                  llvm::any_of(t, [](float v) { return v != 0.0f; });
+    std::optional<weights::F32Tensor> borderMap;
+    if (padded) {
+      // Padded zeros would have to become -t/s: correct the border instead.
+      std::string why;
+      auto form = readConvForm(conv, why);
+      if (failed(form))
+        return rewriter.notifyMatchFailure(affineOp, "the following conv zero-pads and " + why);
+      auto inShape = staticSpatialShape(conv.getX()), outShape = staticSpatialShape(conv.getY());
+      if (!inShape || !outShape)
+        return rewriter.notifyMatchFailure(
+            affineOp, "the following conv zero-pads and the spatial shape is not static");
+      if (weights::staticElements(conv.getY()) > weights::staticElements(conv.getX()))
+        return rewriter.notifyMatchFailure(
+            affineOp, "the following conv zero-pads and its border correction would cost more "
+                "than the affine op");
+      if ((int64_t)t.size() != form->inChannels())
+        return rewriter.notifyMatchFailure(affineOp, "channel count differs from the conv's input");
+      borderMap = borderCorrection(form->weight, form->group, t, form->stride, form->pads,
+                                   (*inShape)[0], (*inShape)[1], (*outShape)[0],
+                                   (*outShape)[1]);
+    }
+    auto w = weights::getConstantF32(conv.getW());
+    if (!w || w->rank() < 3)
+      return rewriter.notifyMatchFailure(affineOp, "the following conv's weight is not constant");
+    int64_t out = w->dim(0), inPerGroup = w->dim(1), group = conv.getGroup().value_or(1);
+    if (inPerGroup * group != channels)
+      return rewriter.notifyMatchFailure(affineOp, "channel count differs from the conv's input");
+    std::vector<float> bias(out, 0.0f);
+    if (!isNoneValue(conv.getB())) {
+      auto b = weights::getConstantF32(conv.getB());
+      if (!b || b->size() != out)
+        return rewriter.notifyMatchFailure(affineOp, "the following conv's bias is not constant");
+      bias = b->data;
+    }
+    int64_t kernel = w->size() / (out * inPerGroup), outPerGroup = out / group;
+    weights::F32Tensor newW = *w;
+    for (int64_t o = 0; o < out; ++o)
+      for (int64_t j = 0; j < inPerGroup; ++j) {
+        int64_t i = (o / outPerGroup) * inPerGroup + j;
+        for (int64_t k = 0; k < kernel; ++k) {
+          float &v = newW.data[(o * inPerGroup + j) * kernel + k];
+          bias[o] += v * t[i];
+          v *= s[i];
+        }
+      }
+    weights::F32Tensor newB(llvm::ArrayRef<int64_t>{out});
+    newB.data = bias;
+    Value wv = weights::createInitializer(rewriter, conv.getLoc(),
+                                          hintFor(conv.getW(), "_folded"), newW);
+    Value bv = weights::createInitializer(rewriter, conv.getLoc(),
+                                          hintFor(conv.getW(), "_folded_bias"), newB);
+    rewriter.modifyOpInPlace(conv, [&] {
+      conv.getXMutable().assign(x);
+      conv.getWMutable().assign(wv);
+      conv.getBMutable().assign(bv);
+    });
+    if (borderMap) {
+      rewriter.setInsertionPointAfter(conv);
+      Value corrected = createAddConstant(rewriter, conv.getLoc(), conv.getY(), *borderMap,
+                                          weights::nameOf(conv.getY()), conv);
+      rewriter.replaceAllUsesExcept(conv.getY(), corrected, corrected.getDefiningOp());
+      conv->removeAttr(kOutputNamesAttr);
+    }
+    rewriter.eraseOp(affineOp);
+    return success();
+  }
+  // Gemm (no transA) or 2-D MatMul: the affine channels are A's columns, B's rows.
+  Value a, b, c;
+  float alpha = 1, beta = 1;
+  bool transB = false;
+  if (auto gemm = dyn_cast<GemmOp>(user)) {
+    if (gemm.getA() != affineOp->getResult(0) || gemm.getTransA().value_or(0))
+      return rewriter.notifyMatchFailure(affineOp, "the affine output is not the Gemm's untransposed A");
+    a = gemm.getA(), b = gemm.getB(), c = gemm.getC();
+    alpha = gemm.getAlpha() ? gemm.getAlpha()->convertToFloat() : 1.0f;
+    beta = gemm.getBeta() ? gemm.getBeta()->convertToFloat() : 1.0f;
+    transB = gemm.getTransB().value_or(0) != 0;
+  } else if (auto matmul = dyn_cast<MatMulOp>(user)) {
+    auto type = dyn_cast<RankedTensorType>(matmul.getA().getType());
+    if (matmul.getA() != affineOp->getResult(0) || !type || type.getRank() != 2)
+      return rewriter.notifyMatchFailure(affineOp, "the affine output is not a 2-D MatMul's A");
+    a = matmul.getA(), b = matmul.getB();
+  } else {
+    return rewriter.notifyMatchFailure(affineOp, "the user is not a Conv, Gemm or MatMul");
+  }
+  auto w = weights::getConstantF32(b);
+  if (!w || w->rank() != 2)
+    return rewriter.notifyMatchFailure(affineOp, "B is not a 2-D float32 constant");
+  int64_t k = transB ? w->dim(1) : w->dim(0), n = transB ? w->dim(0) : w->dim(1);
+  if (k != channels)
+    return rewriter.notifyMatchFailure(affineOp, "channel count differs from B's rows");
+  std::optional<weights::F32Tensor> cValue;
+  if (c && !isNoneValue(c)) {
+    cValue = weights::getConstantF32(c);
+    if (!cValue || !(cValue->size() == 1 || (cValue->size() == n && cValue->shape.back() == n)))
+      return rewriter.notifyMatchFailure(affineOp, "C is not a constant row vector or scalar");
+  }
+  // Y = alpha (A s + t) B + beta C = alpha A (s B) + (alpha t B + beta C).
+  weights::F32Tensor newW = *w;
+  weights::F32Tensor newC(llvm::ArrayRef<int64_t>{n});
+  for (int64_t col = 0; col < n; ++col) {
+    double bias = cValue ? beta * cValue->data[cValue->size() == 1 ? 0 : col] : 0.0;
+    for (int64_t r = 0; r < k; ++r) {
+      float &v = newW.data[transB ? col * k + r : r * n + col];
+      bias += alpha * double(v) * t[r];
+      v *= s[r];
+    }
+    newC.data[col] = float(bias);
+  }
+  Value wv = weights::createInitializer(rewriter, user->getLoc(), hintFor(b, "_folded"), newW);
+  Value cv =
+      weights::createInitializer(rewriter, user->getLoc(), hintFor(b, "_folded_bias"), newC);
+  auto gemm = rewriter.create<GemmOp>(
+      user->getLoc(), user->getResult(0).getType(), x, wv, cv,
+      alpha == 1.0f ? FloatAttr() : rewriter.getF32FloatAttr(alpha), FloatAttr(), IntegerAttr(),
+      transB ? rewriter.getI64IntegerAttr(1) : IntegerAttr());
+  for (StringRef attr : {kNodeNameAttr, kOutputNamesAttr})
+    if (auto value = user->getAttr(attr))
+      gemm->setAttr(attr, value);
+  rewriter.replaceOp(user, gemm->getResults());
+  rewriter.eraseOp(affineOp);
+  return success();
+}

@@ -24,6 +24,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <onnx/checker.h>
+#include <onnx/shape_inference/implementation.h>
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
@@ -46,6 +47,11 @@ public:
 
   LogicalResult run(onnx::ModelProto &model);
   std::string errorMessage() const { return error.value_or("unknown export error"); }
+  /// The name each exported value got.
+  const llvm::DenseMap<Value, std::string> &valueNames() const { return names; }
+  /// Float tensors of more than this many elements are written without
+  /// their data (shape inference needs only their type).
+  std::optional<int64_t> omitFloatDataAbove;
 
 private:
   LogicalResult exportGraph(Block &block, DictionaryAttr info, onnx::GraphProto &graph);
@@ -148,6 +154,9 @@ LogicalResult Exporter::exportTensor(ElementsAttr attr, onnx::TensorProto &out) 
   out.set_data_type(dataType);
   for (int64_t dim : type.getShape())
     out.add_dims(dim);
+  if (omitFloatDataAbove && isa<FloatType>(type.getElementType()) &&
+      type.getNumElements() > *omitFloatDataAbove)
+    return success();
   if (auto resource = dyn_cast<DenseResourceElementsAttr>(attr)) {
     AsmResourceBlob *blob = resource.getRawHandle().getBlob();
     if (!blob)
@@ -577,6 +586,77 @@ void forEachInitializer(onnx::GraphProto &graph,
 }
 
 } // namespace
+
+namespace {
+
+/// The type `proto` describes if it refines `current` (same element type
+/// and rank, every static dimension kept), else null.
+Type refinedType(Type current, const onnx::TypeProto &proto) {
+  auto tensor = dyn_cast<TensorType>(current);
+  if (!tensor || !proto.has_tensor_type() || !proto.tensor_type().has_shape())
+    return {};
+  const auto &inferred = proto.tensor_type();
+  if (elementTypeToOnnx(tensor.getElementType()) != inferred.elem_type())
+    return {};
+  SmallVector<int64_t> shape;
+  for (const auto &dim : inferred.shape().dim())
+    shape.push_back(dim.has_dim_value() ? dim.dim_value() : ShapedType::kDynamic);
+  if (auto ranked = dyn_cast<RankedTensorType>(tensor)) {
+    if (ranked.getRank() != (int64_t)shape.size() || ranked.getEncoding())
+      return {};
+    for (auto [have, got] : llvm::zip(ranked.getShape(), shape)) {
+      if (!ShapedType::isDynamic(have) && !ShapedType::isDynamic(got) && have != got)
+        return {}; // a disagreement: trust neither
+      if (!ShapedType::isDynamic(have))
+        got = have;
+    }
+  }
+  if (llvm::any_of(shape, [](int64_t d) { return d < 0 && !ShapedType::isDynamic(d); }))
+    return {};
+  auto refined = RankedTensorType::get(shape, tensor.getElementType());
+  return refined == current ? Type() : refined;
+}
+
+} // namespace
+
+unsigned refold::refineTypesByShapeInference(ModuleOp module) {
+  onnx::ModelProto model;
+  auto ignoreWarnings = [](const llvm::Twine &) {};
+  Exporter exporter(module, ignoreWarnings, /*releaseWeights=*/false);
+  exporter.omitFloatDataAbove = 64;
+  if (failed(exporter.run(model)))
+    return 0;
+  try {
+    onnx::ShapeInferenceOptions inferOptions(/*check_type=*/false, /*error_mode=*/0,
+                                             /*data_prop=*/true);
+    onnx::shape_inference::InferShapes(model, onnx::OpSchemaRegistry::Instance(), inferOptions);
+  } catch (const std::exception &) {
+    return 0; // best effort: the types stay as they are
+  }
+  llvm::StringMap<const onnx::TypeProto *> inferred;
+  for (const auto &info : model.graph().value_info())
+    if (info.has_type())
+      inferred[info.name()] = &info.type();
+  unsigned refined = 0;
+  for (const auto &[value, name] : exporter.valueNames()) {
+    auto result = dyn_cast<OpResult>(value);
+    if (!result || isa<ir::InitializerOp>(result.getOwner()) ||
+        !isa<func::FuncOp>(result.getOwner()->getParentOp()))
+      continue;
+    // Graph outputs keep the declared interface.
+    if (llvm::any_of(value.getUsers(),
+                     [](Operation *user) { return user->hasTrait<OpTrait::IsTerminator>(); }))
+      continue;
+    auto it = inferred.find(name);
+    if (it == inferred.end())
+      continue;
+    if (Type type = refinedType(value.getType(), *it->second)) {
+      Value(value).setType(type);
+      ++refined;
+    }
+  }
+  return refined;
+}
 
 llvm::Error refold::exportONNXFile(ModuleOp module, StringRef path,
                                    const ExportOptions &options, WarningHandler warn) {

@@ -18,10 +18,10 @@ def randomize_batchnorm(model):
                 m.bias.uniform_(-0.5, 0.5)
 
 
-def export_train_and_deploy(model, x, base, reparameterize, exact_twin=True):
+def export_train_and_deploy(model, x, base, reparameterize):
     """Writes base.onnx, base_preserve.onnx and base_deploy.onnx;
-    `reparameterize(model)` turns the model into its deploy twin in place.
-    A twin that is not exact (exact_twin=False) only gives structure and speed."""
+    `reparameterize(model)` turns the model into its deploy twin in place,
+    which must compute the same function."""
     model.eval()
     common = dict(opset_version=13, input_names=["input"], output_names=["logits"])
     torch.onnx.export(model, x, base + ".onnx", **common)
@@ -31,14 +31,13 @@ def export_train_and_deploy(model, x, base, reparameterize, exact_twin=True):
         reference = model(x)
         reparameterize(model)
         error = ((model(x) - reference).abs().max() / reference.abs().max()).item()
-    assert error < 1e-4 or not exact_twin, f"deploy twin differs by {error} (relative)"
+    assert error < 1e-4, f"deploy twin differs by {error} (relative)"
     torch.onnx.export(model, x, base + "_deploy.onnx", **common)
 
 
-def generator_main(models, build, reparameterize, inexact_twins=()):
+def generator_main(models, build, reparameterize):
     """The command line every generator shares: OUT --model NAME --size
-    full|small. `build(name, size)` returns (model, input resolution);
-    `inexact_twins` names models whose twin only gives structure and speed."""
+    full|small. `build(name, size)` returns (model, input resolution)."""
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
     parser.add_argument("--model", choices=sorted(models), required=True)
@@ -50,4 +49,4 @@ def generator_main(models, build, reparameterize, inexact_twins=()):
     randomize_batchnorm(model)
     x = torch.randn(1, 3, resolution, resolution)
     export_train_and_deploy(model, x, os.path.join(args.out, f"{args.model}_{args.size}"),
-                            reparameterize, exact_twin=args.model not in inexact_twins)
+                            reparameterize)

@@ -5,13 +5,16 @@ block, reparameterized in PyTorch the way the papers do):
   dbb        DBB ResNet-18: every 3x3 conv-BN is a Diverse Branch Block
              (3x3, 1x1, 1x1 -> AvgPool, 1x1 -> 3x3, each with BN) written
              with ordinary zero padding (no BNAndPad layer)
+  dbb_bnpad  the same with DBB's BNAndPad layer in the 1x1 -> AvgPool and
+             1x1 -> 3x3 branches, written as its equivalent: zero Pad, then BN
   mobileone  MobileOne-S0: k=4 over-parameterized 3x3 depthwise and 1x1
              pointwise conv-BN branches, a 1x1 scale branch, a BN skip
 Exports OUT/<name>_<size>.onnx, OUT/<name>_<size>_preserve.onnx (every BN
 kept) and OUT/<name>_<size>_deploy.onnx. --size small keeps them tiny for
-tests. The DBB twin follows DBB's own reparameterization, which assumes
-BNAndPad: it gives the structure and speed to reach, but differs from the
-zero-padded network on the border.
+tests. Every twin is exact. The zero-padded DBB cannot be one conv: its
+twin is the merged conv plus the constant its branch biases leave on the
+border rows and columns (the block's response to a zero input minus the
+conv's), the form DBB's BNAndPad layer exists to avoid.
 """
 import torch
 import torch.nn as nn
@@ -55,10 +58,13 @@ class Unit(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.deploy = None
+        self.deploy, self.border = None, None
 
     def forward(self, x):
-        return self.deploy(x) if self.deploy is not None else self.train_forward(x)
+        if self.deploy is None:
+            self.input_shape = x.shape  # the twin's border constant needs it
+            return self.train_forward(x)
+        return self.deploy(x) + self.border if self.border is not None else self.deploy(x)
 
     def set_deploy(self, kernel, bias, cin, cout, k, stride, groups=1):
         self.deploy = nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups)
@@ -100,32 +106,48 @@ class ACBlock(Unit):
 
 
 class DBBlock(Unit):
-    """Diverse Branch Block with zero padding in the k x k and pool branches."""
+    """Diverse Branch Block; bn_pad=False zero-pads the k x k and pool
+    branches, bn_pad=True pads before the BN as DBB's BNAndPad does."""
 
-    def __init__(self, cin, cout, k, stride):
+    def __init__(self, cin, cout, k, stride, bn_pad=False):
         super().__init__()
         self.cfg, p = (cin, cout, k, stride), k // 2
         self.origin = conv_bn(cin, cout, k, stride, p)
         self.one = conv_bn(cin, cout, 1, stride, 0)
-        self.avg = nn.Sequential(*conv_bn(cin, cout, 1, 1, 0), nn.AvgPool2d(k, stride, p),
-                                 nn.BatchNorm2d(cout))
-        self.one_kxk = nn.Sequential(*conv_bn(cin, cin, 1, 1, 0), *conv_bn(cin, cout, k, stride, p))
+        if bn_pad:
+            self.avg = nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.ZeroPad2d(p), nn.BatchNorm2d(cout),
+                                     nn.AvgPool2d(k, stride, 0), nn.BatchNorm2d(cout))
+            self.one_kxk = nn.Sequential(nn.Conv2d(cin, cin, 1, bias=False), nn.ZeroPad2d(p),
+                                         nn.BatchNorm2d(cin), *conv_bn(cin, cout, k, stride, 0))
+        else:
+            self.avg = nn.Sequential(*conv_bn(cin, cout, 1, 1, 0), nn.AvgPool2d(k, stride, p),
+                                     nn.BatchNorm2d(cout))
+            self.one_kxk = nn.Sequential(*conv_bn(cin, cin, 1, 1, 0), *conv_bn(cin, cout, k, stride, p))
+        self.bn_pad = bn_pad
 
     def train_forward(self, x):
         return self.origin(x) + self.one(x) + self.avg(x) + self.one_kxk(x)
 
     def reparameterize(self):
         cin, cout, k, stride = self.cfg
+        avg, one_kxk = self.avg, self.one_kxk
+        if self.bn_pad:  # the Pad layers are the conv padding of the deploy form
+            avg, one_kxk = [avg[0], avg[2], avg[3], avg[4]], [one_kxk[0], one_kxk[2], one_kxk[3], one_kxk[4]]
         k0, b0 = fuse(self.origin[0], self.origin[1])
         k1, b1 = fuse(self.one[0], self.one[1])
-        ka1, ba1 = fuse(self.avg[0], self.avg[1])
+        ka1, ba1 = fuse(avg[0], avg[1])
         pool = torch.eye(cout)[:, :, None, None].expand(cout, cout, k, k) / (k * k)
-        ka2, ba2 = fuse(pool, self.avg[3])
+        ka2, ba2 = fuse(pool, avg[3])
         ka, ba = compose_1x1(ka1, ba1, ka2, ba2)
-        kk1, bk1 = fuse(self.one_kxk[0], self.one_kxk[1])
-        kk2, bk2 = fuse(self.one_kxk[2], self.one_kxk[3])
+        kk1, bk1 = fuse(one_kxk[0], one_kxk[1])
+        kk2, bk2 = fuse(one_kxk[2], one_kxk[3])
         kk, bk = compose_1x1(kk1, bk1, kk2, bk2)
+        if not self.bn_pad:
+            zeros = torch.zeros(1, *self.input_shape[1:])
+            response = self.train_forward(zeros)
         self.set_deploy(k0 + pad_to(k1, k, k) + ka + kk, b0 + b1 + ba + bk, *self.cfg)
+        if not self.bn_pad:
+            self.border = response - self.deploy(zeros)
 
 
 class BasicBlock(nn.Module):
@@ -203,6 +225,8 @@ MODELS = {
               "small": ([4, 4, 8, 8], [1, 1, 1, 1], 32)},
     "dbb": {"full": ([64, 128, 256, 512], [2, 2, 2, 2], 224),
             "small": ([4, 4, 8, 8], [1, 1, 1, 1], 32)},
+    "dbb_bnpad": {"full": ([64, 128, 256, 512], [2, 2, 2, 2], 224),
+                  "small": ([4, 4, 8, 8], [1, 1, 1, 1], 32)},
     "mobileone": {"full": ([48, 128, 256, 1024], [2, 8, 10, 1], 224),
                   "small": ([8, 16, 16, 32], [1, 1, 1, 1], 32)},
 }
@@ -212,13 +236,14 @@ def build(name, size):
     widths, blocks, resolution = MODELS[name][size]
     if name == "mobileone":
         return mobileone(widths, blocks), resolution
-    return resnet18(ACBlock if name == "acnet" else DBBlock, widths, blocks), resolution
+    unit = {"acnet": ACBlock, "dbb": DBBlock,
+            "dbb_bnpad": lambda *cfg: DBBlock(*cfg, bn_pad=True)}[name]
+    return resnet18(unit, widths, blocks), resolution
 
 
 def main():
     generator_main(MODELS, build,
-                   lambda net: [m.reparameterize() for m in net.modules() if isinstance(m, Unit)],
-                   inexact_twins={"dbb"})
+                   lambda net: [m.reparameterize() for m in net.modules() if isinstance(m, Unit)])
 
 
 if __name__ == "__main__":

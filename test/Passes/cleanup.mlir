@@ -81,3 +81,42 @@ func.func @no_ops_and_duplicates(%x: tensor<2x3xf32>) -> (tensor<3x2xf32>, tenso
   %d = onnx.node "Cast"(%s) {node_attrs = {to = 11 : i64}} : (tensor<2x3xf32>) -> tensor<2x3xf64>
   return %y, %d : tensor<3x2xf32>, tensor<2x3xf64>
 }
+
+// -----
+
+// Pad by zeros is a no-op, even when its type forgot the shape.
+// CHECK-LABEL: func.func @zero_pad
+// CHECK-NOT: onnx.Pad
+// CHECK: onnx.Relu(%arg0)
+func.func @zero_pad(%x: tensor<1x2x4x4xf32>) -> tensor<?x?x?x?xf32> {
+  %none = onnx.none
+  %pads = onnx.initializer "pads" = dense<0> : tensor<8xi64>
+  %p = onnx.Pad(%x, %pads, %none, %none) : (tensor<1x2x4x4xf32>, tensor<8xi64>, none, none) -> tensor<?x?x?x?xf32>
+  %r = onnx.Relu(%p) : (tensor<?x?x?x?xf32>) -> tensor<?x?x?x?xf32>
+  return %r : tensor<?x?x?x?xf32>
+}
+
+// -----
+
+// A graph output keeps its declared type: the Pad stays.
+// CHECK-LABEL: func.func @zero_pad_output
+// CHECK: onnx.Pad
+func.func @zero_pad_output(%x: tensor<1x2x4x4xf32>) -> tensor<?x?x?x?xf32> {
+  %none = onnx.none
+  %pads = onnx.initializer "pads" = dense<0> : tensor<8xi64>
+  %p = onnx.Pad(%x, %pads, %none, %none) : (tensor<1x2x4x4xf32>, tensor<8xi64>, none, none) -> tensor<?x?x?x?xf32>
+  return %p : tensor<?x?x?x?xf32>
+}
+
+// -----
+
+// Non-zero pads are not a no-op.
+// CHECK-LABEL: func.func @nonzero_pad
+// CHECK: onnx.Pad
+func.func @nonzero_pad(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x6x6xf32> {
+  %none = onnx.none
+  %pads = onnx.initializer "pads" = dense<[0, 0, 1, 1, 0, 0, 1, 1]> : tensor<8xi64>
+  %p = onnx.Pad(%x, %pads, %none, %none) : (tensor<1x2x4x4xf32>, tensor<8xi64>, none, none) -> tensor<1x2x6x6xf32>
+  %r = onnx.Relu(%p) : (tensor<1x2x6x6xf32>) -> tensor<1x2x6x6xf32>
+  return %r : tensor<1x2x6x6xf32>
+}

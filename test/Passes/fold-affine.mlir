@@ -78,3 +78,102 @@ func.func @channels_last(%x: tensor<1x4x4x3xf32>) -> tensor<1x4x4x2xf32> {
   %y = onnx.Add(%s, %one) {onnx.outputs = ["y"]} : (tensor<1x4x4x2xf32>, tensor<f32>) -> tensor<1x4x4x2xf32>
   return %y : tensor<1x4x4x2xf32>
 }
+
+// -----
+
+// Per-channel Mul and Add before a conv fold forward: W' = W * s[i],
+// b' = b + sum W * t[i]. Unpadded, so exact without a border map.
+// W = 1 (2x2x1x1), s = [2, 3], t = [1, -1]: W' rows [2, 3], b' = [0, 0] + [1 - 1].
+// CHECK-LABEL: func.func @before_conv
+// CHECK-DAG: %[[W:.*]] = onnx.initializer "{{.*}}" = dense<{{\[\[\[\[}}2.000000e+00]], {{\[\[}}3.000000e+00]]], {{\[\[\[}}2.000000e+00]], {{\[\[}}3.000000e+00]]]]> : tensor<2x2x1x1xf32>
+// CHECK-DAG: %[[B:.*]] = onnx.initializer "{{.*}}" = dense<0.000000e+00> : tensor<2xf32>
+// CHECK-NOT: onnx.Mul
+// CHECK-NOT: onnx.Add
+// CHECK: onnx.Conv(%arg0, %[[W]], %[[B]])
+func.func @before_conv(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> {
+  %none = onnx.none
+  %w = onnx.initializer "w" = dense<1.0> : tensor<2x2x1x1xf32>
+  %s = onnx.initializer "s" = dense<[[[2.0]], [[3.0]]]> : tensor<2x1x1xf32>
+  %t = onnx.initializer "t" = dense<[[[1.0]], [[-1.0]]]> : tensor<2x1x1xf32>
+  %m = onnx.Mul(%x, %s) : (tensor<1x2x4x4xf32>, tensor<2x1x1xf32>) -> tensor<1x2x4x4xf32>
+  %a = onnx.Add(%m, %t) : (tensor<1x2x4x4xf32>, tensor<2x1x1xf32>) -> tensor<1x2x4x4xf32>
+  %c = onnx.Conv(%a, %w, %none) : (tensor<1x2x4x4xf32>, tensor<2x2x1x1xf32>, none) -> tensor<1x2x4x4xf32>
+  return %c : tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// A scale before a zero-padding conv keeps the zeros zero: no border map.
+// CHECK-LABEL: func.func @scale_before_padded_conv
+// CHECK-NOT: onnx.Mul
+// CHECK: onnx.Conv(%arg0
+// CHECK-NOT: onnx.Add
+func.func @scale_before_padded_conv(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> {
+  %none = onnx.none
+  %w = onnx.initializer "w" = dense<1.0> : tensor<2x2x3x3xf32>
+  %s = onnx.initializer "s" = dense<[[[2.0]], [[3.0]]]> : tensor<2x1x1xf32>
+  %m = onnx.Mul(%s, %x) : (tensor<2x1x1xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %c = onnx.Conv(%m, %w, %none) {pads = array<i64: 1, 1, 1, 1>} : (tensor<1x2x4x4xf32>, tensor<2x2x3x3xf32>, none) -> tensor<1x2x4x4xf32>
+  return %c : tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// A shift before a zero-padding conv: the padded zeros would have had to be
+// -t, so a constant border map corrects the conv's border.
+// CHECK-LABEL: func.func @shift_before_padded_conv
+// CHECK: %[[C:.*]] = onnx.Conv(%arg0
+// CHECK: onnx.Add(%[[C]], %{{.*}}) : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>)
+func.func @shift_before_padded_conv(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> {
+  %none = onnx.none
+  %w = onnx.initializer "w" = dense<1.0> : tensor<2x2x3x3xf32>
+  %t = onnx.initializer "t" = dense<[[[1.0]], [[2.0]]]> : tensor<2x1x1xf32>
+  %a = onnx.Sub(%x, %t) : (tensor<1x2x4x4xf32>, tensor<2x1x1xf32>) -> tensor<1x2x4x4xf32>
+  %c = onnx.Conv(%a, %w, %none) {pads = array<i64: 1, 1, 1, 1>} : (tensor<1x2x4x4xf32>, tensor<2x2x3x3xf32>, none) -> tensor<1x2x4x4xf32>
+  return %c : tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// The scaled tensor has another user. Refused.
+// CHECK-LABEL: func.func @before_conv_two_users
+// CHECK: onnx.Mul
+// CHECK: onnx.Conv
+func.func @before_conv_two_users(%x: tensor<1x2x4x4xf32>) -> (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) {
+  %none = onnx.none
+  %w = onnx.initializer "w" = dense<1.0> : tensor<2x2x1x1xf32>
+  %s = onnx.initializer "s" = dense<[[[2.0]], [[3.0]]]> : tensor<2x1x1xf32>
+  %m = onnx.Mul(%x, %s) : (tensor<1x2x4x4xf32>, tensor<2x1x1xf32>) -> tensor<1x2x4x4xf32>
+  %c = onnx.Conv(%m, %w, %none) : (tensor<1x2x4x4xf32>, tensor<2x2x1x1xf32>, none) -> tensor<1x2x4x4xf32>
+  return %c, %m : tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// A constant divided by the input is not affine. Refused.
+// CHECK-LABEL: func.func @constant_over_input
+// CHECK: onnx.Div
+// CHECK: onnx.Conv
+func.func @constant_over_input(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> {
+  %none = onnx.none
+  %w = onnx.initializer "w" = dense<1.0> : tensor<2x2x1x1xf32>
+  %s = onnx.initializer "s" = dense<[[[2.0]], [[3.0]]]> : tensor<2x1x1xf32>
+  %m = onnx.Div(%s, %x) : (tensor<2x1x1xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %c = onnx.Conv(%m, %w, %none) : (tensor<1x2x4x4xf32>, tensor<2x2x1x1xf32>, none) -> tensor<1x2x4x4xf32>
+  return %c : tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// Per-feature Mul before a Gemm: B's rows are scaled.
+// CHECK-LABEL: func.func @before_gemm
+// CHECK-NOT: onnx.Mul
+// CHECK: onnx.Gemm(%arg0
+func.func @before_gemm(%x: tensor<3x2xf32>) -> tensor<3x4xf32> {
+  %b = onnx.initializer "b" = dense<1.0> : tensor<2x4xf32>
+  %c = onnx.initializer "c" = dense<0.5> : tensor<4xf32>
+  %s = onnx.initializer "s" = dense<[2.0, 3.0]> : tensor<2xf32>
+  %m = onnx.Mul(%x, %s) : (tensor<3x2xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+  %y = onnx.Gemm(%m, %b, %c) : (tensor<3x2xf32>, tensor<2x4xf32>, tensor<4xf32>) -> tensor<3x4xf32>
+  return %y : tensor<3x4xf32>
+}

@@ -1,4 +1,5 @@
 // RUN: refold-opt %s -split-input-file --pass-pipeline='builtin.module(func.func(onnx-fold-batchnorm))' | FileCheck %s
+// RUN: refold-opt %s -split-input-file --pass-pipeline='builtin.module(func.func(onnx-fold-batchnorm{lower-unfolded=true}))' | FileCheck %s --check-prefix=LOWER
 
 // s = scale / sqrt(var + eps) = [4/2, 3/3] = [2, 1]; W' = W * s; b' = (b - mean) * s + B.
 // CHECK-LABEL: func.func @conv
@@ -220,4 +221,90 @@ func.func @token_bn_refused(%x: tensor<2x2x2xf32>) -> tensor<2x2x4xf32> {
   %b = onnx.Transpose(%n) {perm = array<i64: 1, 0, 2>} : (tensor<2x2x2xf32>) -> tensor<2x2x2xf32>
   %m = onnx.MatMul(%b, %w) : (tensor<2x2x2xf32>, tensor<2x4xf32>) -> tensor<2x2x4xf32>
   return %m : tensor<2x2x4xf32>
+}
+
+// -----
+
+// An unpadded AveragePool averages within a channel: the BN moves after it.
+// CHECK-LABEL: func.func @before_avgpool
+// CHECK: %[[P:.*]] = onnx.AveragePool(%arg0)
+// CHECK-SAME: -> tensor<1x2x2x2xf32>
+// CHECK: onnx.BatchNormalization(%[[P]],
+// CHECK-SAME: onnx.outputs = ["pool_out"]
+// CHECK-SAME: -> tensor<1x2x2x2xf32>
+func.func @before_avgpool(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x2x2xf32> {
+  %s = onnx.initializer "s" = dense<[4.0, 3.0]> : tensor<2xf32>
+  %p = onnx.initializer "p" = dense<[1.0, 2.0]> : tensor<2xf32>
+  %y = onnx.BatchNormalization(%x, %s, %p, %p, %p) : (tensor<1x2x4x4xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<1x2x4x4xf32>
+  %z = onnx.AveragePool(%y) {kernel_shape = array<i64: 2, 2>, strides = array<i64: 2, 2>, onnx.outputs = ["pool_out"]} : (tensor<1x2x4x4xf32>) -> tensor<1x2x2x2xf32>
+  return %z : tensor<1x2x2x2xf32>
+}
+
+// -----
+
+// count_include_pad=1 averages padded zeros, which the BN would have shifted. Refused.
+// CHECK-LABEL: func.func @before_avgpool_counting_pads
+// CHECK: onnx.BatchNormalization(%arg0
+// CHECK: onnx.AveragePool
+func.func @before_avgpool_counting_pads(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> {
+  %s = onnx.initializer "s" = dense<[4.0, 3.0]> : tensor<2xf32>
+  %p = onnx.initializer "p" = dense<[1.0, 2.0]> : tensor<2xf32>
+  %y = onnx.BatchNormalization(%x, %s, %p, %p, %p) : (tensor<1x2x4x4xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<1x2x4x4xf32>
+  %z = onnx.AveragePool(%y) {count_include_pad = 1 : i64, kernel_shape = array<i64: 3, 3>, pads = array<i64: 1, 1, 1, 1>} : (tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  return %z : tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// A negative scale turns the max into a min. Refused.
+// CHECK-LABEL: func.func @before_maxpool_negative_scale
+// CHECK: onnx.BatchNormalization(%arg0
+// CHECK: onnx.MaxPool
+func.func @before_maxpool_negative_scale(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x2x2xf32> {
+  %s = onnx.initializer "s" = dense<[4.0, -3.0]> : tensor<2xf32>
+  %p = onnx.initializer "p" = dense<[1.0, 2.0]> : tensor<2xf32>
+  %y = onnx.BatchNormalization(%x, %s, %p, %p, %p) : (tensor<1x2x4x4xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<1x2x4x4xf32>
+  %z, %i = onnx.MaxPool(%y) {kernel_shape = array<i64: 2, 2>, strides = array<i64: 2, 2>} : (tensor<1x2x4x4xf32>) -> (tensor<1x2x2x2xf32>, none)
+  return %z : tensor<1x2x2x2xf32>
+}
+
+// -----
+
+// A BN before a nonlinearity folds nowhere. With lower-unfolded it becomes a
+// 1x1 depthwise conv: weight s = [2, 1], bias t = B - mean * s = [-1.5, 0].
+// CHECK-LABEL: func.func @unfolded
+// CHECK: onnx.BatchNormalization
+// LOWER-LABEL: func.func @unfolded
+// LOWER-DAG: %[[W:.*]] = onnx.initializer "{{.*}}" = dense<{{\[\[\[\[}}2.000000e+00]]], {{\[\[\[}}1.000000e+00]]]]> : tensor<2x1x1x1xf32>
+// LOWER-DAG: %[[B:.*]] = onnx.initializer "{{.*}}" = dense<[-1.500000e+00, 0.000000e+00]> : tensor<2xf32>
+// LOWER: %[[C:.*]] = onnx.Conv(%arg0, %[[W]], %[[B]]) {group = 2 : i64
+// LOWER-SAME: onnx.outputs = ["bn_out"]
+// LOWER-NOT: onnx.BatchNormalization
+// LOWER: onnx.Relu(%[[C]])
+func.func @unfolded(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> {
+  %scale = onnx.initializer "scale" = dense<[4.0, 3.0]> : tensor<2xf32>
+  %beta = onnx.initializer "beta" = dense<[0.5, 0.0]> : tensor<2xf32>
+  %mean = onnx.initializer "mean" = dense<[1.0, 0.0]> : tensor<2xf32>
+  %var = onnx.initializer "var" = dense<[3.0, 8.0]> : tensor<2xf32>
+  %y = onnx.BatchNormalization(%x, %scale, %beta, %mean, %var) {epsilon = 1.0 : f32, onnx.outputs = ["bn_out"]} : (tensor<1x2x4x4xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<1x2x4x4xf32>
+  %r = onnx.Relu(%y) : (tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  return %r : tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// On [N, C] (BatchNorm1d after a nonlinearity) it becomes Mul and Add.
+// LOWER-LABEL: func.func @unfolded_2d
+// LOWER-DAG: %[[S:.*]] = onnx.initializer "bn_out_scale" = dense<[2.000000e+00, 1.000000e+00]> : tensor<2xf32>
+// LOWER-DAG: %[[T:.*]] = onnx.initializer "bn_out_shift" = dense<[-1.500000e+00, 0.000000e+00]> : tensor<2xf32>
+// LOWER: %[[M:.*]] = onnx.Mul(%arg0, %[[S]])
+// LOWER: onnx.Add(%[[M]], %[[T]]) {onnx.outputs = ["bn_out"]}
+// LOWER-NOT: onnx.BatchNormalization
+func.func @unfolded_2d(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
+  %scale = onnx.initializer "scale" = dense<[4.0, 3.0]> : tensor<2xf32>
+  %beta = onnx.initializer "beta" = dense<[0.5, 0.0]> : tensor<2xf32>
+  %mean = onnx.initializer "mean" = dense<[1.0, 0.0]> : tensor<2xf32>
+  %var = onnx.initializer "var" = dense<[3.0, 8.0]> : tensor<2xf32>
+  %y = onnx.BatchNormalization(%x, %scale, %beta, %mean, %var) {epsilon = 1.0 : f32, onnx.outputs = ["bn_out"]} : (tensor<3x2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+  return %y : tensor<3x2xf32>
 }

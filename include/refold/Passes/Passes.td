@@ -31,6 +31,19 @@ def Cleanup : Pass<"onnx-cleanup", "::mlir::func::FuncOp"> {
   ];
 }
 
+def InferShapes : Pass<"onnx-infer-shapes", "::mlir::ModuleOp"> {
+  let summary = "Refine result types with ONNX shape inference";
+  let description = [{
+    Runs ONNX's shape inference (with data propagation) on the model as it
+    is now and gives each node result the more static type it finds: after
+    constant folding, shapes an exporter computed at run time (Pad pads,
+    Reshape targets) are constants. A type is only refined (same element
+    type and rank, known dimensions kept); graph outputs keep their
+    declared types; inference failures leave every type as it was.
+  }];
+  let statistics = [Statistic<"numRefined", "refined", "result types refined">];
+}
+
 def FoldConstants : Pass<"onnx-fold-constants", "::mlir::func::FuncOp"> {
   let summary = "Evaluate nodes whose inputs are all constants";
   let description = [{
@@ -56,18 +69,27 @@ def FoldBatchNorm : Pass<"onnx-fold-batchnorm", "::mlir::func::FuncOp"> {
     its output channels and t joins its bias (a 2-D MatMul becomes a Gemm).
     Refused when the linear op's output has other users, when weights or
     BN parameters are not float32 constants, or when channels disagree.
+    A BN before an unpadded AveragePool (or count_include_pad=0), or before
+    a MaxPool with all scales positive, moves after the pool.
   }];
+  let options = [
+    Option<"lowerUnfolded", "lower-unfolded", "bool", "false",
+           "Rewrite a BN that folds nowhere as a 1x1 depthwise Conv (rank 4) or Mul + Add">
+  ];
   let dependentDialects = ["::refold::ir::ONNXDialect"];
 }
 
 def FoldAffine : Pass<"onnx-fold-affine", "::mlir::func::FuncOp"> {
-  let summary = "Fold per-channel constant Mul/Add/Sub/Div after a linear op, and Pad into Conv";
+  let summary = "Fold per-channel constant Mul/Add/Sub/Div into a linear op before or after it, and Pad into Conv";
   let description = [{
     Mul, Add, Sub or Div by a float32 constant that varies only along the
     channel axis (or is a scalar), applied to the output of a Conv,
     ConvTranspose, Gemm or 2-D MatMul, folds into the linear op's weights
-    and bias. A zero constant Pad of the spatial axes before a Conv becomes
-    the Conv's padding. Refused: a constant that varies along another axis
+    and bias. The same map whose only user is a Conv (its input), a Gemm's
+    A or a 2-D MatMul's A folds forward: a scale always, a shift before a
+    zero-padding conv with a constant border-correction Add (2-D, static
+    shape, output not larger than input). A zero constant Pad of the
+    spatial axes before a Conv becomes the Conv's padding. Refused: a constant that varies along another axis
     or broadcasts the output, a constant divided by the output, division by
     zero, linear outputs with other users, Pad modes other than constant,
     non-zero pad values, padding of batch or channel axes, crops.

@@ -30,6 +30,16 @@ mlir::LogicalResult foldAffineIntoMatMul(mlir::PatternRewriter &rewriter, mlir::
                                          mlir::Value x, mlir::Operation *matmul,
                                          llvm::ArrayRef<float> scale, llvm::ArrayRef<float> shift);
 
+/// `affineOp` computes x * s[c] + t[c] per channel c of `x` and its only
+/// user is a Conv (as input), a Gemm's untransposed A or a 2-D MatMul's A,
+/// with constant weights: folds s into the weights and t into the bias
+/// (reparam-math.md section 2). Before a zero-padding conv the padded zeros
+/// would have had to become -t/s: a constant map on the border rows and
+/// columns corrects that (2-D, static shape, output not larger than input).
+mlir::LogicalResult foldAffineIntoFollowing(mlir::PatternRewriter &rewriter,
+                                            mlir::Operation *affineOp, mlir::Value x,
+                                            llvm::ArrayRef<float> s, llvm::ArrayRef<float> t);
+
 /// The values of `constant` along the last axis of `outType` (a scalar is
 /// repeated), or nothing if it varies along another axis. `channels`, when
 /// known, is the last axis' size (needed when `outType` does not say it).

@@ -58,6 +58,12 @@ importONNXBuffer(llvm::StringRef bytes, llvm::StringRef modelDir,
 llvm::Error exportONNXFile(mlir::ModuleOp module, llvm::StringRef path,
                            const ExportOptions &options, WarningHandler warn);
 
+/// Runs ONNX shape inference (with data propagation) on `module` as it is
+/// now and gives op results the more static types it finds: rewrites may
+/// have turned computed shapes (Pad pads, Reshape targets) into constants.
+/// Graph outputs keep their declared types. Returns how many types changed.
+unsigned refineTypesByShapeInference(mlir::ModuleOp module);
+
 /// Registers the dialects an imported module uses.
 void registerRefoldDialects(mlir::DialectRegistry &registry);
 
