@@ -11,7 +11,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${BENCH_OUT:-$ROOT/bench/out}/corpus"
 REFOLD="${REFOLD:-$ROOT/build/bin/refold}"
 RUNS=20
-CORPUS="repvgg:a0 multibranch:acnet multibranch:dbb multibranch:mobileone updp:resnet34
+CORPUS="repvgg:a0 multibranch:acnet multibranch:dbb multibranch:dbb_bnpad multibranch:mobileone updp:resnet34
         updp:mobilenetv2 updp:convnext_t updp:deit_tiny concat:vovnet27 concat:elan
         concat:kw_static concat:kw_dynamic"
 ZOO="resnet18 resnet50 mobilenet_v2 mobilenet_v3_large efficientnet_b0 regnet_y_400mf

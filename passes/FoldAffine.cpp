@@ -13,6 +13,7 @@
 
 #include "refold/Passes/Explain.h"
 #include "refold/Passes/Passes.h"
+#include "refold/Transforms/ConvForms.h"
 #include "refold/Transforms/LinearFold.h"
 #include "refold/Transforms/WeightUtils.h"
 
@@ -222,41 +223,23 @@ template <typename ArithOp> struct FoldArithmetic : OpRewritePattern<ArithOp> {
 struct FoldPadIntoConv : OpRewritePattern<ConvOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(ConvOp conv, PatternRewriter &rewriter) const override {
-    auto pad = conv.getX().getDefiningOp<PadOp>();
-    if (!pad)
-      return rewriter.notifyMatchFailure(conv, "input is not produced by onnx.Pad");
-    if (pad.getMode() && *pad.getMode() != "constant")
-      return rewriter.notifyMatchFailure(conv, "the Pad is not in constant mode");
-    if (!isNoneValue(pad.getAxes()))
-      return rewriter.notifyMatchFailure(conv, "the Pad has explicit axes");
-    if (!isNoneValue(pad.getConstantValue())) {
-      auto value = weights::getScalarF32(pad.getConstantValue());
-      if (!value || *value != 0.0f)
-        return rewriter.notifyMatchFailure(conv, "the Pad value is not a constant zero");
-    }
     if (conv.getAutoPad() && *conv.getAutoPad() != "NOTSET")
       return rewriter.notifyMatchFailure(conv, "the Conv uses auto_pad");
-    auto constantAmounts = weights::getConstantInts(pad.getPads());
-    auto xType = dyn_cast<RankedTensorType>(pad.getData().getType());
-    if (!constantAmounts || !xType)
-      return rewriter.notifyMatchFailure(conv, "the Pad amounts are not a constant");
-    SmallVector<int64_t> amounts = *constantAmounts;
-    int64_t rank = xType.getRank(), spatial = rank - 2;
-    if ((int64_t)amounts.size() != 2 * rank)
-      return rewriter.notifyMatchFailure(conv, "the Pad amounts do not fit the rank");
-    if (amounts[0] || amounts[1] || amounts[rank] || amounts[rank + 1])
-      return rewriter.notifyMatchFailure(conv, "the Pad pads the batch or channel axis");
-    if (llvm::any_of(amounts, [](int64_t a) { return a < 0; }))
-      return rewriter.notifyMatchFailure(conv, "the Pad crops (negative amounts)");
+    std::string why;
+    auto zeroPad = readZeroPad(conv.getX(), why);
+    if (failed(zeroPad))
+      return rewriter.notifyMatchFailure(conv, "the input: " + why);
+    Operation *pad = zeroPad->op;
+    int64_t spatial = zeroPad->pads.size() / 2;
     SmallVector<int64_t> pads(2 * spatial, 0);
     if (auto existing = conv.getPads())
       pads.assign(existing->begin(), existing->end());
-    for (int64_t i = 0; i < spatial; ++i) {
-      pads[i] += amounts[2 + i];
-      pads[spatial + i] += amounts[rank + 2 + i];
-    }
+    if ((int64_t)pads.size() != 2 * spatial)
+      return rewriter.notifyMatchFailure(conv, "the Conv's pads do not fit the Pad's rank");
+    for (int64_t i = 0; i < 2 * spatial; ++i)
+      pads[i] += zeroPad->pads[i];
     rewriter.modifyOpInPlace(conv, [&] {
-      conv.getXMutable().assign(pad.getData());
+      conv.getXMutable().assign(zeroPad->input);
       conv.setPadsAttr(rewriter.getDenseI64ArrayAttr(pads));
     });
     if (pad->use_empty())

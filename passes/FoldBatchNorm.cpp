@@ -44,28 +44,11 @@ using namespace refold::ir;
 
 namespace {
 
-/// Per-channel scale and shift of an inference-mode BatchNormalization.
-struct Affine {
-  std::vector<float> scale, shift;
-};
-
-FailureOr<Affine> batchNormAffine(BatchNormalizationOp bn, PatternRewriter &rewriter) {
-  auto gamma = weights::getConstantF32(bn.getScale());
-  auto beta = weights::getConstantF32(bn.getB());
-  auto mean = weights::getConstantF32(bn.getInputMean());
-  auto var = weights::getConstantF32(bn.getInputVar());
-  if (!gamma || !beta || !mean || !var)
-    return rewriter.notifyMatchFailure(bn, "parameters are not float32 constants");
-  int64_t n = gamma->size();
-  if (beta->size() != n || mean->size() != n || var->size() != n)
-    return rewriter.notifyMatchFailure(bn, "parameters differ in length");
-  double eps = bn.getEpsilon() ? bn.getEpsilon()->convertToDouble() : 1e-5;
-  Affine affine;
-  for (int64_t c = 0; c < n; ++c) {
-    double s = gamma->data[c] / std::sqrt(double(var->data[c]) + eps);
-    affine.scale.push_back(float(s));
-    affine.shift.push_back(float(beta->data[c] - mean->data[c] * s));
-  }
+FailureOr<ChannelAffine> batchNormAffine(BatchNormalizationOp bn, PatternRewriter &rewriter) {
+  std::string why;
+  auto affine = refold::batchNormAffine(bn, why);
+  if (failed(affine))
+    return rewriter.notifyMatchFailure(bn, why);
   return affine;
 }
 

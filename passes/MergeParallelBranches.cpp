@@ -20,6 +20,7 @@
 #include "refold/Passes/Explain.h"
 #include "refold/Passes/Passes.h"
 #include "refold/Transforms/ConvForms.h"
+#include "refold/Transforms/LinearFold.h"
 #include "refold/Transforms/WeightUtils.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -98,18 +99,12 @@ FailureOr<Branch> readBranch(Value value, std::string &why, bool asIdentity = fa
   if (auto bn = dyn_cast_or_null<BatchNormalizationOp>(def)) {
     if (!bn->hasOneUse())
       return why = "a branch BatchNormalization has other users", failure();
-    auto gamma = weights::getConstantF32(bn.getScale());
-    auto beta = weights::getConstantF32(bn.getB());
-    auto mean = weights::getConstantF32(bn.getInputMean());
-    auto var = weights::getConstantF32(bn.getInputVar());
-    if (!gamma || !beta || !mean || !var)
-      return why = "a branch BatchNormalization has non-constant parameters", failure();
-    double eps = bn.getEpsilon() ? bn.getEpsilon()->convertToDouble() : 1e-5;
-    for (int64_t c = 0; c < gamma->size(); ++c) {
-      double s = gamma->data[c] / std::sqrt(double(var->data[c]) + eps);
-      branch.scale.push_back(float(s));
-      branch.shift.push_back(float(beta->data[c] - mean->data[c] * s));
-    }
+    std::string reason;
+    auto affine = batchNormAffine(bn, reason);
+    if (failed(affine))
+      return why = "a branch BatchNormalization: " + reason, failure();
+    branch.scale = affine->scale;
+    branch.shift = affine->shift;
     branch.input = bn.getX();
     branch.producers.push_back(bn);
     return branch;

@@ -1106,6 +1106,8 @@ Error kBatchNormalization(KernelContext &c) {
   if (!x || !c.in(4))
     return c.fail("needs 5 inputs");
   bool training = c.i("training_mode", 0) != 0;
+  if (c.i("spatial", 1) == 0)
+    return c.fail("spatial=0 (statistics per activation, opsets before 9) is not supported");
   if (!training && c.numOutputs > 1)
     return c.fail("the multi-output form of opsets before 14 is not supported");
   if (x->dtype() != DType::F32 && x->dtype() != DType::F64)

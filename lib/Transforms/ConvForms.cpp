@@ -17,26 +17,14 @@ std::array<int64_t, 4> padsOf(std::optional<ArrayRef<int64_t>> pads) {
   return {(*pads)[0], (*pads)[1], (*pads)[2], (*pads)[3]};
 }
 
-/// Spatial zero padding of `pad` as {top, left, bottom, right} for a rank-4 input.
-FailureOr<std::array<int64_t, 4>> zeroSpatialPadding(PadOp pad, std::string &why) {
-  if (pad.getMode() && *pad.getMode() != "constant")
-    return why = "the Pad is not in constant mode", failure();
-  if (!isNoneValue(pad.getAxes()))
-    return why = "the Pad has explicit axes", failure();
-  if (!isNoneValue(pad.getConstantValue())) {
-    auto value = weights::getScalarF32(pad.getConstantValue());
-    if (!value || *value != 0.0f)
-      return why = "the Pad value is not a constant zero", failure();
-  }
-  auto amounts = weights::getConstantInts(pad.getPads());
-  if (!amounts || amounts->size() != 8)
-    return why = "the Pad amounts are not a constant for a rank-4 tensor", failure();
-  const SmallVector<int64_t> &a = *amounts;
-  if (a[0] || a[1] || a[4] || a[5])
-    return why = "the Pad pads the batch or channel axis", failure();
-  if (llvm::any_of(a, [](int64_t v) { return v < 0; }))
-    return why = "the Pad crops (negative amounts)", failure();
-  return std::array<int64_t, 4>{a[2], a[3], a[6], a[7]};
+/// Spatial zero padding of a rank-4 Pad as {top, left, bottom, right}.
+FailureOr<std::array<int64_t, 4>> zeroSpatialPadding(Value padded, std::string &why) {
+  auto pad = readZeroPad(padded, why);
+  if (failed(pad))
+    return failure();
+  if (pad->pads.size() != 4)
+    return why = "the Pad is not of a rank-4 tensor", failure();
+  return std::array<int64_t, 4>{pad->pads[0], pad->pads[1], pad->pads[2], pad->pads[3]};
 }
 
 FailureOr<ConvForm> readConv(ConvOp conv, std::string &why) {
@@ -87,13 +75,13 @@ FailureOr<ConvForm> readAveragePool(AveragePoolOp pool, std::string &why) {
   if (padded && !pool.getCountIncludePad().value_or(0))
     return why = "an AveragePool pads with count_include_pad=0", failure();
   // A zero Pad before the pool is padding the pool counts.
-  if (auto pad = pool.getX().getDefiningOp<PadOp>(); pad && pad->hasOneUse()) {
+  if (Operation *pad = pool.getX().getDefiningOp(); pad && pad->hasOneUse()) {
     std::string padWhy;
-    if (auto extra = zeroSpatialPadding(pad, padWhy); succeeded(extra)) {
+    if (auto extra = zeroSpatialPadding(pool.getX(), padWhy); succeeded(extra)) {
       for (int i = 0; i < 4; ++i)
         form.pads[i] += (*extra)[i];
       form.pad = pad;
-      form.input = pad.getData();
+      form.input = pad->getOperand(0);
     }
   }
   int64_t channels = type.getDimSize(1), kh = (*kernel)[0], kw = (*kernel)[1];
@@ -205,4 +193,56 @@ Value refold::createAddConstant(PatternRewriter &rewriter, Location loc, Value v
     if (auto names = outputNamesFrom->getAttr(kOutputNamesAttr))
       add->setAttr(kOutputNamesAttr, names);
   return add.getResult();
+}
+
+FailureOr<ZeroPad> refold::readZeroPad(Value padded, std::string &why) {
+  Operation *op = padded.getDefiningOp();
+  std::optional<SmallVector<int64_t>> amounts;
+  std::optional<float> value = 0.0f;
+  std::string mode = "constant";
+  if (auto pad = dyn_cast_or_null<PadOp>(op)) {
+    if (pad.getMode())
+      mode = pad.getMode()->str();
+    if (!isNoneValue(pad.getAxes()))
+      return why = "the Pad has explicit axes", failure();
+    if (!isNoneValue(pad.getConstantValue()))
+      value = weights::getScalarF32(pad.getConstantValue());
+    amounts = weights::getConstantInts(pad.getPads());
+  } else if (auto node = dyn_cast_or_null<NodeOp>(op);
+             node && node.getOpType() == "Pad" && (!node.getDomain() || node.getDomain()->empty()) &&
+             node->getNumOperands() == 1) {
+    // Opsets 2 to 10: pads and value are attributes.
+    DictionaryAttr attrs = node.getNodeAttrsAttr();
+    if (auto m = attrs ? attrs.getAs<StringAttr>("mode") : StringAttr())
+      mode = m.str();
+    if (auto v = attrs ? attrs.get("value") : Attribute()) {
+      auto f = dyn_cast<FloatAttr>(v);
+      value = f ? std::optional<float>(f.getValueAsDouble()) : std::nullopt;
+    }
+    if (auto p = attrs ? attrs.getAs<DenseI64ArrayAttr>("pads") : DenseI64ArrayAttr())
+      amounts = SmallVector<int64_t>(p.asArrayRef());
+  } else {
+    return why = "not produced by a Pad", failure();
+  }
+  if (mode != "constant")
+    return why = "the Pad is not in constant mode", failure();
+  if (!value || *value != 0.0f)
+    return why = "the Pad value is not a constant zero", failure();
+  auto type = dyn_cast<RankedTensorType>(op->getOperand(0).getType());
+  if (!amounts || !type)
+    return why = "the Pad amounts are not a constant", failure();
+  int64_t rank = type.getRank();
+  const SmallVector<int64_t> &a = *amounts;
+  if ((int64_t)a.size() != 2 * rank || rank < 2)
+    return why = "the Pad amounts do not fit the rank", failure();
+  if (a[0] || a[1] || a[rank] || a[rank + 1])
+    return why = "the Pad pads the batch or channel axis", failure();
+  if (llvm::any_of(a, [](int64_t v) { return v < 0; }))
+    return why = "the Pad crops (negative amounts)", failure();
+  ZeroPad result{op, op->getOperand(0), {}};
+  for (int64_t i = 2; i < rank; ++i)
+    result.pads.push_back(a[i]);
+  for (int64_t i = 2; i < rank; ++i)
+    result.pads.push_back(a[rank + i]);
+  return result;
 }

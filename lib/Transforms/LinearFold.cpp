@@ -13,6 +13,8 @@
 #include "refold/Transforms/ConvForms.h"
 #include "refold/Transforms/WeightUtils.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace refold::ir;
 using refold::weights::F32Tensor;
@@ -521,4 +523,29 @@ LogicalResult refold::foldAffineIntoFollowing(PatternRewriter &rewriter, Operati
   rewriter.replaceOp(user, gemm->getResults());
   rewriter.eraseOp(affineOp);
   return success();
+}
+
+FailureOr<refold::ChannelAffine> refold::batchNormAffine(BatchNormalizationOp bn,
+                                                          std::string &why) {
+  if (bn.getTrainingMode().value_or(0) != 0) // the verifier forbids it; generic forms keep it
+    return why = "training mode normalizes with the batch's statistics", failure();
+  if (bn.getSpatial().value_or(1) == 0)
+    return why = "spatial=0 keeps statistics per activation, not per channel", failure();
+  auto gamma = weights::getConstantF32(bn.getScale());
+  auto beta = weights::getConstantF32(bn.getB());
+  auto mean = weights::getConstantF32(bn.getInputMean());
+  auto var = weights::getConstantF32(bn.getInputVar());
+  if (!gamma || !beta || !mean || !var)
+    return why = "parameters are not float32 constants", failure();
+  int64_t n = gamma->size();
+  if (beta->size() != n || mean->size() != n || var->size() != n)
+    return why = "parameters differ in length", failure();
+  double eps = bn.getEpsilon() ? bn.getEpsilon()->convertToDouble() : 1e-5;
+  ChannelAffine affine;
+  for (int64_t c = 0; c < n; ++c) {
+    double s = gamma->data[c] / std::sqrt(double(var->data[c]) + eps);
+    affine.scale.push_back(float(s));
+    affine.shift.push_back(float(beta->data[c] - mean->data[c] * s));
+  }
+  return affine;
 }

@@ -177,3 +177,30 @@ func.func @before_gemm(%x: tensor<3x2xf32>) -> tensor<3x4xf32> {
   %y = onnx.Gemm(%m, %b, %c) : (tensor<3x2xf32>, tensor<2x4xf32>, tensor<4xf32>) -> tensor<3x4xf32>
   return %y : tensor<3x4xf32>
 }
+
+// -----
+
+// The attribute form of Pad (opsets 2-10) folds into the conv too.
+// CHECK-LABEL: func.func @attribute_pad
+// CHECK-NOT: "Pad"
+// CHECK: onnx.Conv(%arg0, {{.*}}pads = array<i64: 1, 2, 1, 2>
+func.func @attribute_pad(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x4x6xf32> {
+  %none = onnx.none
+  %w = onnx.initializer "w" = dense<1.0> : tensor<2x2x3x3xf32>
+  %p = onnx.node "Pad"(%x) {node_attrs = {mode = "constant", pads = array<i64: 0, 0, 1, 2, 0, 0, 1, 2>, value = 0.0 : f32}} : (tensor<1x2x4x4xf32>) -> tensor<1x2x6x8xf32>
+  %c = onnx.Conv(%p, %w, %none) : (tensor<1x2x6x8xf32>, tensor<2x2x3x3xf32>, none) -> tensor<1x2x4x6xf32>
+  return %c : tensor<1x2x4x6xf32>
+}
+
+// -----
+
+// ... but not with a non-zero value. Refused.
+// CHECK-LABEL: func.func @attribute_pad_value
+// CHECK: "Pad"
+func.func @attribute_pad_value(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> {
+  %none = onnx.none
+  %w = onnx.initializer "w" = dense<1.0> : tensor<2x2x3x3xf32>
+  %p = onnx.node "Pad"(%x) {node_attrs = {mode = "constant", pads = array<i64: 0, 0, 1, 1, 0, 0, 1, 1>, value = 1.0 : f32}} : (tensor<1x2x4x4xf32>) -> tensor<1x2x6x6xf32>
+  %c = onnx.Conv(%p, %w, %none) : (tensor<1x2x6x6xf32>, tensor<2x2x3x3xf32>, none) -> tensor<1x2x4x4xf32>
+  return %c : tensor<1x2x4x4xf32>
+}

@@ -308,3 +308,21 @@ func.func @unfolded_2d(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
   %y = onnx.BatchNormalization(%x, %scale, %beta, %mean, %var) {epsilon = 1.0 : f32, onnx.outputs = ["bn_out"]} : (tensor<3x2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<3x2xf32>
   return %y : tensor<3x2xf32>
 }
+
+// -----
+
+// spatial=0 (opsets before 9) keeps statistics per activation, not per
+// channel. Refused, in every mode. (Training mode cannot reach a pass: the
+// single-output form verifies training_mode = 0.)
+// CHECK-LABEL: func.func @per_activation
+// CHECK: onnx.BatchNormalization
+// LOWER-LABEL: func.func @per_activation
+// LOWER: onnx.BatchNormalization
+func.func @per_activation(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> {
+  %none = onnx.none
+  %w = onnx.initializer "w" = dense<1.0> : tensor<2x2x1x1xf32>
+  %p = onnx.initializer "p" = dense<[1.0, 2.0]> : tensor<2xf32>
+  %d = onnx.Conv(%x, %w, %none) : (tensor<1x2x4x4xf32>, tensor<2x2x1x1xf32>, none) -> tensor<1x2x4x4xf32>
+  %z = onnx.BatchNormalization(%d, %p, %p, %p, %p) {spatial = 0 : i64} : (tensor<1x2x4x4xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<1x2x4x4xf32>
+  return %z : tensor<1x2x4x4xf32>
+}

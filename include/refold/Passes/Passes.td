@@ -68,7 +68,8 @@ def FoldBatchNorm : Pass<"onnx-fold-batchnorm", "::mlir::func::FuncOp"> {
     t = B - mean * s. The preceding linear op's weight is scaled by s along
     its output channels and t joins its bias (a 2-D MatMul becomes a Gemm).
     Refused when the linear op's output has other users, when weights or
-    BN parameters are not float32 constants, or when channels disagree.
+    BN parameters are not float32 constants, for spatial=0 (opsets before
+    9), or when channels disagree.
     A BN before an unpadded AveragePool (or count_include_pad=0), or before
     a MaxPool with all scales positive, moves after the pool.
   }];
@@ -89,7 +90,8 @@ def FoldAffine : Pass<"onnx-fold-affine", "::mlir::func::FuncOp"> {
     A or a 2-D MatMul's A folds forward: a scale always, a shift before a
     zero-padding conv with a constant border-correction Add (2-D, static
     shape, output not larger than input). A zero constant Pad of the
-    spatial axes before a Conv becomes the Conv's padding. Refused: a constant that varies along another axis
+    spatial axes before a Conv (input form, or the attribute form of opsets
+    2-10) becomes the Conv's padding. Refused: a constant that varies along another axis
     or broadcasts the output, a constant divided by the output, division by
     zero, linear outputs with other users, Pad modes other than constant,
     non-zero pad values, padding of batch or channel axes, crops.
@@ -165,16 +167,19 @@ def MergeConcatConvs : Pass<"onnx-merge-concat", "::mlir::func::FuncOp"> {
 }
 
 def ShrinkDeadChannels : Pass<"onnx-shrink-channels", "::mlir::func::FuncOp"> {
-  let summary = "Remove conv output channels whose weights and bias are all zero";
+  let summary = "Remove conv output channels whose weights are all zero";
   let description = [{
-    Such a channel (what structured channel pruning leaves) is zero
-    everywhere. It is removed from the conv, and the matching input channel
-    from every consumer conv, when the values reach those convs only through
-    ops that keep zero at zero (Relu, HardSwish, Clip with 0 in range).
-    Refused: grouped convs, non-constant weights, a consumer that is not a
-    dense conv (an Add, a Concat, a graph output...), ops between that do not
-    keep zero at zero (BatchNormalization, Sigmoid...), dynamic channel
-    counts, and a conv whose channels are all zero.
+    Such a channel (what structured channel pruning leaves) is its bias
+    everywhere. Channel-by-channel ops on the way to the consumer convs
+    (Relu, Sigmoid, HardSwish, Clip, BatchNormalization, a 1x1 depthwise
+    conv, Mul/Add/Sub/Div by per-channel constants) map it to a constant c
+    and lose the channel too. It is removed from the conv, the ops between
+    and every consumer conv's input when c is zero, or when no consumer
+    zero-pads (c times the consumer's taps joins its bias). Refused: grouped
+    convs, non-constant weights, a consumer that is not a dense conv (an Add
+    of two branches, a Concat, a graph output...), a non-zero c before a
+    zero-padding consumer, dynamic channel counts, and a conv whose channels
+    would all go.
   }];
   let dependentDialects = ["::refold::ir::ONNXDialect"];
 }

@@ -66,6 +66,17 @@ weights::F32Tensor borderCorrection(const weights::F32Tensor &weight, int64_t gr
                                     std::array<int64_t, 4> pads, int64_t inH, int64_t inW,
                                     int64_t outH, int64_t outW);
 
+/// A Pad by zeros of the spatial axes only, in constant mode: the typed Pad
+/// or the attribute form of opsets 2 to 10.
+struct ZeroPad {
+  mlir::Operation *op;
+  mlir::Value input;
+  llvm::SmallVector<int64_t> pads; // begins of the spatial axes, then ends
+};
+
+/// `padded` as a ZeroPad, or why it is not one.
+mlir::FailureOr<ZeroPad> readZeroPad(mlir::Value padded, std::string &why);
+
 /// Static [H, W] of a rank-4 NCHW value, if known.
 std::optional<std::array<int64_t, 2>> staticSpatialShape(mlir::Value value);
 

@@ -5,7 +5,23 @@
 
 #include "mlir/IR/PatternMatch.h"
 
+#include <string>
+#include <vector>
+
 namespace refold {
+namespace ir {
+class BatchNormalizationOp;
+} // namespace ir
+
+/// Per-channel y = x * scale + shift of an inference-mode BatchNormalization.
+struct ChannelAffine {
+  std::vector<float> scale, shift;
+};
+
+/// The map of `bn`, or the reason it has none: parameters that are not
+/// float32 constants of one length, training mode (batch statistics), or
+/// spatial=0 (opsets before 9: statistics per activation, not per channel).
+llvm::FailureOr<ChannelAffine> batchNormAffine(ir::BatchNormalizationOp bn, std::string &why);
 
 /// `affineOp` computes y * scale[c] + shift[c] per output channel c of
 /// `linear`, the result of a Conv, ConvTranspose, Gemm or 2-D MatMul with

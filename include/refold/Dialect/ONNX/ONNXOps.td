@@ -145,7 +145,8 @@ def ONNX_BatchNormalizationOp : ONNX_Op<"BatchNormalization"> {
                        AnyTensor:$input_mean, AnyTensor:$input_var,
                        OptionalAttr<OnnxFloat>:$epsilon,
                        OptionalAttr<OnnxFloat>:$momentum,
-                       OptionalAttr<OnnxInt>:$training_mode);
+                       OptionalAttr<OnnxInt>:$training_mode,
+                       OptionalAttr<OnnxInt>:$spatial);
   let results = (outs AnyTensor:$Y);
   let hasVerifier = 1;
 }
