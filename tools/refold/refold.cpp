@@ -286,17 +286,6 @@ bool verifyModels(mlir::ModuleOp original, mlir::ModuleOp optimized,
   return true;
 }
 
-/// Nodes of the main graph (initializers and placeholders are not nodes).
-size_t countNodes(mlir::ModuleOp module) {
-  size_t count = 0;
-  for (auto func : module.getOps<mlir::func::FuncOp>())
-    for (mlir::Operation &op : func.getBody().front())
-      if (!mlir::isa<refold::ir::InitializerOp, refold::ir::NoneOp>(op) &&
-          !op.hasTrait<mlir::OpTrait::IsTerminator>())
-        ++count;
-  return count;
-}
-
 void printVersion(raw_ostream &os) {
   os << "refold " << REFOLD_VERSION << " (MLIR " << LLVM_VERSION_STRING << ")\n";
 }
