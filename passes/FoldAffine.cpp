@@ -40,23 +40,9 @@ bool isLinear(Value v) {
 /// (channels on axis 1), or nothing if it varies along another axis.
 std::optional<std::vector<float>> perChannel(Value constant, Type outType) {
   auto type = dyn_cast<RankedTensorType>(outType);
-  auto value = weights::getConstantF32(constant);
-  if (!type || type.getRank() < 2 || type.isDynamicDim(1) || !value ||
-      value->rank() > type.getRank())
+  if (!type || type.getRank() < 2 || type.isDynamicDim(1))
     return std::nullopt;
-  int64_t channels = type.getDimSize(1), offset = type.getRank() - value->rank();
-  bool perChannelAxis = false;
-  for (int64_t i = 0; i < value->rank(); ++i) {
-    int64_t axis = i + offset, d = value->dim(i);
-    if (d == 1)
-      continue;
-    if (axis != 1 || d != channels)
-      return std::nullopt;
-    perChannelAxis = true;
-  }
-  if (!perChannelAxis)
-    return std::vector<float>(channels, value->data.empty() ? 0.0f : value->data[0]);
-  return value->data;
+  return weights::channelValues(constant, type.getRank(), type.getDimSize(1));
 }
 
 template <typename ArithOp> struct FoldArithmetic : OpRewritePattern<ArithOp> {

@@ -126,12 +126,8 @@ struct MoveAfterPool : OpRewritePattern<BatchNormalizationOp> {
     auto affine = batchNormAffine(bn, rewriter);
     if (failed(affine))
       return failure();
-    auto padded = [](std::optional<ArrayRef<int64_t>> pads, std::optional<StringRef> autoPad) {
-      return (pads && llvm::any_of(*pads, [](int64_t p) { return p != 0; })) ||
-             (autoPad && *autoPad != "NOTSET" && *autoPad != "VALID");
-    };
     if (auto avg = dyn_cast<AveragePoolOp>(pool)) {
-      if (padded(avg.getPads(), avg.getAutoPad()) && avg.getCountIncludePad().value_or(0))
+      if (padsInput(avg.getPads(), avg.getAutoPad()) && avg.getCountIncludePad().value_or(0))
         return rewriter.notifyMatchFailure(
             bn, "the AveragePool averages padded zeros (count_include_pad=1)");
     } else if (auto max = dyn_cast<MaxPoolOp>(pool)) {

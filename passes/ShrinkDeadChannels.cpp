@@ -13,6 +13,7 @@
 
 #include "refold/Passes/Explain.h"
 #include "refold/Passes/Passes.h"
+#include "refold/Transforms/ConvForms.h"
 #include "refold/Transforms/LinearFold.h"
 #include "refold/Transforms/WeightUtils.h"
 
@@ -35,27 +36,6 @@ using namespace refold::ir;
 using weights::F32Tensor;
 
 namespace {
-
-/// The values of a constant operand per channel of a rank-`rank` tensor with
-/// `channels` channels on axis 1: a scalar is repeated; nothing if it varies
-/// along another axis.
-std::optional<std::vector<float>> channelValues(Value constant, int64_t rank, int64_t channels) {
-  auto value = weights::getConstantF32(constant);
-  if (!value || value->rank() > rank)
-    return std::nullopt;
-  int64_t offset = rank - value->rank();
-  bool alongChannels = false;
-  for (int64_t i = 0; i < value->rank(); ++i) {
-    if (value->dim(i) == 1)
-      continue;
-    if (i + offset != 1 || value->dim(i) != channels)
-      return std::nullopt;
-    alongChannels = true;
-  }
-  if (!alongChannels)
-    return std::vector<float>(channels, value->data.empty() ? 0.0f : value->data[0]);
-  return value->data;
-}
 
 /// A channel-by-channel op between the conv and its consumers: what it does
 /// to a constant channel, and its per-channel operands (sliced with the
@@ -108,9 +88,7 @@ std::optional<ChannelStep> channelStep(Operation *op, Value input, int64_t chann
                                   (!(b = weights::getConstantF32(conv.getB())) ||
                                    b->size() != channels)))
       return std::nullopt;
-    bool padded = (conv.getPads() && llvm::any_of(*conv.getPads(), [](int64_t p) { return p; })) ||
-                  (conv.getAutoPad() && *conv.getAutoPad() != "NOTSET" &&
-                   *conv.getAutoPad() != "VALID");
+    bool padded = padsInput(conv.getPads(), conv.getAutoPad());
     bool strided = conv.getStrides() && llvm::any_of(*conv.getStrides(), [](int64_t s) { return s != 1; });
     if (padded || strided)
       return std::nullopt;
@@ -125,7 +103,7 @@ std::optional<ChannelStep> channelStep(Operation *op, Value input, int64_t chann
     unsigned side = op->getOperand(0) == input ? 1 : 0;
     if (op->getOperand(1 - side) != input)
       return std::nullopt;
-    auto values = channelValues(op->getOperand(side), type.getRank(), channels);
+    auto values = weights::channelValues(op->getOperand(side), type.getRank(), channels);
     if (!values)
       return std::nullopt;
     std::vector<float> k = *values;
@@ -201,9 +179,7 @@ struct ShrinkConv : OpRewritePattern<ConvOp> {
         return rewriter.notifyMatchFailure(
             conv, "a consumer is not a dense conv with constant weights (or the channels are "
                   "a graph output, or pass an op that is not channel by channel)");
-      consumerPads |= (next.getPads() && llvm::any_of(*next.getPads(), [](int64_t p) { return p; })) ||
-                      (next.getAutoPad() && *next.getAutoPad() != "NOTSET" &&
-                       *next.getAutoPad() != "VALID");
+      consumerPads |= padsInput(next.getPads(), next.getAutoPad());
       consumers.push_back(next);
     }
     // A constant channel that reaches the consumers as c != 0 becomes part of

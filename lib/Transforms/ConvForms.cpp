@@ -246,3 +246,8 @@ FailureOr<ZeroPad> refold::readZeroPad(Value padded, std::string &why) {
     result.pads.push_back(a[rank + i]);
   return result;
 }
+
+bool refold::padsInput(std::optional<ArrayRef<int64_t>> pads, std::optional<StringRef> autoPad) {
+  return (pads && llvm::any_of(*pads, [](int64_t p) { return p != 0; })) ||
+         (autoPad && *autoPad != "NOTSET" && *autoPad != "VALID");
+}

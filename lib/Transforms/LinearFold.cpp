@@ -399,7 +399,7 @@ LogicalResult refold::foldAffineIntoFollowing(PatternRewriter &rewriter, Operati
     if (conv.getAutoPad() && *conv.getAutoPad() != "NOTSET" && *conv.getAutoPad() != "VALID")
       return rewriter.notifyMatchFailure(affineOp, "the following conv pads (auto_pad)");
     // Zero padding only misses the shift: a pure scale keeps zeros zero.
-    bool padded = conv.getPads() && llvm::any_of(*conv.getPads(), [](int64_t p) { return p; }) &&
+    bool padded = padsInput(conv.getPads(), std::nullopt) &&
                   llvm::any_of(t, [](float v) { return v != 0.0f; });
     std::optional<weights::F32Tensor> borderMap;
     if (padded) {

@@ -113,3 +113,22 @@ std::string nameOf(Value value) {
 }
 
 } // namespace refold::weights
+
+std::optional<std::vector<float>> refold::weights::channelValues(mlir::Value constant, int64_t rank,
+                                                                  int64_t channels) {
+  auto value = getConstantF32(constant);
+  if (!value || value->rank() > rank)
+    return std::nullopt;
+  int64_t offset = rank - value->rank();
+  bool alongChannels = false;
+  for (int64_t i = 0; i < value->rank(); ++i) {
+    if (value->dim(i) == 1)
+      continue;
+    if (i + offset != 1 || value->dim(i) != channels)
+      return std::nullopt;
+    alongChannels = true;
+  }
+  if (!alongChannels)
+    return std::vector<float>(channels, value->data.empty() ? 0.0f : value->data[0]);
+  return value->data;
+}

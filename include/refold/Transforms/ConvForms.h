@@ -77,6 +77,11 @@ struct ZeroPad {
 /// `padded` as a ZeroPad, or why it is not one.
 mlir::FailureOr<ZeroPad> readZeroPad(mlir::Value padded, std::string &why);
 
+/// Whether a Conv or pool with these attributes pads its input: a non-zero
+/// explicit pad, or auto_pad SAME_UPPER/SAME_LOWER.
+bool padsInput(std::optional<llvm::ArrayRef<int64_t>> pads,
+               std::optional<llvm::StringRef> autoPad);
+
 /// Static [H, W] of a rank-4 NCHW value, if known.
 std::optional<std::array<int64_t, 2>> staticSpatialShape(mlir::Value value);
 

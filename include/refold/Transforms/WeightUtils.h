@@ -38,6 +38,13 @@ std::optional<F32Tensor> getConstantF32(mlir::Value value);
 /// The integer values of an initializer or Constant holding integers.
 std::optional<llvm::SmallVector<int64_t>> getConstantInts(mlir::Value value);
 
+/// The values of `constant` per channel of a rank-`rank` tensor with
+/// `channels` channels on axis 1 (numpy broadcasting, so [C,1,1] and
+/// [1,C,1,1] alike); a scalar is repeated. Nothing if it varies along
+/// another axis or is not a float32 constant.
+std::optional<std::vector<float>> channelValues(mlir::Value constant, int64_t rank,
+                                                int64_t channels);
+
 /// The value of a scalar or single-element float constant.
 std::optional<float> getScalarF32(mlir::Value value);
 
