@@ -45,6 +45,31 @@ std::optional<std::vector<float>> perChannel(Value constant, Type outType) {
   return weights::channelValues(constant, type.getRank(), type.getDimSize(1));
 }
 
+/// The per-channel scale and shift the Mul, Add, Sub or Div `op` applies
+/// with `values` to its other operand, on the left when `operandOnLeft`;
+/// nothing for c / y or division by zero.
+std::optional<std::pair<std::vector<float>, std::vector<float>>>
+affineOf(Operation *op, const std::vector<float> &values, bool operandOnLeft) {
+  size_t n = values.size();
+  std::vector<float> scale(n, 1.0f), shift(n, 0.0f);
+  for (size_t c = 0; c < n; ++c) {
+    float v = values[c];
+    if (isa<MulOp>(op)) {
+      scale[c] = v;
+    } else if (isa<AddOp>(op)) {
+      shift[c] = v;
+    } else if (isa<SubOp>(op)) {
+      scale[c] = operandOnLeft ? 1.0f : -1.0f;
+      shift[c] = operandOnLeft ? -v : v;
+    } else {
+      if (!operandOnLeft || v == 0.0f)
+        return std::nullopt;
+      scale[c] = 1.0f / v;
+    }
+  }
+  return std::make_pair(scale, shift);
+}
+
 template <typename ArithOp> struct FoldArithmetic : OpRewritePattern<ArithOp> {
   using OpRewritePattern<ArithOp>::OpRewritePattern;
   LogicalResult matchAndRewrite(ArithOp op, PatternRewriter &rewriter) const override {
@@ -68,7 +93,7 @@ template <typename ArithOp> struct FoldArithmetic : OpRewritePattern<ArithOp> {
     if (!values)
       return rewriter.notifyMatchFailure(op,
                                          "the other operand is not a per-channel float32 constant");
-    auto affine = affineOf(*values, linearOnLeft);
+    auto affine = affineOf(op, *values, linearOnLeft);
     if (!affine)
       return rewriter.notifyMatchFailure(op, "a constant divided by the output, or by zero");
     return foldChannelAffine(rewriter, op, linear, affine->first, affine->second);
@@ -88,16 +113,7 @@ template <typename ArithOp> struct FoldArithmetic : OpRewritePattern<ArithOp> {
       auto values = perChannel(constant, x.getType());
       if (!values)
         continue;
-      std::optional<std::pair<std::vector<float>, std::vector<float>>> map;
-      bool xOnLeft = constantSide == 1;
-      if (isa<MulOp>(op))
-        map = FoldArithmetic<MulOp>::affineOf(*values, xOnLeft);
-      else if (isa<AddOp>(op))
-        map = FoldArithmetic<AddOp>::affineOf(*values, xOnLeft);
-      else if (isa<SubOp>(op))
-        map = FoldArithmetic<SubOp>::affineOf(*values, xOnLeft);
-      else
-        map = FoldArithmetic<DivOp>::affineOf(*values, xOnLeft);
+      auto map = affineOf(op, *values, /*operandOnLeft=*/constantSide == 1);
       if (!map)
         return std::nullopt;
       return std::make_tuple(x, map->first, map->second);
@@ -134,30 +150,6 @@ template <typename ArithOp> struct FoldArithmetic : OpRewritePattern<ArithOp> {
     for (Operation *dead : llvm::reverse(ArrayRef(chain).drop_back()))
       rewriter.eraseOp(dead);
     return success();
-  }
-
-  /// The scale and shift that `op` applies with `values` when the linear
-  /// operand is on `linearOnLeft` side; nothing for an undefined map.
-  static std::optional<std::pair<std::vector<float>, std::vector<float>>>
-  affineOf(const std::vector<float> &values, bool linearOnLeft) {
-    size_t n = values.size();
-    std::vector<float> scale(n, 1.0f), shift(n, 0.0f);
-    for (size_t c = 0; c < n; ++c) {
-      float v = values[c];
-      if constexpr (std::is_same_v<ArithOp, MulOp>) {
-        scale[c] = v;
-      } else if constexpr (std::is_same_v<ArithOp, AddOp>) {
-        shift[c] = v;
-      } else if constexpr (std::is_same_v<ArithOp, SubOp>) {
-        scale[c] = linearOnLeft ? 1.0f : -1.0f;
-        shift[c] = linearOnLeft ? -v : v;
-      } else {
-        if (!linearOnLeft || v == 0.0f)
-          return std::nullopt;
-        scale[c] = 1.0f / v;
-      }
-    }
-    return std::make_pair(scale, shift);
   }
 
   /// A MatMul over more than two axes (a channels-last Linear, tokens), bare
@@ -198,7 +190,7 @@ template <typename ArithOp> struct FoldArithmetic : OpRewritePattern<ArithOp> {
     if (!values)
       return rewriter.notifyMatchFailure(op, "the other operand is not a float32 constant along "
                                              "the last axis");
-    auto affine = affineOf(*values, side == 0);
+    auto affine = affineOf(op, *values, side == 0);
     if (!affine)
       return rewriter.notifyMatchFailure(op, "a constant divided by the output, or by zero");
     return foldLastAxisAffine(rewriter, op, linear, affine->first, affine->second);
