@@ -14,6 +14,7 @@
 #include "refold/Passes/Explain.h"
 #include "refold/Passes/Passes.h"
 #include "refold/Transforms/ConvForms.h"
+#include "refold/Transforms/FusablePatterns.h"
 #include "refold/Transforms/LinearFold.h"
 #include "refold/Transforms/WeightUtils.h"
 
@@ -36,43 +37,16 @@ bool isLinear(Value v) {
   return isa_and_nonnull<ConvOp, ConvTransposeOp, GemmOp, MatMulOp>(v.getDefiningOp());
 }
 
-/// The per-channel values of `constant` for an output of type `outType`
-/// (channels on axis 1), or nothing if it varies along another axis.
-std::optional<std::vector<float>> perChannel(Value constant, Type outType) {
-  auto type = dyn_cast<RankedTensorType>(outType);
-  if (!type || type.getRank() < 2 || type.isDynamicDim(1))
-    return std::nullopt;
-  return weights::channelValues(constant, type.getRank(), type.getDimSize(1));
-}
-
-/// The per-channel scale and shift the Mul, Add, Sub or Div `op` applies
-/// with `values` to its other operand, on the left when `operandOnLeft`;
-/// nothing for c / y or division by zero.
-std::optional<std::pair<std::vector<float>, std::vector<float>>>
-affineOf(Operation *op, const std::vector<float> &values, bool operandOnLeft) {
-  size_t n = values.size();
-  std::vector<float> scale(n, 1.0f), shift(n, 0.0f);
-  for (size_t c = 0; c < n; ++c) {
-    float v = values[c];
-    if (isa<MulOp>(op)) {
-      scale[c] = v;
-    } else if (isa<AddOp>(op)) {
-      shift[c] = v;
-    } else if (isa<SubOp>(op)) {
-      scale[c] = operandOnLeft ? 1.0f : -1.0f;
-      shift[c] = operandOnLeft ? -v : v;
-    } else {
-      if (!operandOnLeft || v == 0.0f)
-        return std::nullopt;
-      scale[c] = 1.0f / v;
-    }
-  }
-  return std::make_pair(scale, shift);
-}
-
 template <typename ArithOp> struct FoldArithmetic : OpRewritePattern<ArithOp> {
-  using OpRewritePattern<ArithOp>::OpRewritePattern;
+  FoldArithmetic(MLIRContext *ctx, const FusablePatterns &fusable)
+      : OpRewritePattern<ArithOp>(ctx), fusable(fusable) {}
+
   LogicalResult matchAndRewrite(ArithOp op, PatternRewriter &rewriter) const override {
+    // Folding a constant out of GELU, LayerNorm or HardSwish arithmetic
+    // removes one op but stops runtimes from running the chain as one.
+    if (StringRef pattern = fusable.patternOf(op); !pattern.empty())
+      return rewriter.notifyMatchFailure(op, "part of a " + pattern +
+                                                 " pattern that runtimes fuse: left whole");
     if (auto side = channelsLastSide(op))
       return foldChannelsLast(op, *side, rewriter);
     if (succeeded(foldBackward(op, rewriter)))
@@ -82,70 +56,49 @@ template <typename ArithOp> struct FoldArithmetic : OpRewritePattern<ArithOp> {
 
   /// The op after a linear op: into its weights and bias.
   LogicalResult foldBackward(ArithOp op, PatternRewriter &rewriter) const {
-    Value lhs = op->getOperand(0), rhs = op->getOperand(1);
-    bool linearOnLeft = isLinear(lhs);
-    if (!linearOnLeft && !isLinear(rhs))
+    if (!isLinear(op->getOperand(0)) && !isLinear(op->getOperand(1)))
       return rewriter.notifyMatchFailure(op, "no operand is a Conv, ConvTranspose, Gemm or MatMul");
-    Value linear = linearOnLeft ? lhs : rhs, other = linearOnLeft ? rhs : lhs;
-    if (op->getResult(0).getType() != linear.getType())
-      return rewriter.notifyMatchFailure(op, "the constant broadcasts the output to another shape");
-    auto values = perChannel(other, linear.getType());
-    if (!values)
-      return rewriter.notifyMatchFailure(op,
-                                         "the other operand is not a per-channel float32 constant");
-    auto affine = affineOf(op, *values, linearOnLeft);
-    if (!affine)
-      return rewriter.notifyMatchFailure(op, "a constant divided by the output, or by zero");
-    return foldChannelAffine(rewriter, op, linear, affine->first, affine->second);
-  }
-
-  /// The per-channel map `op` applies to its non-constant operand, which it
-  /// returns; nothing when `op` is not such a map.
-  static std::optional<std::tuple<Value, std::vector<float>, std::vector<float>>>
-  channelMapOf(Operation *op) {
-    if (!isa<MulOp, AddOp, SubOp, DivOp>(op))
-      return std::nullopt;
-    Value result = op->getResult(0);
-    for (unsigned constantSide : {1u, 0u}) {
-      Value x = op->getOperand(1 - constantSide), constant = op->getOperand(constantSide);
-      if (x.getType() != result.getType())
-        continue; // the constant broadcasts x: not per channel
-      auto values = perChannel(constant, x.getType());
-      if (!values)
-        continue;
-      auto map = affineOf(op, *values, /*operandOnLeft=*/constantSide == 1);
-      if (!map)
-        return std::nullopt;
-      return std::make_tuple(x, map->first, map->second);
-    }
-    return std::nullopt;
+    std::string why;
+    auto map = readChannelMap(op, why);
+    if (failed(map))
+      return rewriter.notifyMatchFailure(op, why);
+    if (!isLinear(map->input))
+      return rewriter.notifyMatchFailure(op, "the linear op is the constant operand");
+    return foldChannelAffine(rewriter, op, map->input, map->affine.scale, map->affine.shift);
   }
 
   /// The op (and the per-channel maps after it: x * s + t, then + u) before
   /// a Conv, Gemm or 2-D MatMul that is the chain's only user.
   LogicalResult foldForward(ArithOp op, PatternRewriter &rewriter) const {
-    auto first = channelMapOf(op);
-    if (!first)
+    std::string why;
+    auto first = readChannelMap(op, why);
+    if (failed(first))
       return rewriter.notifyMatchFailure(op, "no operand is a per-channel float32 constant of "
                                              "the input's shape (or it divides by the input)");
-    auto [x, scale, shift] = *first;
+    // Composed in double and rounded once: chains of scalar affines after
+    // every layer would otherwise drift.
+    std::vector<double> scale(first->affine.scale.begin(), first->affine.scale.end());
+    std::vector<double> shift(first->affine.shift.begin(), first->affine.shift.end());
     SmallVector<Operation *> chain{op};
     while (chain.back()->getResult(0).hasOneUse()) {
       Operation *next = *chain.back()->getResult(0).getUsers().begin();
-      auto map = channelMapOf(next);
-      if (!map || std::get<0>(*map) != chain.back()->getResult(0) ||
-          std::get<1>(*map).size() != scale.size())
+      if (!isa<MulOp, AddOp, SubOp, DivOp>(next) || !fusable.patternOf(next).empty())
+        break;
+      auto map = readChannelMap(next, why);
+      if (failed(map) || map->input != chain.back()->getResult(0) ||
+          map->affine.scale.size() != scale.size())
         break;
       for (size_t c = 0; c < scale.size(); ++c) {
-        scale[c] *= std::get<1>(*map)[c];
-        shift[c] = shift[c] * std::get<1>(*map)[c] + std::get<2>(*map)[c];
+        scale[c] *= map->affine.scale[c];
+        shift[c] = shift[c] * map->affine.scale[c] + map->affine.shift[c];
       }
       chain.push_back(next);
     }
     Value result = chain.back()->getResult(0);
     if (!result.hasOneUse() || !isa<ConvOp, GemmOp, MatMulOp>(*result.getUsers().begin()))
       return rewriter.notifyMatchFailure(op, "the only user is not a Conv, Gemm or MatMul");
-    if (failed(foldAffineIntoFollowing(rewriter, chain.back(), x, scale, shift)))
+    std::vector<float> s(scale.begin(), scale.end()), t(shift.begin(), shift.end());
+    if (failed(foldAffineIntoFollowing(rewriter, chain.back(), first->input, s, t)))
       return rewriter.notifyMatchFailure(op, "the following linear op takes no affine map");
     for (Operation *dead : llvm::reverse(ArrayRef(chain).drop_back()))
       rewriter.eraseOp(dead);
@@ -190,11 +143,13 @@ template <typename ArithOp> struct FoldArithmetic : OpRewritePattern<ArithOp> {
     if (!values)
       return rewriter.notifyMatchFailure(op, "the other operand is not a float32 constant along "
                                              "the last axis");
-    auto affine = affineOf(op, *values, side == 0);
+    auto affine = arithmeticAffine(op, *values, side == 0);
     if (!affine)
       return rewriter.notifyMatchFailure(op, "a constant divided by the output, or by zero");
-    return foldLastAxisAffine(rewriter, op, linear, affine->first, affine->second);
+    return foldLastAxisAffine(rewriter, op, linear, affine->scale, affine->shift);
   }
+
+  const FusablePatterns &fusable;
 };
 
 /// Conv(Pad(x)) with zero constant padding of the spatial axes only.
@@ -230,8 +185,10 @@ struct FoldAffinePass : refold::impl::FoldAffineBase<FoldAffinePass> {
   void runOnOperation() override {
     MLIRContext *ctx = &getContext();
     RewritePatternSet patterns(ctx);
+    FusablePatterns fusable(getOperation());
     patterns.add<FoldArithmetic<MulOp>, FoldArithmetic<AddOp>, FoldArithmetic<SubOp>,
-                 FoldArithmetic<DivOp>, FoldPadIntoConv>(ctx);
+                 FoldArithmetic<DivOp>>(ctx, fusable);
+    patterns.add<FoldPadIntoConv>(ctx);
     if (failed(applyToCandidates<MulOp, AddOp, SubOp, DivOp, ConvOp>(getOperation(),
                                                                      std::move(patterns))))
       return signalPassFailure();

@@ -4,6 +4,8 @@
 
 #include "refold/Dialect/ONNX/ONNXOps.h"
 
+#include <algorithm>
+
 using namespace mlir;
 using namespace refold;
 using namespace refold::ir;
@@ -195,8 +197,62 @@ Value refold::createAddConstant(PatternRewriter &rewriter, Location loc, Value v
   return add.getResult();
 }
 
+namespace {
+
+/// Slice(Pad(x)) that only removes padding is a smaller zero Pad of x.
+FailureOr<ZeroPad> readCroppedZeroPad(SliceOp slice, std::string &why) {
+  auto padded = readZeroPad(slice.getData(), why);
+  if (failed(padded))
+    return failure();
+  auto type = dyn_cast<RankedTensorType>(slice.getData().getType());
+  auto starts = weights::getConstantInts(slice.getStarts());
+  auto ends = weights::getConstantInts(slice.getEnds());
+  if (!type || !starts || !ends || starts->size() != ends->size())
+    return why = "the Slice's starts and ends are not constants", failure();
+  int64_t rank = type.getRank(), spatial = rank - 2;
+  SmallVector<int64_t> axes;
+  if (isNoneValue(slice.getAxes())) {
+    for (size_t i = 0; i < starts->size(); ++i)
+      axes.push_back(i);
+  } else if (auto a = weights::getConstantInts(slice.getAxes()); a && a->size() == starts->size()) {
+    axes = *a;
+  } else {
+    return why = "the Slice's axes are not constants", failure();
+  }
+  if (!isNoneValue(slice.getSteps())) {
+    auto steps = weights::getConstantInts(slice.getSteps());
+    if (!steps || llvm::any_of(*steps, [](int64_t s) { return s != 1; }))
+      return why = "the Slice has steps other than 1", failure();
+  }
+  ZeroPad result = *padded;
+  result.op = slice;
+  for (size_t i = 0; i < axes.size(); ++i) {
+    int64_t axis = axes[i] < 0 ? axes[i] + rank : axes[i];
+    if (axis < 0 || axis >= rank || type.isDynamicDim(axis))
+      return why = "the Slice's axis is out of range or not static", failure();
+    int64_t dim = type.getDimSize(axis);
+    int64_t begin = std::clamp((*starts)[i] < 0 ? (*starts)[i] + dim : (*starts)[i], int64_t(0), dim);
+    int64_t end = std::clamp((*ends)[i] < 0 ? (*ends)[i] + dim : (*ends)[i], int64_t(0), dim);
+    int64_t cutEnd = dim - end;
+    if (begin == 0 && cutEnd == 0)
+      continue;
+    if (axis < 2)
+      return why = "the Slice cuts the batch or channel axis", failure();
+    int64_t &padBegin = result.pads[axis - 2], &padEnd = result.pads[spatial + axis - 2];
+    if (begin > padBegin || cutEnd > padEnd || begin >= end)
+      return why = "the Slice cuts into the data, not only into the padding", failure();
+    padBegin -= begin;
+    padEnd -= cutEnd;
+  }
+  return result;
+}
+
+} // namespace
+
 FailureOr<ZeroPad> refold::readZeroPad(Value padded, std::string &why) {
   Operation *op = padded.getDefiningOp();
+  if (auto slice = dyn_cast_or_null<SliceOp>(op))
+    return readCroppedZeroPad(slice, why);
   std::optional<SmallVector<int64_t>> amounts;
   std::optional<float> value = 0.0f;
   std::string mode = "constant";

@@ -86,7 +86,7 @@ LogicalResult foldIntoConv(PatternRewriter &rewriter, Operation *affineOp, Value
   }
   F32Tensor newB(llvm::ArrayRef<int64_t>{outChannels});
   for (int64_t o = 0; o < outChannels; ++o)
-    newB.data[o] = (b ? b->data[o] * scale[o] : 0.0f) + shift[o];
+    newB.data[o] = float((b ? double(b->data[o]) * scale[o] : 0.0) + shift[o]);
 
   Operation *folded = rewriter.clone(*conv);
   folded->setOperand(
@@ -128,8 +128,8 @@ LogicalResult foldIntoGemm(PatternRewriter &rewriter, Operation *affineOp, Value
       newW.data[transB ? col * k + r : r * n + col] *= alpha * scale[col];
   F32Tensor newC(llvm::ArrayRef<int64_t>{n});
   for (int64_t col = 0; col < n; ++col) {
-    float cv = c ? c->data[c->size() == 1 ? 0 : col] * beta : 0.0f;
-    newC.data[col] = cv * scale[col] + shift[col];
+    double cv = c ? double(c->data[c->size() == 1 ? 0 : col]) * beta : 0.0;
+    newC.data[col] = float(cv * scale[col] + shift[col]);
   }
   Operation *folded = rewriter.clone(*gemm);
   folded->setOperand(
@@ -335,7 +335,7 @@ LogicalResult refold::foldLastAxisAffine(PatternRewriter &rewriter, Operation *a
       w.data[r * n + c] *= scale[c];
   std::vector<float> bias(n);
   for (int64_t c = 0; c < n; ++c)
-    bias[c] = m->bias[c] * scale[c] + shift[c];
+    bias[c] = float(double(m->bias[c]) * scale[c] + shift[c]);
   Value result = createMatMulWithBias(rewriter, affineOp, m->matmul.getA(), w, bias, m->matmul);
   rewriter.replaceOp(affineOp, result);
   if (m->biasAdd)
@@ -365,11 +365,14 @@ LogicalResult refold::foldAffineIntoMatMul(PatternRewriter &rewriter, Operation 
         replaced = add, bias = *values;
     }
   F32Tensor newW = *w;
+  std::vector<double> biasSum(bias.begin(), bias.end());
   for (int64_t r = 0; r < k; ++r)
     for (int64_t c = 0; c < n; ++c) {
-      bias[c] += shift[r] * w->data[r * n + c];
+      biasSum[c] += double(shift[r]) * w->data[r * n + c];
       newW.data[r * n + c] *= scale[r];
     }
+  for (int64_t c = 0; c < n; ++c)
+    bias[c] = float(biasSum[c]); // summed in double, rounded once
   rewriter.setInsertionPoint(replaced);
   Value result = createMatMulWithBias(rewriter, replaced, x, newW, bias, matmul);
   rewriter.replaceOp(replaced, result);
@@ -436,18 +439,20 @@ LogicalResult refold::foldAffineIntoFollowing(PatternRewriter &rewriter, Operati
       bias = b->data;
     }
     int64_t kernel = w->size() / (out * inPerGroup), outPerGroup = out / group;
+    std::vector<double> biasSum(bias.begin(), bias.end());
     weights::F32Tensor newW = *w;
     for (int64_t o = 0; o < out; ++o)
       for (int64_t j = 0; j < inPerGroup; ++j) {
         int64_t i = (o / outPerGroup) * inPerGroup + j;
         for (int64_t k = 0; k < kernel; ++k) {
           float &v = newW.data[(o * inPerGroup + j) * kernel + k];
-          bias[o] += v * t[i];
+          biasSum[o] += double(v) * t[i];
           v *= s[i];
         }
       }
     weights::F32Tensor newB(llvm::ArrayRef<int64_t>{out});
-    newB.data = bias;
+    for (int64_t o = 0; o < out; ++o)
+      newB.data[o] = float(biasSum[o]); // summed in double, rounded once
     Value wv = weights::createInitializer(rewriter, conv.getLoc(),
                                           hintFor(conv.getW(), "_folded"), newW);
     Value bv = weights::createInitializer(rewriter, conv.getLoc(),
@@ -548,4 +553,56 @@ FailureOr<refold::ChannelAffine> refold::batchNormAffine(BatchNormalizationOp bn
     affine.shift.push_back(float(beta->data[c] - mean->data[c] * s));
   }
   return affine;
+}
+
+std::optional<refold::ChannelAffine>
+refold::arithmeticAffine(Operation *op, ArrayRef<float> values, bool operandOnLeft) {
+  size_t n = values.size();
+  ChannelAffine affine{std::vector<float>(n, 1.0f), std::vector<float>(n, 0.0f)};
+  for (size_t c = 0; c < n; ++c) {
+    float v = values[c];
+    if (isa<MulOp>(op)) {
+      affine.scale[c] = v;
+    } else if (isa<AddOp>(op)) {
+      affine.shift[c] = v;
+    } else if (isa<SubOp>(op)) {
+      affine.scale[c] = operandOnLeft ? 1.0f : -1.0f;
+      affine.shift[c] = operandOnLeft ? -v : v;
+    } else if (isa<DivOp>(op)) {
+      if (!operandOnLeft || v == 0.0f)
+        return std::nullopt;
+      affine.scale[c] = float(1.0 / double(v));
+    } else {
+      return std::nullopt;
+    }
+  }
+  return affine;
+}
+
+FailureOr<refold::ChannelMap> refold::readChannelMap(Operation *op, std::string &why) {
+  if (auto bn = dyn_cast_or_null<BatchNormalizationOp>(op)) {
+    auto affine = batchNormAffine(bn, why);
+    if (failed(affine))
+      return failure();
+    return ChannelMap{bn.getX(), std::move(*affine)};
+  }
+  if (!isa_and_nonnull<MulOp, AddOp, SubOp, DivOp>(op))
+    return why = "not a BatchNormalization, Mul, Add, Sub or Div", failure();
+  Value result = op->getResult(0);
+  auto type = dyn_cast<RankedTensorType>(result.getType());
+  if (!type || type.getRank() < 2 || type.isDynamicDim(1))
+    return why = "the output has no static channel count", failure();
+  for (unsigned constantSide : {1u, 0u}) {
+    Value x = op->getOperand(1 - constantSide), constant = op->getOperand(constantSide);
+    if (x.getType() != result.getType())
+      continue; // the constant broadcasts x: not per channel
+    auto values = weights::channelValues(constant, type.getRank(), type.getDimSize(1));
+    if (!values)
+      continue;
+    auto affine = arithmeticAffine(op, *values, /*operandOnLeft=*/constantSide == 1);
+    if (!affine)
+      return why = "a constant divided by the tensor, or a division by zero", failure();
+    return ChannelMap{x, std::move(*affine)};
+  }
+  return why = "the other operand is not a per-channel float32 constant", failure();
 }

@@ -99,21 +99,39 @@ func.func @dbb(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> {
 
 // -----
 
-// Refusals: convs with mismatched groups (2 and 4); an AveragePool with
-// count_include_pad=0 (it divides by the covered taps: no kernel).
+// Refusals: convs whose groups do not nest (2 and 3 groups of 6 channels);
+// an AveragePool with count_include_pad=0 (it divides by the covered taps:
+// no kernel).
 // CHECK-LABEL: func.func @group_and_pool_refusals
 // CHECK-COUNT-2: onnx.Add
-func.func @group_and_pool_refusals(%x: tensor<1x4x4x4xf32>) -> (tensor<1x4x4x4xf32>, tensor<1x4x4x4xf32>) {
+func.func @group_and_pool_refusals(%x: tensor<1x6x4x4xf32>) -> (tensor<1x6x4x4xf32>, tensor<1x6x4x4xf32>) {
+  %none = onnx.none
+  %g2 = onnx.initializer "g2" = dense<1.0> : tensor<6x3x3x3xf32>
+  %g3 = onnx.initializer "g3" = dense<1.0> : tensor<6x2x3x3xf32>
+  %a = onnx.Conv(%x, %g2, %none) {group = 2 : i64, pads = array<i64: 1, 1, 1, 1>} : (tensor<1x6x4x4xf32>, tensor<6x3x3x3xf32>, none) -> tensor<1x6x4x4xf32>
+  %b = onnx.Conv(%x, %g3, %none) {group = 3 : i64, pads = array<i64: 1, 1, 1, 1>} : (tensor<1x6x4x4xf32>, tensor<6x2x3x3xf32>, none) -> tensor<1x6x4x4xf32>
+  %r0 = onnx.Add(%a, %b) : (tensor<1x6x4x4xf32>, tensor<1x6x4x4xf32>) -> tensor<1x6x4x4xf32>
+  %c = onnx.Conv(%x, %g2, %none) {group = 2 : i64, pads = array<i64: 1, 1, 1, 1>} : (tensor<1x6x4x4xf32>, tensor<6x3x3x3xf32>, none) -> tensor<1x6x4x4xf32>
+  %p = onnx.AveragePool(%x) {kernel_shape = array<i64: 3, 3>, pads = array<i64: 1, 1, 1, 1>} : (tensor<1x6x4x4xf32>) -> tensor<1x6x4x4xf32>
+  %r1 = onnx.Add(%c, %p) : (tensor<1x6x4x4xf32>, tensor<1x6x4x4xf32>) -> tensor<1x6x4x4xf32>
+  return %r0, %r1 : tensor<1x6x4x4xf32>, tensor<1x6x4x4xf32>
+}
+
+// -----
+
+// Nested groups: a 4-group (depthwise) kernel joins a 2-group one as a
+// 2-group kernel with zeros off its groups.
+// CHECK-LABEL: func.func @nested_groups
+// CHECK: onnx.Conv(%arg0, %{{.*}}, %{{.*}}) {group = 2 : i64
+// CHECK-NOT: onnx.Add
+func.func @nested_groups(%x: tensor<1x4x4x4xf32>) -> tensor<1x4x4x4xf32> {
   %none = onnx.none
   %g2 = onnx.initializer "g2" = dense<1.0> : tensor<4x2x3x3xf32>
   %g4 = onnx.initializer "g4" = dense<1.0> : tensor<4x1x3x3xf32>
   %a = onnx.Conv(%x, %g2, %none) {group = 2 : i64, pads = array<i64: 1, 1, 1, 1>} : (tensor<1x4x4x4xf32>, tensor<4x2x3x3xf32>, none) -> tensor<1x4x4x4xf32>
   %b = onnx.Conv(%x, %g4, %none) {group = 4 : i64, pads = array<i64: 1, 1, 1, 1>} : (tensor<1x4x4x4xf32>, tensor<4x1x3x3xf32>, none) -> tensor<1x4x4x4xf32>
-  %r0 = onnx.Add(%a, %b) : (tensor<1x4x4x4xf32>, tensor<1x4x4x4xf32>) -> tensor<1x4x4x4xf32>
-  %c = onnx.Conv(%x, %g2, %none) {group = 2 : i64, pads = array<i64: 1, 1, 1, 1>} : (tensor<1x4x4x4xf32>, tensor<4x2x3x3xf32>, none) -> tensor<1x4x4x4xf32>
-  %p = onnx.AveragePool(%x) {kernel_shape = array<i64: 3, 3>, pads = array<i64: 1, 1, 1, 1>} : (tensor<1x4x4x4xf32>) -> tensor<1x4x4x4xf32>
-  %r1 = onnx.Add(%c, %p) : (tensor<1x4x4x4xf32>, tensor<1x4x4x4xf32>) -> tensor<1x4x4x4xf32>
-  return %r0, %r1 : tensor<1x4x4x4xf32>, tensor<1x4x4x4xf32>
+  %r = onnx.Add(%a, %b) : (tensor<1x4x4x4xf32>, tensor<1x4x4x4xf32>) -> tensor<1x4x4x4xf32>
+  return %r : tensor<1x4x4x4xf32>
 }
 
 // -----

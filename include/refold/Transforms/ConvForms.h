@@ -67,9 +67,10 @@ weights::F32Tensor borderCorrection(const weights::F32Tensor &weight, int64_t gr
                                     int64_t outH, int64_t outW);
 
 /// A Pad by zeros of the spatial axes only, in constant mode: the typed Pad
-/// or the attribute form of opsets 2 to 10.
+/// or the attribute form of opsets 2 to 10; also a Slice of such a Pad that
+/// only removes padding (ACNet's crop form), as the smaller Pad it is.
 struct ZeroPad {
-  mlir::Operation *op;
+  mlir::Operation *op; // the Pad, or the Slice that crops it
   mlir::Value input;
   llvm::SmallVector<int64_t> pads; // begins of the spatial axes, then ends
 };

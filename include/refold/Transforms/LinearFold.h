@@ -23,6 +23,25 @@ struct ChannelAffine {
 /// spatial=0 (opsets before 9: statistics per activation, not per channel).
 llvm::FailureOr<ChannelAffine> batchNormAffine(ir::BatchNormalizationOp bn, std::string &why);
 
+/// One op computing x * scale[c] + shift[c] per channel (axis 1) of x.
+struct ChannelMap {
+  mlir::Value input;
+  ChannelAffine affine;
+};
+
+/// `op` as a per-channel map of its non-constant operand: an inference-mode
+/// BatchNormalization, or Mul, Add, Sub or Div by a float32 constant that
+/// varies only along axis 1 (a scalar too) and does not broadcast the
+/// operand to a larger shape. Fails with the reason otherwise (c / x and
+/// division by zero included).
+llvm::FailureOr<ChannelMap> readChannelMap(mlir::Operation *op, std::string &why);
+
+/// The scale and shift that Mul, Add, Sub or Div applies with `values` to its
+/// other operand, on the left when `operandOnLeft`; nothing for c / y or
+/// division by zero.
+std::optional<ChannelAffine> arithmeticAffine(mlir::Operation *op, llvm::ArrayRef<float> values,
+                                              bool operandOnLeft);
+
 /// `affineOp` computes y * scale[c] + shift[c] per output channel c of
 /// `linear`, the result of a Conv, ConvTranspose, Gemm or 2-D MatMul with
 /// constant weights. Replaces both by one linear op with folded weights and
