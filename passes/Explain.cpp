@@ -27,6 +27,16 @@ void ExplainLog::notifyMatchFailure(Location loc,
   refusals[{currentPass, diag.str()}].insert(where);
 }
 
+ExplainLog::Snapshot ExplainLog::snapshot() const {
+  std::lock_guard<std::mutex> lock(mutex);
+  return refusals;
+}
+
+void ExplainLog::restore(Snapshot saved) {
+  std::lock_guard<std::mutex> lock(mutex);
+  refusals = std::move(saved);
+}
+
 void ExplainLog::print(llvm::raw_ostream &os) const {
   std::lock_guard<std::mutex> lock(mutex);
   for (const auto &[key, names] : refusals) {

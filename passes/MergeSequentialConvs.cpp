@@ -27,11 +27,13 @@
 #include "refold/Passes/Explain.h"
 #include "refold/Passes/Passes.h"
 #include "refold/Transforms/ConvForms.h"
+#include "refold/Transforms/LinearFold.h"
 #include "refold/Transforms/WeightUtils.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+#include "llvm/ADT/SmallPtrSet.h"
 
 namespace refold {
 #define GEN_PASS_DEF_MERGESEQUENTIALCONVS
@@ -72,35 +74,50 @@ std::array<int64_t, 3> mergedGeometry(ArrayRef<ConvForm> chain) {
   return {kh, kw, sameGroups ? chain[0].group : 1};
 }
 
-/// Whether `value` is summed (through single-use Adds) with a conv of `input`
+/// Whether `value` is summed, in the linear region it belongs to (sums,
+/// differences and per-channel maps, any order), with a conv of `input`
 /// whose kernel covers (kh, kw) and whose stride is `stride`: the merged
-/// conv then disappears into it.
+/// conv then disappears into it (onnx-merge-parallel).
 bool absorbedBySibling(Value value, Value input, int64_t kh, int64_t kw,
                        std::array<int64_t, 2> stride) {
-  if (!value.hasOneUse())
+  std::string ignored;
+  auto isRegionOp = [&](Operation *op, Value operand) {
+    if (isa<AddOp, SubOp>(op))
+      return true; // a sum of branches, or a branch plus a constant
+    auto map = readChannelMap(op, ignored);
+    return succeeded(map) && map->input == operand;
+  };
+  // Up to the outermost sum of the region.
+  Operation *root = nullptr;
+  Value current = value;
+  while (current.hasOneUse()) {
+    Operation *user = *current.getUsers().begin();
+    if (!isRegionOp(user, current))
+      break;
+    if (isa<AddOp, SubOp>(user))
+      root = user;
+    current = user->getResult(0);
+  }
+  if (!root)
     return false;
-  Operation *root = *value.getUsers().begin();
-  if (!isa<AddOp>(root))
-    return false;
-  while (root->hasOneUse() && isa<AddOp>(*root->getUsers().begin()))
-    root = *root->getUsers().begin();
+  // Down through the region's other branches.
   SmallVector<Value> worklist(root->getOperands());
+  SmallPtrSet<Operation *, 16> seen;
   while (!worklist.empty()) {
     Value v = worklist.pop_back_val();
-    if (v == value)
-      continue;
     Operation *def = v.getDefiningOp();
-    if (isa_and_nonnull<AddOp>(def) && def->hasOneUse()) {
-      worklist.append(def->operand_begin(), def->operand_end());
+    if (v == value || !def || !seen.insert(def).second)
+      continue;
+    if (isConvLike(def)) {
+      auto sibling = readConvForm(def, ignored);
+      if (succeeded(sibling) && sibling->input == input && sibling->kh() >= kh &&
+          sibling->kw() >= kw && sibling->stride == stride)
+        return true;
       continue;
     }
-    std::string ignored;
-    if (!isConvLike(def))
-      continue;
-    auto sibling = readConvForm(def, ignored);
-    if (succeeded(sibling) && sibling->input == input && sibling->kh() >= kh &&
-        sibling->kw() >= kw && sibling->stride == stride)
-      return true;
+    if (v.hasOneUse() && (isa<AddOp, SubOp, BatchNormalizationOp>(def) ||
+                          succeeded(readChannelMap(def, ignored))))
+      worklist.append(def->operand_begin(), def->operand_end());
   }
   return false;
 }

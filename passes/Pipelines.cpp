@@ -19,25 +19,40 @@ void refold::buildRefoldPipeline(mlir::OpPassManager &pm, OptLevel level,
   // The last BN fold turns what is left into per-channel scale/shift ops.
   FoldBatchNormOptions lastBatchNormFold;
   lastBatchNormFold.lowerUnfolded = true;
-  graph.addPass(level == OptLevel::O1 ? createFoldBatchNorm(lastBatchNormFold)
-                                      : createFoldBatchNorm());
-  graph.addPass(createFoldAffine());
+  if (level == OptLevel::O1) {
+    graph.addPass(createFoldBatchNorm(lastBatchNormFold));
+    graph.addPass(createFoldAffine());
+  }
   if (level == OptLevel::O2) {
-    // Sequential merges first: a merged 1x1 -> 3x3 branch can then join the
-    // parallel sum it belongs to (DBB, UPDP blocks with residuals).
-    MergeSequentialConvsOptions sequential;
-    sequential.mergePolicy = options.mergePolicy;
+    // One round of folds and merges, repeated until nothing changes: each
+    // merge may enable another (a merged sum becomes a conv that a scale
+    // folds into and a residual sum absorbs), in whatever order they occur.
+    mlir::OpPassManager round(mlir::func::FuncOp::getOperationName());
+    round.addPass(createFoldBatchNorm());
+    round.addPass(createFoldAffine());
     // Linear merges first: a channels-last Linear becomes a 1x1 conv that the
-    // sequential merge can then fuse with its neighbours.
+    // conv merges can then fuse with its neighbours.
     MergeLinearOptions linear;
     linear.mergePolicy = options.mergePolicy;
-    graph.addPass(createMergeLinear(linear));
-    graph.addPass(createMergeSequentialConvs(sequential));
-    graph.addPass(createMergeParallelBranches());
+    round.addPass(createMergeLinear(linear));
+    // Sequential merges before parallel ones: a merged 1x1 -> 3x3 branch can
+    // then join the sum it belongs to (DBB, UPDP blocks with residuals).
+    MergeSequentialConvsOptions sequential;
+    sequential.mergePolicy = options.mergePolicy;
+    round.addPass(createMergeSequentialConvs(sequential));
+    round.addPass(createMergeParallelBranches());
     MergeConcatConvsOptions concat;
     concat.mergePolicy = options.mergePolicy;
-    graph.addPass(createMergeConcatConvs(concat));
-    // A BatchNormalization after a merged sum now follows a conv.
+    round.addPass(createMergeConcatConvs(concat));
+    round.addPass(createCleanup());
+    FixedPointOptions fixedPoint;
+    llvm::raw_string_ostream os(fixedPoint.pipeline);
+    llvm::interleave(
+        round.getPasses(), os, [&](mlir::Pass &pass) { pass.printAsTextualPipeline(os); }, ",");
+    os.flush();
+    fixedPoint.maxRounds = options.maxRounds;
+    graph.addPass(createFixedPoint(fixedPoint));
+    // What folds nowhere becomes per-channel scale/shift ops.
     graph.addPass(createFoldBatchNorm(lastBatchNormFold));
     graph.addPass(createFoldAffine());
     graph.addPass(createShrinkDeadChannels());

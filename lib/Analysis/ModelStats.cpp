@@ -192,6 +192,8 @@ std::string statsSummary(const ModelStats &before, const ModelStats &after) {
      << percent(before.macs, after.macs) << "), traffic " << human(before.memoryBytes) << "B -> "
      << human(after.memoryBytes) << "B (" << percent(before.memoryBytes, after.memoryBytes)
      << "), depth " << before.depth << " -> " << after.depth;
+  if (before.dynamicShapes && !after.dynamicShapes)
+    os << " (some of the original's shapes are unknown: its MACs and traffic are lower bounds)";
   return s;
 }
 

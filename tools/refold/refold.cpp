@@ -363,6 +363,21 @@ int main(int argc, char **argv) {
   if (verify)
     original = module->clone();
   refold::ModelStats statsBefore = refold::computeStats(*module);
+  if (statsBefore.dynamicShapes) {
+    // Exporters compute some shapes at run time (torch's ZeroPad2d); the
+    // pipeline knows them once constants are folded. Cost the original with
+    // those same shapes, or the comparison undercounts it.
+    mlir::OwningOpRef<mlir::ModuleOp> shaped = module->clone();
+    mlir::PassManager prepare(&context, mlir::ModuleOp::getOperationName());
+    prepare.nest<mlir::func::FuncOp>().addPass(refold::createFoldConstants());
+    prepare.addPass(refold::createInferShapes());
+    if (succeeded(prepare.run(*shaped))) {
+      refold::ModelStats costed = refold::computeStats(*shaped);
+      statsBefore.macs = costed.macs;
+      statsBefore.memoryBytes = costed.memoryBytes;
+      statsBefore.dynamicShapes = costed.dynamicShapes;
+    }
+  }
   mlir::PassManager pm(&context, mlir::ModuleOp::getOperationName());
   if (!passPipeline.empty()) {
     std::string parseError;

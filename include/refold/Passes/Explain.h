@@ -27,6 +27,12 @@ public:
   void notifyMatchFailure(mlir::Location loc,
                           llvm::function_ref<void(mlir::Diagnostic &)> reasonCallback) override;
 
+  /// The refusals so far; restore() goes back to them (a fixed-point round
+  /// that changed the IR is followed by another, whose refusals count).
+  using Snapshot = std::map<std::pair<std::string, std::string>, std::set<std::string>>;
+  Snapshot snapshot() const;
+  void restore(Snapshot saved);
+
   /// One line per (pass, reason) with how often and where.
   void print(llvm::raw_ostream &os) const;
 
@@ -35,7 +41,7 @@ private:
   std::string currentPass;
   mutable std::mutex mutex;
   // (pass, reason) -> node names
-  std::map<std::pair<std::string, std::string>, std::set<std::string>> refusals;
+  Snapshot refusals;
 };
 
 /// The rewrite configuration refold's passes use: visit only the candidate

@@ -21,6 +21,8 @@ enum class OptLevel { O0, O1, O2 };
 struct PipelineOptions {
   /// profitable, always or never (sequential conv merges).
   std::string mergePolicy = "profitable";
+  /// Bound on the -O2 fixed point's rounds.
+  unsigned maxRounds = 10;
 };
 
 /// Adds the pipeline for `level` to `pm` (which runs on the module).

@@ -184,6 +184,29 @@ def ShrinkDeadChannels : Pass<"onnx-shrink-channels", "::mlir::func::FuncOp"> {
   let dependentDialects = ["::refold::ir::ONNXDialect"];
 }
 
+def FixedPoint : Pass<"onnx-fixed-point", "::mlir::func::FuncOp"> {
+  let summary = "Run a pipeline of function passes until the function stops changing";
+  let description = [{
+    Runs `pipeline` (function passes) over the function again and again until
+    a round leaves it unchanged (same operation fingerprint) or `max-rounds`
+    rounds have run: one merge makes another possible (a merged sum becomes a
+    conv a per-channel scale folds into, which a residual sum then absorbs),
+    whatever order the passes run in. The `rounds` statistic counts the
+    rounds taken, the one that changed nothing included; `unconverged`
+    counts functions stopped by the bound (a warning says so).
+  }];
+  let options = [
+    Option<"pipeline", "pipeline", "std::string", "\"\"",
+           "The function passes of one round, as a textual pipeline">,
+    Option<"maxRounds", "max-rounds", "unsigned", "10",
+           "Most rounds to run before giving up on a fixed point">
+  ];
+  let statistics = [
+    Statistic<"numRounds", "rounds", "rounds run">,
+    Statistic<"numUnconverged", "unconverged", "functions that did not reach a fixed point">
+  ];
+}
+
 def TestBreakRewrite : Pass<"test-break-rewrite", "::mlir::func::FuncOp"> {
   let summary = "Test only: perturb one float weight, a wrong rewrite --verify must catch";
   let description = [{
