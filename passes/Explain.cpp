@@ -43,7 +43,8 @@ void ExplainLog::print(llvm::raw_ostream &os) const {
     // Nodes a pattern does not even apply to are not refusals.
     llvm::StringRef reason(key.second);
     if (reason.starts_with("input is not produced by") || reason.starts_with("no operand is") ||
-        reason.starts_with("no branch is") || reason == "not a linear layer")
+        reason.starts_with("no branch is") ||
+        reason.starts_with("nothing to merge") || reason == "not a linear layer")
       continue;
     os << "explain: " << key.first << ": " << names.size() << " x " << key.second << " (";
     int shown = 0;

@@ -73,7 +73,7 @@ struct FixedPointPass : refold::impl::FixedPointBase<FixedPointPass> {
       if (r == maxRounds) {
         ++numUnconverged;
         getOperation().emitWarning()
-            << "onnx-fixed-point: still changing after " << maxRounds << " rounds";
+            << "onnx-fixed-point: still changing after " << unsigned(maxRounds) << " rounds";
         return;
       }
       // Refusals of a round that changed the function may not hold anymore.

@@ -234,7 +234,9 @@ FailureOr<LinearForm> readRegion(Value value, Value input, std::string &why,
     return inner;
   }
   if (!isa<AddOp, SubOp>(def))
-    return why = "a branch is scaled by " + mapWhy.substr(mapWhy.find(' ') + 1), failure();
+    return why = "a branch's " + def->getName().stripDialect().str() +
+                 " is not a per-channel map: " + mapWhy,
+           failure();
   double sign = isa<SubOp>(def) ? -1.0 : 1.0;
   // A branch plus a constant [1, O, H, W] map (a border correction).
   for (int side = 0; side < 2; ++side) {

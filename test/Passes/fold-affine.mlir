@@ -204,3 +204,57 @@ func.func @attribute_pad_value(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> {
   %c = onnx.Conv(%p, %w, %none) : (tensor<1x2x6x6xf32>, tensor<2x2x3x3xf32>, none) -> tensor<1x2x4x4xf32>
   return %c : tensor<1x2x4x4xf32>
 }
+
+// -----
+
+// ACNet's crop form: Slice(Pad(x)) removing only padding is a smaller zero
+// Pad, so the 1x3 conv pads x itself (rows 1 and 1, columns 1 - 1 = 0).
+// CHECK-LABEL: func.func @slice_of_pad
+// CHECK: onnx.Conv(%arg0, %{{.*}}, %{{.*}}) {pads = array<i64: 1, 0, 1, 0>}
+// CHECK-NOT: onnx.Slice
+func.func @slice_of_pad(%x: tensor<1x1x4x4xf32>) -> tensor<1x1x6x4xf32> {
+  %none = onnx.none
+  %w = onnx.initializer "w" = dense<1.0> : tensor<1x1x1x3xf32>
+  %pads = onnx.initializer "pads" = dense<[0, 0, 1, 1, 0, 0, 1, 1]> : tensor<8xi64>
+  %starts = onnx.initializer "starts" = dense<1> : tensor<1xi64>
+  %ends = onnx.initializer "ends" = dense<-1> : tensor<1xi64>
+  %axes = onnx.initializer "axes" = dense<3> : tensor<1xi64>
+  %p = onnx.Pad(%x, %pads, %none, %none) : (tensor<1x1x4x4xf32>, tensor<8xi64>, none, none) -> tensor<1x1x6x6xf32>
+  %s = onnx.Slice(%p, %starts, %ends, %axes, %none) : (tensor<1x1x6x6xf32>, tensor<1xi64>, tensor<1xi64>, tensor<1xi64>, none) -> tensor<1x1x6x4xf32>
+  %y = onnx.Conv(%s, %w, %none) : (tensor<1x1x6x4xf32>, tensor<1x1x1x3xf32>, none) -> tensor<1x1x6x4xf32>
+  return %y : tensor<1x1x6x4xf32>
+}
+
+// -----
+
+// Left whole: a GELU (x * (1 + erf(x / sqrt 2)) * 0.5) whose 0.5 could fold
+// into the next conv; runtimes fuse the chain only as it is. A Slice that
+// cuts into the data is not padding.
+// CHECK-LABEL: func.func @gelu_and_cut
+// CHECK: onnx.Erf
+// CHECK: onnx.Mul
+// CHECK: %[[H:.*]] = onnx.Mul
+// CHECK: onnx.Conv(%[[H]]
+// CHECK: onnx.Slice
+func.func @gelu_and_cut(%x: tensor<1x1x4x4xf32>) -> (tensor<1x1x4x4xf32>, tensor<1x1x6x2xf32>) {
+  %none = onnx.none
+  %w = onnx.initializer "w" = dense<2.0> : tensor<1x1x1x1xf32>
+  %w3 = onnx.initializer "w3" = dense<1.0> : tensor<1x1x1x3xf32>
+  %sqrt2 = onnx.initializer "sqrt2" = dense<1.41421354> : tensor<f32>
+  %one = onnx.initializer "one" = dense<1.0> : tensor<f32>
+  %half = onnx.initializer "half" = dense<0.5> : tensor<f32>
+  %d = onnx.Div(%x, %sqrt2) : (tensor<1x1x4x4xf32>, tensor<f32>) -> tensor<1x1x4x4xf32>
+  %e = onnx.Erf(%d) : (tensor<1x1x4x4xf32>) -> tensor<1x1x4x4xf32>
+  %a = onnx.Add(%e, %one) : (tensor<1x1x4x4xf32>, tensor<f32>) -> tensor<1x1x4x4xf32>
+  %m = onnx.Mul(%x, %a) : (tensor<1x1x4x4xf32>, tensor<1x1x4x4xf32>) -> tensor<1x1x4x4xf32>
+  %h = onnx.Mul(%m, %half) : (tensor<1x1x4x4xf32>, tensor<f32>) -> tensor<1x1x4x4xf32>
+  %y = onnx.Conv(%h, %w, %none) : (tensor<1x1x4x4xf32>, tensor<1x1x1x1xf32>, none) -> tensor<1x1x4x4xf32>
+  %pads = onnx.initializer "pads" = dense<[0, 0, 1, 1, 0, 0, 1, 1]> : tensor<8xi64>
+  %starts = onnx.initializer "starts" = dense<2> : tensor<1xi64>
+  %ends = onnx.initializer "ends" = dense<6> : tensor<1xi64>
+  %axes = onnx.initializer "axes" = dense<3> : tensor<1xi64>
+  %p = onnx.Pad(%x, %pads, %none, %none) : (tensor<1x1x4x4xf32>, tensor<8xi64>, none, none) -> tensor<1x1x6x6xf32>
+  %s = onnx.Slice(%p, %starts, %ends, %axes, %none) : (tensor<1x1x6x6xf32>, tensor<1xi64>, tensor<1xi64>, tensor<1xi64>, none) -> tensor<1x1x6x4xf32>
+  %z = onnx.Conv(%s, %w3, %none) : (tensor<1x1x6x4xf32>, tensor<1x1x1x3xf32>, none) -> tensor<1x1x6x2xf32>
+  return %y, %z : tensor<1x1x4x4xf32>, tensor<1x1x6x2xf32>
+}

@@ -151,3 +151,76 @@ func.func @residual_from_conv(%x: tensor<1x1x4x4xf32>) -> tensor<1x1x4x4xf32> {
   %r = onnx.Add(%p, %c) : (tensor<1x1x4x4xf32>, tensor<1x1x4x4xf32>) -> tensor<1x1x4x4xf32>
   return %r : tensor<1x1x4x4xf32>
 }
+
+// -----
+
+// FastViT's RepMixer, x + s * (mixer(x) - BN(x)) with mixer = 3x3 + 1x1 +
+// BN(x): one linear region of x, whatever the nesting of sums, differences
+// and per-channel maps. One depthwise conv; no Sub, Mul or BN left.
+// CHECK-LABEL: func.func @repmixer
+// CHECK: %[[C:.*]] = onnx.Conv(%arg0, %{{.*}}, %{{.*}}) {group = 2 : i64, kernel_shape = array<i64: 3, 3>, onnx.name = "mixer3", onnx.outputs = ["out"], pads = array<i64: 1, 1, 1, 1>}
+// CHECK-NOT: onnx.Sub
+// CHECK-NOT: onnx.Mul
+// CHECK-NOT: onnx.BatchNormalization
+// CHECK-NEXT: return %[[C]]
+func.func @repmixer(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> {
+  %none = onnx.none
+  %w3 = onnx.initializer "w3" = dense<0.5> : tensor<2x1x3x3xf32>
+  %w1 = onnx.initializer "w1" = dense<2.0> : tensor<2x1x1x1xf32>
+  %g = onnx.initializer "g" = dense<[2.0, 3.0]> : tensor<2xf32>
+  %b = onnx.initializer "b" = dense<[0.5, -0.5]> : tensor<2xf32>
+  %m = onnx.initializer "m" = dense<[1.0, 2.0]> : tensor<2xf32>
+  %v = onnx.initializer "v" = dense<[3.0, 1.0]> : tensor<2xf32>
+  %ls = onnx.initializer "ls" = dense<[[[0.25]], [[-1.5]]]> : tensor<2x1x1xf32>
+  %c3 = onnx.Conv(%x, %w3, %none) {group = 2 : i64, onnx.name = "mixer3", pads = array<i64: 1, 1, 1, 1>} : (tensor<1x2x4x4xf32>, tensor<2x1x3x3xf32>, none) -> tensor<1x2x4x4xf32>
+  %c1 = onnx.Conv(%x, %w1, %none) {group = 2 : i64} : (tensor<1x2x4x4xf32>, tensor<2x1x1x1xf32>, none) -> tensor<1x2x4x4xf32>
+  %skip = onnx.BatchNormalization(%x, %g, %b, %m, %v) : (tensor<1x2x4x4xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<1x2x4x4xf32>
+  %s1 = onnx.Add(%c3, %c1) : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %mixer = onnx.Add(%s1, %skip) : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %norm = onnx.BatchNormalization(%x, %b, %g, %v, %m) : (tensor<1x2x4x4xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<1x2x4x4xf32>
+  %d = onnx.Sub(%mixer, %norm) : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %scaled = onnx.Mul(%ls, %d) : (tensor<2x1x1xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %y = onnx.Add(%x, %scaled) {onnx.outputs = ["out"]} : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  return %y : tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// x - conv(x): the difference negates the branch; the identity tap is 1 - 2.
+// CHECK-LABEL: func.func @difference
+// CHECK-DAG: onnx.initializer "out_weight" = dense<-1.000000e+00> : tensor<1x1x1x1xf32>
+// CHECK-DAG: onnx.initializer "out_bias" = dense<-3.000000e+00> : tensor<1xf32>
+// CHECK: onnx.Conv(%arg0
+// CHECK-NOT: onnx.Sub
+func.func @difference(%x: tensor<1x1x4x4xf32>) -> tensor<1x1x4x4xf32> {
+  %w = onnx.initializer "w" = dense<2.0> : tensor<1x1x1x1xf32>
+  %b = onnx.initializer "b" = dense<3.0> : tensor<1xf32>
+  %c = onnx.Conv(%x, %w, %b) : (tensor<1x1x4x4xf32>, tensor<1x1x1x1xf32>, tensor<1xf32>) -> tensor<1x1x4x4xf32>
+  %y = onnx.Sub(%x, %c) {onnx.outputs = ["out"]} : (tensor<1x1x4x4xf32>, tensor<1x1x4x4xf32>) -> tensor<1x1x4x4xf32>
+  return %y : tensor<1x1x4x4xf32>
+}
+
+// -----
+
+// Refusals: a Sub whose operands read different inputs; a branch scaled by
+// a tensor that is not a constant (a graph input); a lone per-channel shift
+// of one conv (nothing to merge: onnx-fold-affine's).
+// CHECK-LABEL: func.func @region_refusals
+// CHECK: onnx.Sub
+// CHECK: onnx.Mul
+// CHECK: onnx.Add
+// CHECK: onnx.Add
+func.func @region_refusals(%x: tensor<1x1x4x4xf32>, %y: tensor<1x1x4x4xf32>, %s: tensor<1x1x1x1xf32>) -> (tensor<1x1x4x4xf32>, tensor<1x1x4x4xf32>, tensor<1x1x4x4xf32>) {
+  %none = onnx.none
+  %w = onnx.initializer "w" = dense<2.0> : tensor<1x1x1x1xf32>
+  %t = onnx.initializer "t" = dense<1.0> : tensor<1x1x1x1xf32>
+  %a = onnx.Conv(%x, %w, %none) : (tensor<1x1x4x4xf32>, tensor<1x1x1x1xf32>, none) -> tensor<1x1x4x4xf32>
+  %b = onnx.Conv(%y, %w, %none) : (tensor<1x1x4x4xf32>, tensor<1x1x1x1xf32>, none) -> tensor<1x1x4x4xf32>
+  %r0 = onnx.Sub(%a, %b) : (tensor<1x1x4x4xf32>, tensor<1x1x4x4xf32>) -> tensor<1x1x4x4xf32>
+  %c = onnx.Conv(%x, %w, %none) : (tensor<1x1x4x4xf32>, tensor<1x1x1x1xf32>, none) -> tensor<1x1x4x4xf32>
+  %m = onnx.Mul(%c, %s) : (tensor<1x1x4x4xf32>, tensor<1x1x1x1xf32>) -> tensor<1x1x4x4xf32>
+  %r1 = onnx.Add(%m, %x) : (tensor<1x1x4x4xf32>, tensor<1x1x4x4xf32>) -> tensor<1x1x4x4xf32>
+  %d = onnx.Conv(%x, %w, %none) : (tensor<1x1x4x4xf32>, tensor<1x1x1x1xf32>, none) -> tensor<1x1x4x4xf32>
+  %r2 = onnx.Add(%d, %t) : (tensor<1x1x4x4xf32>, tensor<1x1x1x1xf32>) -> tensor<1x1x4x4xf32>
+  return %r0, %r1, %r2 : tensor<1x1x4x4xf32>, tensor<1x1x4x4xf32>, tensor<1x1x4x4xf32>
+}
