@@ -100,15 +100,17 @@ def FoldAffine : Pass<"onnx-fold-affine", "::mlir::func::FuncOp"> {
 }
 
 def MergeParallelBranches : Pass<"onnx-merge-parallel", "::mlir::func::FuncOp"> {
-  let summary = "Merge Add of parallel conv/identity/BN branches on one input into one Conv";
+  let summary = "Merge a linear region (sums, differences, per-channel maps of convs of one input) into one Conv";
   let description = [{
-    Add(conv_a(x), conv_b(x)), Add(conv(x), x) and Add(conv(x), BN(x)) on a
-    2-D convolution become one Conv: smaller kernels are zero-padded into the
-    centre of the largest, identity and BN(identity) become one tap per
-    channel. Refused for different inputs, strides, groups or channels,
-    misaligned centres (odd size difference or padding that does not match),
-    an identity with stride or channel change, dilation, auto_pad, or branch
-    outputs with other users.
+    An Add or Sub whose operands are, in any nesting, convs of one input x,
+    x itself, sums and differences of such branches, or a branch under a
+    per-channel map (BN; Mul, Add, Sub or Div by a constant varying only
+    along the channels) becomes one Conv of x: smaller kernels are
+    zero-padded into the centre of the largest, x itself is one tap per
+    channel, maps scale the branch kernels. Refused for different inputs,
+    strides, channels, groups that do not nest, misaligned centres
+    (odd size difference or padding that does not match), dilation,
+    auto_pad, maps by non-constants, or branch outputs with other users.
   }];
   let dependentDialects = ["::refold::ir::ONNXDialect"];
 }
