@@ -6,8 +6,10 @@
 // (reparam-math.md section 2). The same map right before a Conv, Gemm or 2-D
 // MatMul (its only user) folds forward like a BN does: exact for a scale,
 // and for a shift before a zero-padding conv only with a border correction.
-// A zero-valued constant Pad of the spatial axes before a Conv becomes the
-// Conv's own padding.
+// A zero-valued constant Pad of the spatial axes before a Conv (or a Slice
+// of one that only removes padding) becomes the Conv's own padding. Ops of
+// a GELU, LayerNorm or HardSwish decomposition are left alone: runtimes
+// fuse those chains only as exported.
 //
 //===----------------------------------------------------------------------===//
 
