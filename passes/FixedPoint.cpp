@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "refold/Passes/Explain.h"
+#include "refold/Passes/FixedPointReport.h"
 #include "refold/Passes/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -61,17 +62,26 @@ struct FixedPointPass : refold::impl::FixedPointBase<FixedPointPass> {
     if (maxRounds == 0)
       return;
     refold::ExplainLog &explain = refold::ExplainLog::get();
+    refold::FixedPointRun report;
+    report.function = getOperation().getSymName().str();
+    report.maxRounds = maxRounds;
     OperationFingerPrint before(getOperation());
     for (unsigned r = 1;; ++r) {
       ++numRounds;
+      report.rounds = r;
       auto refusalsBefore = explain.snapshot();
       if (failed(runPipeline(round, getOperation())))
         return signalPassFailure();
       OperationFingerPrint after(getOperation());
-      if (after == before)
-        return; // this round's refusals are the final ones
+      if (after == before) {
+        // This round's refusals are the final ones.
+        refold::FixedPointReport::get().record(std::move(report));
+        return;
+      }
       if (r == maxRounds) {
         ++numUnconverged;
+        report.converged = false;
+        refold::FixedPointReport::get().record(std::move(report));
         getOperation().emitWarning()
             << "onnx-fixed-point: still changing after " << unsigned(maxRounds) << " rounds";
         return;
@@ -87,3 +97,27 @@ struct FixedPointPass : refold::impl::FixedPointBase<FixedPointPass> {
 };
 
 } // namespace
+
+namespace refold {
+
+FixedPointReport &FixedPointReport::get() {
+  static FixedPointReport report;
+  return report;
+}
+
+void FixedPointReport::record(FixedPointRun run) {
+  std::lock_guard<std::mutex> lock(mutex);
+  recorded.push_back(std::move(run));
+}
+
+std::vector<FixedPointRun> FixedPointReport::runs() const {
+  std::lock_guard<std::mutex> lock(mutex);
+  return recorded;
+}
+
+void FixedPointReport::clear() {
+  std::lock_guard<std::mutex> lock(mutex);
+  recorded.clear();
+}
+
+} // namespace refold

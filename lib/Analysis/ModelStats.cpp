@@ -212,8 +212,10 @@ static llvm::json::Object toJson(const ModelStats &s) {
 }
 
 void printStatsJson(llvm::raw_ostream &os, const ModelStats &before, const ModelStats &after,
-                    const std::vector<VerifyResult> *verify) {
+                    const std::vector<VerifyResult> *verify, llvm::json::Object extra) {
   llvm::json::Object root{{"before", toJson(before)}, {"after", toJson(after)}};
+  for (auto &member : extra)
+    root[member.first] = std::move(member.second);
   if (verify) {
     llvm::json::Array outputs;
     for (const auto &v : *verify)

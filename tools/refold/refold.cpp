@@ -12,6 +12,7 @@
 #include "refold/Dialect/ONNX/ONNXOps.h"
 #include "refold/Interpreter/Interpreter.h"
 #include "refold/Passes/Explain.h"
+#include "refold/Passes/FixedPointReport.h"
 #include "refold/Passes/Passes.h"
 #include "refold/Translation/ONNXModel.h"
 
@@ -427,11 +428,26 @@ int main(int argc, char **argv) {
              << (bad ? "  FAILED" : "") << "\n";
     }
   }
-  if (stats)
+  auto fixedPointRuns = refold::FixedPointReport::get().runs();
+  if (stats) {
     refold::printStatsTable(outs(), statsBefore, statsAfter);
+    for (const auto &run : fixedPointRuns)
+      outs() << "  fixed point: @" << run.function
+             << (run.converged ? " stopped changing after " : " still changing after ") << run.rounds
+             << (run.rounds == 1 ? " round" : " rounds") << " (at most " << run.maxRounds << ")\n";
+  }
   if (!statsJson.empty()) {
+    json::Array rounds;
+    for (const auto &run : fixedPointRuns)
+      rounds.push_back(json::Object{{"function", run.function},
+                                    {"rounds", int64_t(run.rounds)},
+                                    {"max_rounds", int64_t(run.maxRounds)},
+                                    {"converged", run.converged}});
+    json::Object extra;
+    extra["fixed_point"] = std::move(rounds);
     auto status = writeToOutput(statsJson, [&](raw_ostream &os) {
-      refold::printStatsJson(os, statsBefore, statsAfter, verify ? &verifyResults : nullptr);
+      refold::printStatsJson(os, statsBefore, statsAfter, verify ? &verifyResults : nullptr,
+                             std::move(extra));
       return Error::success();
     });
     if (status)

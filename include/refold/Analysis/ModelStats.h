@@ -9,6 +9,7 @@
 #define REFOLD_ANALYSIS_MODELSTATS_H
 
 #include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/JSON.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <map>
@@ -41,9 +42,9 @@ struct VerifyResult {
 void printStatsTable(llvm::raw_ostream &os, const ModelStats &before, const ModelStats &after);
 /// One line for the end of an optimization.
 std::string statsSummary(const ModelStats &before, const ModelStats &after);
-/// The same as JSON (`--stats-json`).
+/// The same as JSON (`--stats-json`); `extra`'s members are added to the root.
 void printStatsJson(llvm::raw_ostream &os, const ModelStats &before, const ModelStats &after,
-                    const std::vector<VerifyResult> *verify);
+                    const std::vector<VerifyResult> *verify, llvm::json::Object extra = {});
 
 } // namespace refold
 
