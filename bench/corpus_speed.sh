@@ -14,12 +14,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${BENCH_OUT:-$ROOT/bench/out}/corpus"
 REFOLD="${REFOLD:-$ROOT/build/bin/refold}"
 RUNS=20
-CORPUS="repvgg:a0 multibranch:acnet multibranch:dbb multibranch:dbb_bnpad multibranch:mobileone updp:resnet34
-        updp:mobilenetv2 updp:convnext_t updp:deit_tiny concat:vovnet27 concat:elan
-        concat:kw_static concat:kw_dynamic linear_regions:fastvit linear_regions:orepa
-        linear_regions:acnet_crop linear_regions:repvit"
-ZOO="resnet18 resnet50 mobilenet_v2 mobilenet_v3_large efficientnet_b0 regnet_y_400mf
-     shufflenet_v2_x1_0 googlenet densenet121 squeezenet1_0 convnext_tiny deit_tiny"
+source "$ROOT/bench/corpus_models.sh"
 selected=()
 while [ $# -gt 0 ]; do
   case "$1" in --runs) RUNS="$2"; shift 2 ;; *) selected+=("$1"); shift ;; esac
@@ -47,11 +42,9 @@ never_slower() {
 
 printf '%-12s %18s %10s %9s %9s %9s %12s %12s  %s\n' model "convs orig/out/twin" "rel.err" "orig ms" "refold ms" "twin ms" "refold/twin" "orig/refold" "never slower"
 for entry in $CORPUS; do
-  script=${entry%%:*} model=${entry#*:}
+  model=${entry#*:}
   wanted "$model" || continue
-  if [ "$script" = repvgg ]; then base="$OUT/repvgg_a0"; args=(--variant a0)
-  else base="$OUT/${model}_full"; args=(--model "$model"); fi
-  [ -f "${base}_deploy.onnx" ] || /usr/bin/python3 "$ROOT/scripts/corpus/$script.py" "$OUT" "${args[@]}" >/dev/null 2>&1
+  base=$(corpus_base "$entry")
   "$REFOLD" "${base}_preserve.onnx" -o "$base.refold.onnx" --verify --quiet
   err=$(node "$ROOT/bench/ort_compare.js" "${base}_preserve.onnx" "$base.refold.onnx" --tol 1e-5 | awk '{print $NF}')
   report=$(node "$ROOT/bench/ort_latency.js" "${base}_preserve.onnx" "$base.refold.onnx" "${base}_deploy.onnx" --runs "$RUNS")
@@ -66,8 +59,7 @@ for entry in $CORPUS; do
 done
 for model in $ZOO; do
   wanted "$model" || continue
-  base="$OUT/zoo_$model"
-  [ -f "$base.onnx" ] || /usr/bin/python3 "$ROOT/bench/export_torchvision.py" "$model" "$base.onnx" >/dev/null 2>&1
+  base=$(zoo_model "$model"); base=${base%.onnx}
   "$REFOLD" "$base.onnx" -o "$base.refold.onnx" --verify --quiet
   err=$(node "$ROOT/bench/ort_compare.js" "$base.onnx" "$base.refold.onnx" --tol 1e-5 | awk '{print $NF}')
   report=$(node "$ROOT/bench/ort_latency.js" "$base.onnx" "$base.refold.onnx" --runs "$RUNS")

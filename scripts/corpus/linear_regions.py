@@ -16,9 +16,13 @@ function):
   repvit      RepViT-style blocks: a RepVGG depthwise token mixer
               BN(conv-BN 3x3 + conv 1x1 + x) and a GELU channel mixer
               (1x1 conv-BN, GELU, 1x1 conv-BN) with a residual
+  lab         PP-HGNetV2-style learnable affine blocks (a text detector's
+              backbone): conv-BN, then x * a + b with scalar a, b, ReLU, and
+              another scalar x * a + b, in depthwise/pointwise residual
+              blocks: every conv and activation ends in a scalar affine
 Exports OUT/<name>_<size>.onnx, _preserve.onnx (every BN kept) and
 _deploy.onnx: one conv per RepMixer, OREPA block, ACNet block and token
-mixer; GELUs kept whole.
+mixer; GELUs kept whole; lab's affine before each ReLU fused into its conv.
 """
 import torch
 import torch.nn as nn
@@ -260,6 +264,57 @@ def repvit(widths, blocks):
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 10))
 
 
+# --- PP-HGNetV2 learnable affine blocks ----------------------------------------
+
+class ScalarAffine(nn.Module):
+    """x * a + b with learnable scalars (PP-HGNetV2's LearnableAffineBlock)."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.empty(1).uniform_(0.5, 1.5))
+        self.bias = nn.Parameter(torch.empty(1).uniform_(-0.5, 0.5))
+
+    def forward(self, x):
+        return x * self.scale + self.bias
+
+
+class LabConv(Reparam):
+    """conv-BN, scalar affine, ReLU, scalar affine."""
+
+    def __init__(self, cin, cout, k, stride=1, groups=1):
+        super().__init__()
+        self.body, self.cfg = conv_bn(cin, cout, k, stride, k // 2, groups), (stride, groups)
+        self.lab_conv, self.act, self.lab_act = ScalarAffine(), nn.ReLU(), ScalarAffine()
+
+    def train_forward(self, x):
+        return self.lab_act(self.act(self.lab_conv(self.body(x))))
+
+    def reparameterize(self):
+        kernel, bias = fuse(self.body[0], self.body[1])
+        a, b = self.lab_conv.scale, self.lab_conv.bias
+        self.deploy = nn.Sequential(deploy_conv(kernel * a, bias * a + b, *self.cfg), self.act,
+                                    self.lab_act)
+
+
+class LabBlock(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.dw, self.pw = LabConv(dim, dim, 3, groups=dim), LabConv(dim, dim, 1)
+
+    def forward(self, x):
+        return x + self.pw(self.dw(x))
+
+
+def lab(widths, blocks):
+    layers = [LabConv(3, widths[0], 3, 2)]
+    cin = widths[0]
+    for w, n in zip(widths, blocks):
+        layers += [LabConv(cin, cin, 3, 2, groups=cin), LabConv(cin, w, 1)]
+        layers += [LabBlock(w) for _ in range(n)]
+        cin = w
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 10))
+
+
 MODELS = {
     "fastvit": {"full": ([48, 96, 192, 384], [2, 2, 4, 2], 224),
                 "small": ([8, 16], [1, 1], 32)},
@@ -269,8 +324,11 @@ MODELS = {
                    "small": ([4, 8], [1, 1], 32)},
     "repvit": {"full": ([48, 96, 192, 384], [2, 2, 8, 2], 224),
                "small": ([8, 16], [1, 1], 32)},
+    "lab": {"full": ([32, 64, 128, 256], [2, 2, 4, 2], 224),
+            "small": ([8, 16], [1, 1], 32)},
 }
-BUILDERS = {"fastvit": fastvit, "orepa": orepa, "acnet_crop": acnet_crop, "repvit": repvit}
+BUILDERS = {"fastvit": fastvit, "orepa": orepa, "acnet_crop": acnet_crop, "repvit": repvit,
+            "lab": lab}
 
 
 def build(name, size):
