@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything refold needs to build and test on Debian 12, then builds it.
+# (clang-19, the ARM64 cross compiler and qemu-user test the emitted C.)
 # Idempotent: packages already present are not reinstalled, the build is incremental.
 #   scripts/setup.sh            install + configure + build
 #   scripts/setup.sh --no-build install only
@@ -10,7 +11,8 @@ BUILD="${REFOLD_BUILD_DIR:-$ROOT/build}"
 PKGS=(cmake ninja-build g++ lld
       llvm-19-dev llvm-19-tools libmlir-19-dev mlir-19-tools
       libonnx-dev libprotobuf-dev protobuf-compiler libeigen3-dev
-      libonnx-testdata python3-onnx python3-numpy nodejs npm)
+      libonnx-testdata python3-onnx python3-numpy nodejs npm
+      clang-19 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
 # The benchmarks export torchvision models; they are not needed for the tests.
 if [ "${REFOLD_WITH_TORCH:-0}" = 1 ]; then PKGS+=(python3-torch python3-torchvision); fi
 
