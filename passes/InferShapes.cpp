@@ -22,8 +22,9 @@ using namespace mlir;
 namespace {
 
 struct InferShapesPass : refold::impl::InferShapesBase<InferShapesPass> {
+  using InferShapesBase::InferShapesBase;
   void runOnOperation() override {
-    numRefined += refold::refineTypesByShapeInference(getOperation());
+    numRefined += refold::refineTypesByShapeInference(getOperation(), graphOutputs);
   }
 };
 

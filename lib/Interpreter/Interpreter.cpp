@@ -141,16 +141,15 @@ static llvm::Expected<Tensor> generateInput(StringRef name, Type type, ArrayAttr
   return t;
 }
 
-llvm::Expected<TensorMap> run(ModuleOp module, TensorMap &inputs, const RunOptions &options) {
+llvm::Expected<std::vector<Tensor>> bindInputs(ModuleOp module, TensorMap &inputs,
+                                               const RunOptions &options) {
   func::FuncOp main;
   for (auto func : module.getOps<func::FuncOp>())
     main = func;
   if (!main || main.isExternal())
     return error("the module has no main graph");
-  int64_t opset = modelOpset(module);
   auto graph = main->getAttrOfType<DictionaryAttr>(ir::kGraphAttr);
   auto inputRecords = graph ? graph.getAs<ArrayAttr>("inputs") : ArrayAttr();
-  auto outputRecords = graph ? graph.getAs<ArrayAttr>("outputs") : ArrayAttr();
   auto recordField = [](ArrayAttr records, size_t i, StringRef key) -> Attribute {
     if (!records || i >= records.size())
       return {};
@@ -159,7 +158,7 @@ llvm::Expected<TensorMap> run(ModuleOp module, TensorMap &inputs, const RunOptio
   };
 
   Block &body = main.getBody().front();
-  llvm::DenseMap<Value, Tensor> env;
+  std::vector<Tensor> bound;
   std::set<std::string> known;
   for (auto [i, arg] : llvm::enumerate(body.getArguments())) {
     auto nameAttr = dyn_cast_or_null<StringAttr>(recordField(inputRecords, i, "name"));
@@ -187,14 +186,14 @@ llvm::Expected<TensorMap> run(ModuleOp module, TensorMap &inputs, const RunOptio
             return Error::success();
           }())
         return std::move(err);
-      env[arg] = given->second;
+      bound.push_back(given->second);
       continue;
     }
     if (auto def = dyn_cast_or_null<ElementsAttr>(recordField(inputRecords, i, "default"))) {
       auto t = tensorFromAttr(def);
       if (!t)
         return t.takeError();
-      env[arg] = *t;
+      bound.push_back(*t);
       continue;
     }
     auto t = generateInput(name, arg.getType(),
@@ -203,11 +202,34 @@ llvm::Expected<TensorMap> run(ModuleOp module, TensorMap &inputs, const RunOptio
     if (!t)
       return t.takeError();
     inputs[name] = *t;
-    env[arg] = *t;
+    bound.push_back(*t);
   }
   for (auto &[name, tensor] : inputs)
     if (!known.count(name))
       return error("the model has no input named '" + name + "'");
+  return bound;
+}
+
+llvm::Expected<TensorMap> run(ModuleOp module, TensorMap &inputs, const RunOptions &options) {
+  auto bound = bindInputs(module, inputs, options);
+  if (!bound)
+    return bound.takeError();
+  func::FuncOp main;
+  for (auto func : module.getOps<func::FuncOp>())
+    main = func;
+  int64_t opset = modelOpset(module);
+  auto graph = main->getAttrOfType<DictionaryAttr>(ir::kGraphAttr);
+  auto outputRecords = graph ? graph.getAs<ArrayAttr>("outputs") : ArrayAttr();
+  auto recordField = [](ArrayAttr records, size_t i, StringRef key) -> Attribute {
+    if (!records || i >= records.size())
+      return {};
+    auto dict = dyn_cast<DictionaryAttr>(records[i]);
+    return dict ? dict.get(key) : Attribute();
+  };
+  Block &body = main.getBody().front();
+  llvm::DenseMap<Value, Tensor> env;
+  for (auto [arg, t] : llvm::zip(body.getArguments(), *bound))
+    env[arg] = t;
 
   // Release each value after its last use: peak memory stays near the
   // largest live set, not the whole network.

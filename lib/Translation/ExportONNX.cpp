@@ -619,7 +619,7 @@ Type refinedType(Type current, const onnx::TypeProto &proto) {
 
 } // namespace
 
-unsigned refold::refineTypesByShapeInference(ModuleOp module) {
+unsigned refold::refineTypesByShapeInference(ModuleOp module, bool graphOutputs) {
   onnx::ModelProto model;
   auto ignoreWarnings = [](const llvm::Twine &) {};
   Exporter exporter(module, ignoreWarnings, /*releaseWeights=*/false);
@@ -637,6 +637,11 @@ unsigned refold::refineTypesByShapeInference(ModuleOp module) {
   for (const auto &info : model.graph().value_info())
     if (info.has_type())
       inferred[info.name()] = &info.type();
+  // Inference merges what it finds for graph outputs into their declarations.
+  if (graphOutputs)
+    for (const auto &info : model.graph().output())
+      if (info.has_type())
+        inferred[info.name()] = &info.type();
   unsigned refined = 0;
   for (const auto &[value, name] : exporter.valueNames()) {
     auto result = dyn_cast<OpResult>(value);
@@ -644,7 +649,7 @@ unsigned refold::refineTypesByShapeInference(ModuleOp module) {
         !isa<func::FuncOp>(result.getOwner()->getParentOp()))
       continue;
     // Graph outputs keep the declared interface.
-    if (llvm::any_of(value.getUsers(),
+    if (!graphOutputs && llvm::any_of(value.getUsers(),
                      [](Operation *user) { return user->hasTrait<OpTrait::IsTerminator>(); }))
       continue;
     auto it = inferred.find(name);
@@ -655,6 +660,13 @@ unsigned refold::refineTypesByShapeInference(ModuleOp module) {
       ++refined;
     }
   }
+  // The function returns what its values now are.
+  if (graphOutputs)
+    for (auto func : module.getOps<func::FuncOp>())
+      if (!func.isExternal())
+        func.setFunctionType(FunctionType::get(
+            module.getContext(), func.getArgumentTypes(),
+            func.getBody().front().getTerminator()->getOperandTypes()));
   return refined;
 }
 

@@ -8,6 +8,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "COutput.h"
+
 #include "refold/Analysis/ModelStats.h"
 #include "refold/Dialect/ONNX/ONNXOps.h"
 #include "refold/Interpreter/Interpreter.h"
@@ -42,7 +44,7 @@ cl::OptionCategory refoldCategory("refold options");
 
 cl::opt<std::string> inputFile(cl::Positional, cl::desc("<input .onnx | .onnxtxt | .mlir>"),
                                cl::cat(refoldCategory));
-cl::opt<std::string> outputFile("o", cl::desc("Output file (.onnx, or .mlir for the IR)"),
+cl::opt<std::string> outputFile("o", cl::desc("Output file (.onnx; .c for C with its .h; .mlir for the IR)"),
                                 cl::value_desc("file"), cl::cat(refoldCategory));
 cl::opt<refold::OptLevel> optLevel(
     cl::desc("Optimization level (default -O2):"), cl::init(refold::OptLevel::O2),
@@ -127,11 +129,45 @@ std::string formatNumber(double v) {
   return buffer;
 }
 
+cl::opt<std::string> cPrefix("c-prefix",
+                            cl::desc("Prefix of the names in emitted C (default: the output "
+                                     "file's stem made a C identifier)"),
+                            cl::value_desc("NAME"), cl::cat(refoldCategory));
+cl::opt<std::string> engine("engine", cl::init("interpreter"),
+                            cl::desc("run: interpreter (the model as given) or c (refold's "
+                                     "C of the optimized model, compiled and run)"),
+                            cl::cat(refoldCategory));
+cl::opt<std::string> ccCommand("cc", cl::desc("run --engine=c: the C compiler (default: $CC, else cc)"),
+                               cl::cat(refoldCategory));
+cl::opt<std::string> ccFlags("cflags", cl::init("-O2"),
+                             cl::desc("run --engine=c: flags for the C compiler (default -O2)"),
+                             cl::cat(refoldCategory));
+
+cl::opt<std::string> compareDir(
+    "compare",
+    cl::desc("run: compare the outputs with DIR/<output>.pb (another run's); fail when the max "
+             "abs difference / max |expected| exceeds --verify-tol"),
+    cl::value_desc("DIR"), cl::cat(refoldCategory));
+
 cl::opt<bool> printOutputs("print", cl::desc("run: also print the outputs' values"),
                            cl::cat(refoldCategory));
 cl::opt<unsigned> timeRuns("time-runs", cl::init(0), cl::Hidden,
                            cl::desc("run: also time this many runs and print the median"),
                            cl::cat(refoldCategory));
+
+/// Reads --dim.
+bool parseDims(llvm::StringMap<int64_t> &dims) {
+  for (const std::string &entry : dimValues) {
+    auto [name, value] = StringRef(entry).split('=');
+    int64_t size;
+    if (name.empty() || value.getAsInteger(10, size) || size < 0) {
+      fail("--dim expects NAME=VALUE with VALUE >= 0, got '" + entry + "'");
+      return false;
+    }
+    dims[name] = size;
+  }
+  return true;
+}
 
 /// Reads --input and --dim.
 bool parseRunInputs(refold::interp::TensorMap &inputs, refold::interp::RunOptions &options) {
@@ -148,15 +184,8 @@ bool parseRunInputs(refold::interp::TensorMap &inputs, refold::interp::RunOption
     }
     inputs[name.str()] = *tensor;
   }
-  for (const std::string &entry : dimValues) {
-    auto [name, value] = StringRef(entry).split('=');
-    int64_t size;
-    if (name.empty() || value.getAsInteger(10, size) || size < 0) {
-      fail("--dim expects NAME=VALUE with VALUE >= 0, got '" + entry + "'");
-      return false;
-    }
-    options.dims[name] = size;
-  }
+  if (!parseDims(options.dims))
+    return false;
   options.seed = seed;
   return true;
 }
@@ -180,10 +209,29 @@ int runModel(mlir::ModuleOp module) {
   std::set<std::string> given;
   for (auto &[name, t] : inputs)
     given.insert(name);
-  auto outputs = refold::interp::run(module, inputs, options);
+  if (engine != "interpreter" && engine != "c")
+    return fail("--engine must be interpreter or c, got '" + engine + "'");
+  llvm::Expected<refold::interp::TensorMap> outputs = refold::interp::TensorMap();
+  if (engine == "c") {
+    auto bound = refold::interp::bindInputs(module, inputs, options);
+    if (!bound)
+      return fail(inputFile + ": " + toString(bound.takeError()));
+    refold::driver::COptions cOptions;
+    cOptions.cc = ccCommand;
+    cOptions.cflags = ccFlags;
+    cOptions.timeRuns = timeRuns;
+    double ms = -1;
+    outputs = refold::driver::runC(module, *bound, cOptions, &ms);
+    if (!outputs)
+      return fail(inputFile + ": " + toString(outputs.takeError()));
+    if (timeRuns > 1)
+      outs() << "c: median " << formatNumber(ms) << " ms over " << timeRuns << " runs\n";
+  } else {
+    outputs = refold::interp::run(module, inputs, options);
+  }
   if (!outputs)
     return fail(inputFile + ": " + toString(outputs.takeError()));
-  if (timeRuns > 0) {
+  if (timeRuns > 0 && engine == "interpreter") {
     std::map<std::string, double> profile;
     options.profile = &profile;
     std::vector<double> times;
@@ -220,6 +268,35 @@ int runModel(mlir::ModuleOp module) {
     std::string path = outputFile + "/" + fileNameFor(name) + ".pb";
     if (auto err = refold::interp::writeTensorProto(tensor, name, path))
       return fail(path + ": " + toString(std::move(err)));
+  }
+  if (!compareDir.empty()) {
+    bool failed = false;
+    for (auto &[name, got] : *outputs) {
+      std::string path = compareDir + "/" + fileNameFor(name) + ".pb";
+      auto want = refold::interp::readTensorFile(path);
+      if (!want)
+        return fail(path + ": " + toString(want.takeError()));
+      if (want->shape() != got.shape() || want->dtype() != got.dtype())
+        return fail("output '" + name + "' is " + refold::interp::dtypeName(got.dtype()).str() +
+                    refold::interp::shapeString(got.shape()) + ", " + path + " is " +
+                    refold::interp::dtypeName(want->dtype()).str() +
+                    refold::interp::shapeString(want->shape()));
+      double maxAbs = 0, maxMag = 0;
+      for (int64_t i = 0; i < got.size(); ++i) {
+        double a = want->asDouble(i), b = got.asDouble(i);
+        maxMag = std::max(maxMag, std::abs(a));
+        double diff = std::isnan(a) && std::isnan(b) ? 0 : std::abs(a - b);
+        maxAbs = std::max(maxAbs, std::isnan(diff) ? std::numeric_limits<double>::infinity() : diff);
+      }
+      // Outputs near zero are judged on an absolute floor of the tolerance.
+      double rel = maxAbs / std::max(maxMag, 1e-3);
+      bool bad = !(rel <= verifyTol);
+      failed |= bad;
+      outs() << "compare: output '" << name << "': max abs error " << format("%.3g", maxAbs)
+             << ", max relative error " << format("%.3g", rel) << (bad ? "  FAILED" : "") << "\n";
+    }
+    if (failed)
+      return fail("outputs differ from " + compareDir + " by more than " + formatNumber(verifyTol));
   }
   if (printOutputs)
     for (auto &[name, tensor] : *outputs) {
@@ -320,7 +397,8 @@ int main(int argc, char **argv) {
       argc, argv,
       "refold: rewrites a trained ONNX model into its deploy form\n\n"
       "  refold IN.onnx -o OUT.onnx [-O0|-O1|-O2] [--verify] [--stats]\n"
-      "  refold run IN.onnx [--input NAME=FILE]... [--dim NAME=VALUE]... -o DIR\n");
+      "  refold IN.onnx -o OUT.c [-O0|-O1|-O2] [--dim NAME=VALUE]... [--c-prefix NAME]\n"
+      "  refold run IN.onnx [--engine=interpreter|c] [--input NAME=FILE]... [--dim NAME=VALUE]... -o DIR\n");
 
   if (inputFile.empty())
     return fail("no input model given (see --help)");
@@ -357,7 +435,8 @@ int main(int argc, char **argv) {
     module = std::move(*imported);
   }
 
-  if (runMode)
+  // The C engine runs refold's C of the optimized model: the pipeline first.
+  if (runMode && engine != "c")
     return runModel(*module);
 
   mlir::OwningOpRef<mlir::ModuleOp> original;
@@ -410,6 +489,8 @@ int main(int argc, char **argv) {
   }
   if (failed(pm.run(*module)))
     return 1;
+  if (runMode)
+    return runModel(*module);
   if (explain)
     refold::ExplainLog::get().print(outs());
 
@@ -465,6 +546,25 @@ int main(int argc, char **argv) {
   if (outputFile.empty())
     return 0;
 
+  if (StringRef(outputFile).ends_with(".c")) {
+    llvm::StringMap<int64_t> dims;
+    if (!parseDims(dims))
+      return 1;
+    std::string prefix = cPrefix.empty()
+                             ? refold::cemit::cIdentifier(sys::path::stem(outputFile))
+                             : std::string(cPrefix);
+    if (prefix != refold::cemit::cIdentifier(prefix))
+      return fail("--c-prefix must be a C identifier, got '" + prefix + "'");
+    auto report = refold::driver::writeC(*module, outputFile, prefix, dims);
+    if (!report)
+      return fail(inputFile + ": " + toString(report.takeError()) + "; no output written");
+    summary();
+    if (!quiet)
+      outs() << "refold: C arena " << report->arenaBytes << " bytes (lower bound "
+             << report->lowerBoundBytes << ", one buffer per tensor " << report->perTensorBytes
+             << "), " << report->steps << " steps\n";
+    return 0;
+  }
   if (StringRef(outputFile).ends_with(".mlir")) {
     std::error_code ec;
     auto status = writeToOutput(outputFile, [&](raw_ostream &os) {

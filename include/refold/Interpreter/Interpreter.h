@@ -39,6 +39,12 @@ struct RunOptions {
 llvm::Expected<TensorMap> run(mlir::ModuleOp module, TensorMap &inputs,
                               const RunOptions &options);
 
+/// The tensor of each graph input, in order: given in `inputs` (checked
+/// against the model), the input's default, or generated (and then added to
+/// `inputs`).
+llvm::Expected<std::vector<Tensor>> bindInputs(mlir::ModuleOp module, TensorMap &inputs,
+                                               const RunOptions &options);
+
 /// The ONNX op types the interpreter implements.
 std::vector<std::string> supportedOps();
 

@@ -39,8 +39,13 @@ def InferShapes : Pass<"onnx-infer-shapes", "::mlir::ModuleOp"> {
     constant folding, shapes an exporter computed at run time (Pad pads,
     Reshape targets) are constants. A type is only refined (same element
     type and rank, known dimensions kept); graph outputs keep their
-    declared types; inference failures leave every type as it was.
+    declared types unless `graph-outputs` is set (C output needs every
+    shape); inference failures leave every type as it was.
   }];
+  let options = [
+    Option<"graphOutputs", "graph-outputs", "bool", "false",
+           "Refine the values the graph returns too">
+  ];
   let statistics = [Statistic<"numRefined", "refined", "result types refined">];
 }
 

@@ -62,7 +62,7 @@ llvm::Error exportONNXFile(mlir::ModuleOp module, llvm::StringRef path,
 /// now and gives op results the more static types it finds: rewrites may
 /// have turned computed shapes (Pad pads, Reshape targets) into constants.
 /// Graph outputs keep their declared types. Returns how many types changed.
-unsigned refineTypesByShapeInference(mlir::ModuleOp module);
+unsigned refineTypesByShapeInference(mlir::ModuleOp module, bool graphOutputs = false);
 
 /// Registers the dialects an imported module uses.
 void registerRefoldDialects(mlir::DialectRegistry &registry);

@@ -1,0 +1,708 @@
+//===- LowerNN.cpp - Conv, ConvTranspose, Gemm, MatMul, pools ----------------===//
+//
+// The compute-heavy ops: weights packed here, at generation time, into the
+// layout the GEMM micro-kernel reads; a following bias, residual Add and
+// activation become the kernel's epilogue.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Lowering.h"
+
+#include "refold/Dialect/ONNX/ONNXOps.h"
+
+#include "llvm/ADT/STLExtras.h"
+
+using namespace mlir;
+using llvm::Error;
+
+namespace refold::cemit {
+
+// Keep in step with ckernels/gemm.h.
+static constexpr int64_t kMR = 6, kNR = 16;
+// Bytes of im2col scratch a conv aims for (tiles of output pixels).
+static constexpr int64_t kIm2colBudget = 256 * 1024;
+
+static int64_t product(ArrayRef<int64_t> dims) {
+  int64_t p = 1;
+  for (int64_t d : dims)
+    p *= d;
+  return p;
+}
+
+/// An activation fused into a kernel's epilogue.
+struct Activation {
+  std::string kind = "RF_ACT_NONE";
+  float p0 = 0, p1 = 0;
+};
+
+/// If `op` is an activation the epilogues implement, what it is.
+static std::optional<Activation> activationOf(Emitter &e, Operation *op) {
+  StringRef type = opTypeOf(op);
+  NodeAttrs attrs{op};
+  Activation act;
+  if (type == "Relu") {
+    act.kind = "RF_ACT_RELU";
+  } else if (type == "LeakyRelu") {
+    act.kind = "RF_ACT_LEAKY_RELU";
+    act.p0 = attrs.f("alpha", 0.01f);
+  } else if (type == "Sigmoid") {
+    act.kind = "RF_ACT_SIGMOID";
+  } else if (type == "Tanh") {
+    act.kind = "RF_ACT_TANH";
+  } else if (type == "HardSigmoid") {
+    act.kind = "RF_ACT_HARD_SIGMOID";
+    act.p0 = attrs.f("alpha", 0.2f);
+    act.p1 = attrs.f("beta", 0.5f);
+  } else if (type == "HardSwish") {
+    act.kind = "RF_ACT_HARD_SWISH";
+  } else if (type == "Clip") {
+    act.kind = "RF_ACT_CLIP";
+    act.p0 = -INFINITY;
+    act.p1 = INFINITY;
+    if (e.opset < 11) {
+      act.p0 = attrs.f("min", act.p0);
+      act.p1 = attrs.f("max", act.p1);
+    } else {
+      for (unsigned i = 1; i < 3 && i < op->getNumOperands(); ++i) {
+        if (ir::isNoneValue(op->getOperand(i)))
+          continue;
+        auto bound = e.constant(op->getOperand(i));
+        if (!bound || bound->size() != 1 || bound->dtype() != DType::F32)
+          return std::nullopt;
+        (i == 1 ? act.p0 : act.p1) = bound->data<float>()[0];
+      }
+    }
+  } else {
+    return std::nullopt;
+  }
+  if (op->getNumResults() != 1)
+    return std::nullopt;
+  return act;
+}
+
+/// Absorbs an activation that is the only user of `value`; returns the value
+/// the step finally writes.
+static Value absorbActivation(Emitter &e, Value value, Activation &act, std::string &comment) {
+  Operation *user = e.singleUser(value);
+  if (!user || user->getOperand(0) != value)
+    return value;
+  auto found = activationOf(e, user);
+  if (!found)
+    return value;
+  act = *found;
+  e.markAbsorbed(user);
+  comment += " + " + opTypeOf(user).str();
+  return user->getResult(0);
+}
+
+/// Absorbs `Add(value, other)` when `other` is a runtime tensor of the same
+/// shape computed before `producer`: the kernel adds it in its epilogue.
+static Value absorbResidual(Emitter &e, Operation *producer, Value value, Value &residual,
+                            std::string &comment) {
+  Operation *user = e.singleUser(value);
+  if (!user || opTypeOf(user) != "Add" || user->getNumOperands() != 2)
+    return value;
+  Value other = user->getOperand(0) == value ? user->getOperand(1) : user->getOperand(0);
+  if (other == value || e.isConstant(other) || other.getType() != value.getType() ||
+      user->getResult(0).getType() != value.getType())
+    return value;
+  if (Operation *def = other.getDefiningOp())
+    if (def->getBlock() != producer->getBlock() || !def->isBeforeInBlock(producer))
+      return value;
+  residual = other;
+  e.markAbsorbed(user);
+  comment += " + Add";
+  return user->getResult(0);
+}
+
+static std::string actArgs(const Activation &act) {
+  return act.kind + ", " + Emitter::floatLiteral(act.p0) + ", " + Emitter::floatLiteral(act.p1);
+}
+
+/// Rows of `w` ([groups * mg, k], row-major) packed in panels of kMR rows per group.
+static std::vector<float> packRows(const float *w, int64_t groups, int64_t mg, int64_t k) {
+  int64_t mpad = (mg + kMR - 1) / kMR * kMR;
+  std::vector<float> packed(groups * mpad * k, 0.0f);
+  float *out = packed.data();
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t i0 = 0; i0 < mpad; i0 += kMR)
+      for (int64_t kk = 0; kk < k; ++kk)
+        for (int64_t i = 0; i < kMR; ++i, ++out)
+          if (i0 + i < mg)
+            *out = w[(g * mg + i0 + i) * k + kk];
+  return packed;
+}
+
+/// b ([k, n], element (kk, j) at b[kk * sk + j * sn]) packed in panels of kNR columns.
+static std::vector<float> packColumns(const float *b, int64_t k, int64_t n, int64_t sk, int64_t sn,
+                                      float scale) {
+  int64_t npad = (n + kNR - 1) / kNR * kNR;
+  std::vector<float> packed(npad * k, 0.0f);
+  float *out = packed.data();
+  for (int64_t j0 = 0; j0 < npad; j0 += kNR)
+    for (int64_t kk = 0; kk < k; ++kk)
+      for (int64_t j = 0; j < kNR; ++j, ++out)
+        if (j0 + j < n)
+          *out = b[kk * sk + (j0 + j) * sn] * scale;
+  return packed;
+}
+
+static Error requireFloat(Emitter &e, Operation *op) {
+  for (Value v : op->getOperands())
+    if (!ir::isNoneValue(v) && elementDType(v) != DType::F32)
+      return e.unsupported(op, "only float32 tensors are supported by this op's kernel");
+  return Error::success();
+}
+
+//===----------------------------------------------------------------------===//
+// Conv
+//===----------------------------------------------------------------------===//
+
+struct ConvGeometry {
+  int64_t n, c, h, w, m, oh, ow, kh, kw, sh = 1, sw = 1, pt = 0, pl = 0, pb = 0, pr = 0,
+                                              dh = 1, dw = 1, groups = 1;
+};
+
+/// Reads kernel, strides, dilations and pads (explicit or auto_pad) of a 1-D
+/// or 2-D window op; 1-D is 2-D with height 1.
+static Error readWindow(Emitter &e, Operation *op, ArrayRef<int64_t> in, ArrayRef<int64_t> out,
+                        std::vector<int64_t> kernel, ConvGeometry &g, bool transposed = false) {
+  NodeAttrs attrs{op};
+  size_t spatial = in.size() - 2;
+  if (spatial != 1 && spatial != 2)
+    return e.unsupported(op, std::to_string(spatial) + "-D windows (only 1-D and 2-D)");
+  auto strides = attrs.ints("strides").value_or(std::vector<int64_t>(spatial, 1));
+  auto dilations = attrs.ints("dilations").value_or(std::vector<int64_t>(spatial, 1));
+  auto pads = attrs.ints("pads").value_or(std::vector<int64_t>(2 * spatial, 0));
+  if (strides.size() != spatial || dilations.size() != spatial || pads.size() != 2 * spatial ||
+      kernel.size() != spatial)
+    return e.unsupported(op, "kernel_shape, strides, dilations or pads of the wrong length");
+  std::string autoPad = attrs.s("auto_pad", "NOTSET");
+  if (autoPad == "VALID") {
+    pads.assign(2 * spatial, 0);
+  } else if (autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER") {
+    for (size_t d = 0; d < spatial; ++d) {
+      int64_t span = (kernel[d] - 1) * dilations[d] + 1;
+      int64_t total = transposed ? strides[d] * (in[2 + d] - 1) + span - out[2 + d]
+                                 : (out[2 + d] - 1) * strides[d] + span - in[2 + d];
+      total = std::max<int64_t>(0, total);
+      int64_t small = total / 2, large = total - total / 2;
+      bool upper = autoPad == "SAME_UPPER";
+      // ConvTranspose puts the larger half first under SAME_UPPER (ONNX spec).
+      pads[d] = transposed ? (upper ? large : small) : (upper ? small : large);
+      pads[d + spatial] = total - pads[d];
+    }
+  } else if (autoPad != "NOTSET") {
+    return e.unsupported(op, "auto_pad '" + autoPad + "'");
+  }
+  auto at = [&](const std::vector<int64_t> &v, size_t d, int64_t one) {
+    return spatial == 1 ? (d == 0 ? one : v[0]) : v[d];
+  };
+  g.n = in[0];
+  g.c = in[1];
+  g.h = spatial == 1 ? 1 : in[2];
+  g.w = in[spatial + 1];
+  g.m = out[1];
+  g.oh = spatial == 1 ? 1 : out[2];
+  g.ow = out[spatial + 1];
+  g.kh = at(kernel, 0, 1);
+  g.kw = at(kernel, 1, 1);
+  g.sh = at(strides, 0, 1);
+  g.sw = at(strides, 1, 1);
+  g.dh = at(dilations, 0, 1);
+  g.dw = at(dilations, 1, 1);
+  if (spatial == 1) {
+    g.pl = pads[0];
+    g.pr = pads[1];
+  } else {
+    g.pt = pads[0];
+    g.pl = pads[1];
+    g.pb = pads[2];
+    g.pr = pads[3];
+  }
+  return Error::success();
+}
+
+static std::string convShape(Emitter &e, const ConvGeometry &g) {
+  std::string init = " = {";
+  for (auto [i, v] : llvm::enumerate(std::vector<int64_t>{g.n, g.c, g.h, g.w, g.m, g.oh, g.ow, g.kh,
+                                                          g.kw, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw,
+                                                          g.groups}))
+    init += (i ? ", " : "") + std::to_string(v);
+  return e.declare("conv", "rf_conv_shape", init + "}");
+}
+
+static Error lowerConv(Emitter &e, Operation *op) {
+  if (auto err = requireFloat(e, op))
+    return err;
+  Value x = op->getOperand(0), w = op->getOperand(1);
+  Value bias = op->getNumOperands() > 2 && !ir::isNoneValue(op->getOperand(2)) ? op->getOperand(2)
+                                                                                 : Value();
+  auto in = e.shapeOf(op, x);
+  auto wShape = e.shapeOf(op, w);
+  auto out = e.shapeOf(op, op->getResult(0));
+  if (!in || !wShape || !out)
+    return in ? (wShape ? out.takeError() : wShape.takeError()) : in.takeError();
+  NodeAttrs attrs{op};
+  std::vector<int64_t> kernel(wShape->begin() + 2, wShape->end());
+  ConvGeometry g;
+  if (auto err = readWindow(e, op, *in, *out, kernel, g))
+    return err;
+  g.groups = attrs.i("group", 1);
+  if (g.groups < 1 || g.c % g.groups || g.m % g.groups || (*wShape)[1] * g.groups != g.c)
+    return e.unsupported(op, "group does not divide the channels");
+  if (bias && !e.isConstant(bias))
+    return e.unsupported(op, "a bias computed at run time");
+
+  Step step;
+  step.op = op;
+  step.comment = describeOp(op);
+  Activation act;
+  Value residual;
+  Value result = op->getResult(0);
+  result = absorbResidual(e, op, result, residual, step.comment);
+  result = absorbActivation(e, result, act, step.comment);
+  step.reads = {x};
+  if (bias)
+    step.reads.push_back(bias);
+  if (residual) {
+    step.reads.push_back(residual);
+    step.inPlaceCandidates.push_back(residual);
+  }
+  step.writes = {result};
+  e.use("conv");
+
+  int64_t cg = g.c / g.groups, mg = g.m / g.groups;
+  int64_t k = cg * g.kh * g.kw, ohw = g.oh * g.ow;
+  bool depthwise = cg == 1 && g.groups == g.c;
+  auto constW = e.constant(w);
+  std::string shape = convShape(e, g);
+  std::string actText = actArgs(act);
+
+  if (depthwise) {
+    step.reads.push_back(w);
+    step.print = [=](Emitter &e, raw_ostream &os) {
+      os << "  rf_conv2d_depthwise(" << e.ptr(x) << ", " << e.ptr(result, true) << ", " << e.ptr(w)
+         << ", " << (bias ? e.ptr(bias) : "NULL") << ", " << (residual ? e.ptr(residual) : "NULL")
+         << ", &" << shape << ", " << actText << ");\n";
+    };
+    e.steps.push_back(std::move(step));
+    return Error::success();
+  }
+
+  bool direct = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 &&
+                g.oh == g.h && g.ow == g.w;
+  int64_t tile = ohw;
+  if (!direct) {
+    int64_t budget = std::max<int64_t>(kNR, kIm2colBudget / (4 * k) / kNR * kNR);
+    tile = std::min(ohw, budget);
+  }
+  int64_t mpad = (mg + kMR - 1) / kMR * kMR;
+  uint64_t packedBytes = constW ? 0 : uint64_t(g.groups * mpad * k) * 4;
+  uint64_t colBytes = direct ? 0 : uint64_t(k * tile) * 4;
+  step.scratchBytes = (packedBytes + 63) / 64 * 64 + colBytes;
+  std::string packedW;
+  if (constW) {
+    uint64_t offset = e.addFloats(packRows(constW->data<float>(), g.groups, mg, k));
+    packedW = "(const float *)(const void *)(wb + " + std::to_string(offset) + ")";
+  } else {
+    step.reads.push_back(w);
+  }
+  uint64_t colOffset = (packedBytes + 63) / 64 * 64;
+  step.print = [=](Emitter &e, raw_ostream &os) {
+    std::string wp = packedW;
+    if (wp.empty()) {
+      // Weights computed at run time are packed at run time.
+      wp = e.scratch();
+      os << "  { int g; for (g = 0; g < " << g.groups << "; ++g) rf_pack_a(" << mg << ", " << k
+         << ", " << e.ptr(w) << " + (ptrdiff_t)g * " << mg * k << ", " << k << ", 1, " << wp
+         << " + (ptrdiff_t)g * " << mpad * k << "); }\n";
+    }
+    std::string col = "NULL";
+    if (colBytes)
+      col = "(float *)(void *)((unsigned char *)(void *)" + e.scratch() + " + " +
+            std::to_string(colOffset) + ")";
+    os << "  rf_conv2d_gemm(" << e.ptr(x) << ", " << e.ptr(result, true) << ", " << wp << ", "
+       << (bias ? e.ptr(bias) : "NULL") << ", " << (residual ? e.ptr(residual) : "NULL") << ", &"
+       << shape << ", " << col << ", " << tile << ", " << actText << ");\n";
+  };
+  e.steps.push_back(std::move(step));
+  return Error::success();
+}
+
+static Error lowerConvTranspose(Emitter &e, Operation *op) {
+  if (auto err = requireFloat(e, op))
+    return err;
+  Value x = op->getOperand(0), w = op->getOperand(1);
+  Value bias = op->getNumOperands() > 2 && !ir::isNoneValue(op->getOperand(2)) ? op->getOperand(2)
+                                                                                 : Value();
+  auto in = e.shapeOf(op, x);
+  auto wShape = e.shapeOf(op, w);
+  auto out = e.shapeOf(op, op->getResult(0));
+  if (!in || !wShape || !out)
+    return in ? (wShape ? out.takeError() : wShape.takeError()) : in.takeError();
+  auto constW = e.constant(w);
+  if (!constW)
+    return e.unsupported(op, "weights computed at run time");
+  if (bias && !e.isConstant(bias))
+    return e.unsupported(op, "a bias computed at run time");
+  NodeAttrs attrs{op};
+  ConvGeometry g;
+  std::vector<int64_t> kernel(wShape->begin() + 2, wShape->end());
+  if (auto err = readWindow(e, op, *in, *out, kernel, g, /*transposed=*/true))
+    return err;
+  g.groups = attrs.i("group", 1);
+  if (g.groups < 1 || g.c % g.groups || (*wShape)[0] != g.c || (*wShape)[1] * g.groups != g.m)
+    return e.unsupported(op, "group does not divide the channels");
+  // The output size the pads imply must be the one the type says.
+  auto outputPadding = attrs.ints("output_padding").value_or(std::vector<int64_t>(2, 0));
+  int64_t wantW = g.sw * (g.w - 1) + (g.kw - 1) * g.dw + 1 - g.pl - g.pr +
+                  (outputPadding.empty() ? 0 : outputPadding.back());
+  if (wantW != g.ow)
+    return e.unsupported(op, "output_shape without matching pads");
+  int64_t cg = g.c / g.groups, mg = g.m / g.groups, rows = mg * g.kh * g.kw;
+  // A[(o, ky, kx)][c] = W[g * cg + c][o][ky][kx], per group, packed in rows.
+  std::vector<float> transposedW(g.groups * rows * cg);
+  const float *wd = constW->data<float>();
+  for (int64_t gi = 0; gi < g.groups; ++gi)
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cg; ++c)
+        transposedW[(gi * rows + r) * cg + c] = wd[(gi * cg + c) * rows + r];
+  uint64_t offset = e.addFloats(packRows(transposedW.data(), g.groups, rows, cg));
+  Step step;
+  step.op = op;
+  step.comment = describeOp(op);
+  step.reads = {x};
+  if (bias)
+    step.reads.push_back(bias);
+  step.writes = {op->getResult(0)};
+  step.scratchBytes = uint64_t(rows * g.h * g.w) * 4;
+  std::string shape = convShape(e, g);
+  e.use("conv");
+  Value result = op->getResult(0);
+  step.print = [=](Emitter &e, raw_ostream &os) {
+    os << "  rf_conv_transpose2d(" << e.ptr(x) << ", " << e.ptr(result, true)
+       << ", (const float *)(const void *)(wb + " << offset << "), "
+       << (bias ? e.ptr(bias) : "NULL") << ", &" << shape << ", " << e.scratch() << ");\n";
+  };
+  e.steps.push_back(std::move(step));
+  return Error::success();
+}
+
+//===----------------------------------------------------------------------===//
+// Gemm and MatMul
+//===----------------------------------------------------------------------===//
+
+/// An epilogue: bias per row / column (constant), residual, activation.
+struct Epilogue {
+  std::string rowBias = "NULL", colBias = "NULL";
+  Value residual;
+  Activation act;
+};
+
+static std::string epilogueInit(Emitter &e, const Epilogue &ep, int64_t ldr) {
+  return "{" + ep.rowBias + ", " + ep.colBias + ", " + (ep.residual ? e.ptr(ep.residual) : "NULL") +
+         ", " + std::to_string(ldr) + ", 0.0f, " + actArgs(ep.act) + "}";
+}
+
+/// A bias of [N] (or broadcast to it) added after a product with N columns.
+static std::optional<std::vector<float>> columnBias(const Tensor &t, int64_t n, float scale) {
+  if (t.dtype() != DType::F32)
+    return std::nullopt;
+  std::vector<float> values(n);
+  if (t.size() == 1) {
+    std::fill(values.begin(), values.end(), t.data<float>()[0] * scale);
+    return values;
+  }
+  if (t.size() != n || t.dim(-1) != n)
+    return std::nullopt;
+  for (int64_t j = 0; j < n; ++j)
+    values[j] = t.data<float>()[j] * scale;
+  return values;
+}
+
+static Error lowerGemm(Emitter &e, Operation *op) {
+  if (auto err = requireFloat(e, op))
+    return err;
+  NodeAttrs attrs{op};
+  Value a = op->getOperand(0), b = op->getOperand(1);
+  Value c = op->getNumOperands() > 2 && !ir::isNoneValue(op->getOperand(2)) ? op->getOperand(2)
+                                                                              : Value();
+  auto aShape = e.shapeOf(op, a);
+  auto bShape = e.shapeOf(op, b);
+  if (!aShape || !bShape)
+    return aShape ? bShape.takeError() : aShape.takeError();
+  bool transA = attrs.i("transA", 0), transB = attrs.i("transB", 0);
+  float alpha = attrs.f("alpha", 1.0f), beta = attrs.f("beta", 1.0f);
+  int64_t m = transA ? (*aShape)[1] : (*aShape)[0], k = transA ? (*aShape)[0] : (*aShape)[1];
+  int64_t n = transB ? (*bShape)[0] : (*bShape)[1];
+  auto constB = e.constant(b);
+  Step step;
+  step.op = op;
+  step.comment = describeOp(op);
+  Epilogue ep;
+  if (c) {
+    auto constC = e.constant(c);
+    if (!constC)
+      return e.unsupported(op, "C computed at run time");
+    if (auto bias = columnBias(*constC, n, beta)) {
+      ep.colBias = "(const float *)(const void *)(wb + " + std::to_string(e.addFloats(*bias)) + ")";
+    } else if (constC->rank() == 2 && constC->dim(0) == m && constC->dim(1) == 1) {
+      std::vector<float> rows(m);
+      for (int64_t i = 0; i < m; ++i)
+        rows[i] = constC->data<float>()[i] * beta;
+      ep.rowBias = "(const float *)(const void *)(wb + " + std::to_string(e.addFloats(rows)) + ")";
+    } else {
+      return e.unsupported(op, "C of shape " + interp::shapeString(constC->shape()));
+    }
+  }
+  if (!constB && alpha != 1.0f)
+    return e.unsupported(op, "alpha with B computed at run time");
+  Value result = op->getResult(0);
+  result = absorbActivation(e, result, ep.act, step.comment);
+  step.reads = {a};
+  step.writes = {result};
+  e.use("gemm");
+  e.use("data");
+  // A transposed is copied into scratch first.
+  uint64_t aBytes = transA ? uint64_t(m * k) * 4 : 0;
+  uint64_t bBytes = (!constB && transB) ? uint64_t(k * n) * 4 : 0;
+  step.scratchBytes = (aBytes + 63) / 64 * 64 + bBytes;
+  std::string packedB;
+  if (constB) {
+    const float *bd = constB->data<float>();
+    auto packed = transB ? packColumns(bd, k, n, 1, k, alpha) : packColumns(bd, k, n, n, 1, alpha);
+    packedB = "(const float *)(const void *)(wb + " + std::to_string(e.addFloats(packed)) + ")";
+  } else {
+    step.reads.push_back(b);
+  }
+  std::string aStrides = transA ? e.intArray({1, m}) : "";
+  std::string aShapeT = transA ? e.intArray({m, k}) : "";
+  std::string bStrides = bBytes ? e.intArray({1, k}) : "";
+  std::string bShapeT = bBytes ? e.intArray({k, n}) : "";
+  uint64_t bOffset = (aBytes + 63) / 64 * 64;
+  step.print = [=](Emitter &e, raw_ostream &os) {
+    std::string aPtr = e.ptr(a);
+    if (transA) {
+      os << "  rf_strided_copy(" << e.scratch() << ", " << aPtr << ", 4, 2, " << aShapeT << ", "
+         << aStrides << ");\n";
+      aPtr = e.scratch();
+    }
+    std::string epText = epilogueInit(e, ep, n);
+    if (!packedB.empty()) {
+      os << "  { const rf_epilogue ep = " << epText << "; rf_gemm_packed_b(" << m << ", " << n << ", "
+         << k << ", " << aPtr << ", " << k << ", " << packedB << ", " << e.ptr(result, true) << ", "
+         << n << ", &ep); }\n";
+    } else {
+      std::string bPtr = e.ptr(b);
+      if (bBytes) {
+        std::string dst = "(float *)(void *)((unsigned char *)(void *)" + e.scratch() + " + " +
+                          std::to_string(bOffset) + ")";
+        os << "  rf_strided_copy(" << dst << ", " << bPtr << ", 4, 2, " << bShapeT << ", "
+           << bStrides << ");\n";
+        bPtr = dst;
+      }
+      os << "  { const rf_epilogue ep = " << epText << "; rf_gemm_plain(" << m << ", " << n << ", "
+         << k << ", " << aPtr << ", " << k << ", " << bPtr << ", " << n << ", "
+         << e.ptr(result, true) << ", " << n << ", &ep); }\n";
+    }
+  };
+  e.steps.push_back(std::move(step));
+  return Error::success();
+}
+
+static Error lowerMatMul(Emitter &e, Operation *op) {
+  if (auto err = requireFloat(e, op))
+    return err;
+  Value a = op->getOperand(0), b = op->getOperand(1);
+  auto aShape = e.shapeOf(op, a);
+  auto bShape = e.shapeOf(op, b);
+  auto outShape = e.shapeOf(op, op->getResult(0));
+  if (!aShape || !bShape || !outShape)
+    return aShape ? (bShape ? outShape.takeError() : bShape.takeError()) : aShape.takeError();
+  std::vector<int64_t> as = *aShape, bs = *bShape;
+  if (as.size() == 1)
+    as.insert(as.begin(), 1);
+  if (bs.size() == 1)
+    bs.push_back(1);
+  int64_t m = as[as.size() - 2], k = as.back(), n = bs.back();
+  if (bs[bs.size() - 2] != k)
+    return e.unsupported(op, "inner dimensions differ");
+  Step step;
+  step.op = op;
+  step.comment = describeOp(op);
+  Epilogue ep;
+  Value result = op->getResult(0);
+  // A bias row added right after (a Linear layer exported as MatMul + Add).
+  if (Operation *user = e.singleUser(result);
+      user && opTypeOf(user) == "Add" && user->getResult(0).getType() == result.getType()) {
+    Value other = user->getOperand(0) == result ? user->getOperand(1) : user->getOperand(0);
+    if (auto t = e.constant(other); t && other != result) {
+      bool rowVector = t->dtype() == DType::F32 && t->size() == n && t->dim(-1) == n;
+      if (rowVector) {
+        ep.colBias = "(const float *)(const void *)(wb + " +
+                     std::to_string(e.addFloats(*columnBias(*t, n, 1.0f))) + ")";
+        e.markAbsorbed(user);
+        step.comment += " + Add";
+        result = user->getResult(0);
+      }
+    }
+  }
+  bool bIsMatrix = llvm::all_of(ArrayRef<int64_t>(bs).drop_back(2), [](int64_t d) { return d == 1; });
+  auto constB = e.constant(b);
+  e.use("gemm");
+  if (constB && bIsMatrix) {
+    result = absorbResidual(e, op, result, ep.residual, step.comment);
+    result = absorbActivation(e, result, ep.act, step.comment);
+    int64_t rows = product(as) / k;
+    auto packed = packColumns(constB->data<float>(), k, n, n, 1, 1.0f);
+    std::string packedB = "(const float *)(const void *)(wb + " + std::to_string(e.addFloats(packed)) + ")";
+    step.reads = {a};
+    if (ep.residual) {
+      step.reads.push_back(ep.residual);
+      step.inPlaceCandidates.push_back(ep.residual);
+    }
+    step.writes = {result};
+    step.print = [=](Emitter &e, raw_ostream &os) {
+      os << "  { const rf_epilogue ep = " << epilogueInit(e, ep, n) << "; rf_gemm_packed_b(" << rows
+         << ", " << n << ", " << k << ", " << e.ptr(a) << ", " << k << ", " << packedB << ", "
+         << e.ptr(result, true) << ", " << n << ", &ep); }\n";
+    };
+    e.steps.push_back(std::move(step));
+    return Error::success();
+  }
+  // Batched product of run-time operands, batch dims broadcast.
+  result = absorbActivation(e, result, ep.act, step.comment);
+  size_t batchRank = std::max(as.size(), bs.size()) - 2;
+  std::vector<int64_t> batch(batchRank, 1), aBatch(batchRank, 1), bBatch(batchRank, 1);
+  for (size_t i = 0; i < as.size() - 2; ++i)
+    aBatch[batchRank - (as.size() - 2) + i] = as[i];
+  for (size_t i = 0; i < bs.size() - 2; ++i)
+    bBatch[batchRank - (bs.size() - 2) + i] = bs[i];
+  for (size_t i = 0; i < batchRank; ++i) {
+    if (aBatch[i] != bBatch[i] && aBatch[i] != 1 && bBatch[i] != 1)
+      return e.unsupported(op, "batch dimensions that do not broadcast");
+    batch[i] = std::max(aBatch[i], bBatch[i]);
+  }
+  std::vector<int64_t> aOffsets, bOffsets;
+  int64_t count = product(batch);
+  for (int64_t flat = 0; flat < count; ++flat) {
+    int64_t rest = flat, ao = 0, bo = 0, aStride = 1, bStride = 1;
+    for (size_t i = batchRank; i-- > 0;) {
+      int64_t idx = rest % batch[i];
+      rest /= batch[i];
+      ao += (aBatch[i] == 1 ? 0 : idx) * aStride;
+      bo += (bBatch[i] == 1 ? 0 : idx) * bStride;
+      aStride *= aBatch[i];
+      bStride *= bBatch[i];
+    }
+    aOffsets.push_back(ao * m * k);
+    bOffsets.push_back(bo * k * n);
+  }
+  std::string aTable = e.intArray(aOffsets), bTable = e.intArray(bOffsets);
+  step.reads = {a, b};
+  step.writes = {result};
+  step.print = [=](Emitter &e, raw_ostream &os) {
+    os << "  { const rf_epilogue ep = " << epilogueInit(e, ep, n) << "; int i; for (i = 0; i < "
+       << count << "; ++i) rf_gemm_plain(" << m << ", " << n << ", " << k << ", " << e.ptr(a) << " + "
+       << aTable << "[i], " << k << ", " << e.ptr(b) << " + " << bTable << "[i], " << n << ", "
+       << e.ptr(result, true) << " + (ptrdiff_t)i * " << m * n << ", " << n << ", &ep); }\n";
+  };
+  e.steps.push_back(std::move(step));
+  return Error::success();
+}
+
+//===----------------------------------------------------------------------===//
+// Pools
+//===----------------------------------------------------------------------===//
+
+static Error lowerPool(Emitter &e, Operation *op, bool isMax) {
+  if (auto err = requireFloat(e, op))
+    return err;
+  if (op->getNumResults() > 1 && !op->getResult(1).use_empty())
+    return e.unsupported(op, "the Indices output");
+  Value x = op->getOperand(0);
+  auto in = e.shapeOf(op, x);
+  auto out = e.shapeOf(op, op->getResult(0));
+  if (!in || !out)
+    return in ? out.takeError() : in.takeError();
+  NodeAttrs attrs{op};
+  auto kernel = attrs.ints("kernel_shape");
+  if (!kernel)
+    return e.unsupported(op, "no kernel_shape");
+  ConvGeometry g;
+  if (auto err = readWindow(e, op, *in, *out, *kernel, g))
+    return err;
+  if (!isMax && (g.dh != 1 || g.dw != 1))
+    return e.unsupported(op, "dilations");
+  std::string init = " = {";
+  for (auto [i, v] : llvm::enumerate(std::vector<int64_t>{g.h, g.w, g.oh, g.ow, g.kh, g.kw, g.sh,
+                                                          g.sw, g.pt, g.pl, g.pb, g.pr, g.dh, g.dw}))
+    init += (i ? ", " : "") + std::to_string(v);
+  std::string shape = e.declare("pool", "rf_pool_shape", init + "}");
+  bool countPad = attrs.i("count_include_pad", 0) != 0;
+  Step step;
+  step.op = op;
+  step.comment = describeOp(op);
+  step.reads = {x};
+  step.writes = {op->getResult(0)};
+  e.use("pool");
+  int64_t nc = g.n * g.c;
+  Value result = op->getResult(0);
+  step.print = [=](Emitter &e, raw_ostream &os) {
+    if (isMax)
+      os << "  rf_maxpool2d(" << e.ptr(x) << ", " << e.ptr(result, true) << ", " << nc << ", &"
+         << shape << ");\n";
+    else
+      os << "  rf_avgpool2d(" << e.ptr(x) << ", " << e.ptr(result, true) << ", " << nc << ", &"
+         << shape << ", " << countPad << ");\n";
+  };
+  e.steps.push_back(std::move(step));
+  return Error::success();
+}
+
+static Error lowerGlobalPool(Emitter &e, Operation *op, bool isMax) {
+  if (auto err = requireFloat(e, op))
+    return err;
+  Value x = op->getOperand(0);
+  auto in = e.shapeOf(op, x);
+  if (!in)
+    return in.takeError();
+  if (in->size() < 3)
+    return e.unsupported(op, "inputs of rank below 3");
+  int64_t nc = (*in)[0] * (*in)[1], hw = product(*in) / nc;
+  Step step;
+  step.op = op;
+  step.comment = describeOp(op);
+  step.reads = {x};
+  step.writes = {op->getResult(0)};
+  e.use("pool");
+  Value result = op->getResult(0);
+  step.print = [=](Emitter &e, raw_ostream &os) {
+    os << "  " << (isMax ? "rf_global_maxpool(" : "rf_global_avgpool(") << e.ptr(x) << ", "
+       << e.ptr(result, true) << ", " << nc << ", " << hw << ");\n";
+  };
+  e.steps.push_back(std::move(step));
+  return Error::success();
+}
+
+Error lowerNN(Emitter &e, Operation *op, bool &handled) {
+  StringRef type = opTypeOf(op);
+  handled = true;
+  if (type == "Conv")
+    return lowerConv(e, op);
+  if (type == "ConvTranspose")
+    return lowerConvTranspose(e, op);
+  if (type == "Gemm")
+    return lowerGemm(e, op);
+  if (type == "MatMul")
+    return lowerMatMul(e, op);
+  if (type == "MaxPool" || type == "AveragePool")
+    return lowerPool(e, op, type == "MaxPool");
+  if (type == "GlobalAveragePool" || type == "GlobalMaxPool")
+    return lowerGlobalPool(e, op, type == "GlobalMaxPool");
+  handled = false;
+  return Error::success();
+}
+
+} // namespace refold::cemit

@@ -1,0 +1,35 @@
+//===- COutput.h - refold's C output and its C engine -----------*- C++ -*-===//
+
+#ifndef REFOLD_TOOLS_REFOLD_COUTPUT_H
+#define REFOLD_TOOLS_REFOLD_COUTPUT_H
+
+#include "refold/CEmitter/CEmitter.h"
+#include "refold/Interpreter/Interpreter.h"
+
+namespace refold::driver {
+
+/// The module's C (dimensions pinned on a copy).
+llvm::Expected<cemit::EmittedC> emitForC(mlir::ModuleOp module, llvm::StringRef prefix,
+                                         llvm::StringRef headerName,
+                                         const llvm::StringMap<int64_t> &dims);
+
+/// Writes `cPath` and the header beside it, both or neither.
+llvm::Expected<cemit::ArenaReport> writeC(mlir::ModuleOp module, llvm::StringRef cPath,
+                                          llvm::StringRef prefix,
+                                          const llvm::StringMap<int64_t> &dims);
+
+struct COptions {
+  std::string cc;               // compiler; $CC or cc when empty
+  std::string cflags = "-O2";   // extra flags
+  unsigned timeRuns = 0;        // > 1: time this many runs
+};
+
+/// Emits the module as C, compiles it with a generated main, runs it on
+/// `inputs` (one per graph input; their shapes pin the symbolic dims) and
+/// returns the outputs by name.
+llvm::Expected<interp::TensorMap> runC(mlir::ModuleOp module, llvm::ArrayRef<interp::Tensor> inputs,
+                                       const COptions &options, double *medianMs = nullptr);
+
+} // namespace refold::driver
+
+#endif // REFOLD_TOOLS_REFOLD_COUTPUT_H
