@@ -9,45 +9,94 @@ typedef struct {
   int kh, kw, sh, sw, pt, pl, dh, dw, groups;
 } rf_conv_shape;
 
-/* Rows (c, ky, kx) x columns [j0, j0 + nt) of the output pixels. */
-static inline void rf_im2col_tile(const float *x, const rf_conv_shape *s, int channels, ptrdiff_t j0,
-                                  ptrdiff_t nt, float *col) {
+/* The im2col matrix of output pixels [j0, j0 + nt), rows (c, ky, kx), packed
+ * as rf_gemm_packed_ab reads B: panels of RF_NR pixels, each K x RF_NR,
+ * pixels past nt zero. */
+static inline void rf_im2col_packed(const float *x, const rf_conv_shape *s, int channels, ptrdiff_t j0,
+                                    ptrdiff_t nt, float *col) {
+  ptrdiff_t K = (ptrdiff_t)channels * s->kh * s->kw, panels = (nt + RF_NR - 1) / RF_NR;
+  ptrdiff_t hw = (ptrdiff_t)s->h * s->w, p;
   int c, ky, kx;
+  if (s->kh == 1 && s->kw == 1 && s->sh == 1 && s->sw == 1 && s->pt == 0 && s->pl == 0 &&
+      s->oh == s->h && s->ow == s->w) {
+    /* 1x1: each panel row is RF_NR consecutive input pixels of a channel. */
+    for (p = 0; p < panels; ++p) {
+      ptrdiff_t n = nt - p * RF_NR < RF_NR ? nt - p * RF_NR : RF_NR, k;
+      float *dst = col + p * K * RF_NR;
+      const float *src = x + j0 + p * RF_NR;
+      for (k = 0; k < K; ++k, dst += RF_NR, src += hw) {
+        ptrdiff_t t;
+        if (n == RF_NR) {
+          memcpy(dst, src, sizeof(float) * RF_NR);
+          continue;
+        }
+        for (t = 0; t < n; ++t) dst[t] = src[t];
+        for (; t < RF_NR; ++t) dst[t] = 0.0f;
+      }
+    }
+    return;
+  }
+  /* Row k = (c, ky, kx) of the tile: output rows' runs of pixels, split at
+   * panel boundaries, each a copy of input pixels with zeros outside. */
   for (c = 0; c < channels; ++c)
     for (ky = 0; ky < s->kh; ++ky)
       for (kx = 0; kx < s->kw; ++kx) {
-        float *row = col + ((ptrdiff_t)(c * s->kh + ky) * s->kw + kx) * nt;
-        const float *plane = x + (ptrdiff_t)c * s->h * s->w;
-        ptrdiff_t j = 0;
+        ptrdiff_t k = ((ptrdiff_t)c * s->kh + ky) * s->kw + kx, j = 0;
+        const float *plane = x + (ptrdiff_t)c * hw;
+        int off_y = ky * s->dh - s->pt, off_x = kx * s->dw - s->pl;
         while (j < nt) {
-          ptrdiff_t p = j0 + j;
-          int oy = (int)(p / s->ow), ox0 = (int)(p % s->ow);
-          int ox1 = s->ow;
-          int iy = oy * s->sh - s->pt + ky * s->dh, ox;
-          if ((ptrdiff_t)(ox1 - ox0) > nt - j) ox1 = ox0 + (int)(nt - j);
-          if (iy < 0 || iy >= s->h) {
-            memset(row + j, 0, sizeof(float) * (size_t)(ox1 - ox0));
-          } else {
-            const float *in = plane + (ptrdiff_t)iy * s->w;
-            int base = kx * s->dw - s->pl;
-            for (ox = ox0; ox < ox1; ++ox) {
-              int ix = ox * s->sw + base;
-              row[j + ox - ox0] = (ix >= 0 && ix < s->w) ? in[ix] : 0.0f;
+          ptrdiff_t q = j0 + j;
+          int oy = (int)(q / s->ow), ox = (int)(q % s->ow);
+          ptrdiff_t run = s->ow - ox < nt - j ? s->ow - ox : nt - j;
+          int iy = oy * s->sh + off_y;
+          const float *irow = plane + (ptrdiff_t)iy * s->w;
+          int row_valid = iy >= 0 && iy < s->h;
+          while (run > 0) {
+            int lane = (int)(j % RF_NR), chunk = RF_NR - lane < run ? RF_NR - lane : (int)run, t;
+            float *dst = col + ((j / RF_NR) * K + k) * RF_NR + lane;
+            /* Short runs: plain loops (a call to memcpy costs more). */
+            if (!row_valid) {
+              for (t = 0; t < chunk; ++t) dst[t] = 0.0f;
+            } else if (s->sw == 1) {
+              int ix0 = ox + off_x, lo = ix0 < 0 ? -ix0 : 0, hi = s->w - ix0;
+              const float *src = irow + ix0;
+              if (lo > chunk) lo = chunk;
+              if (hi > chunk) hi = chunk;
+              if (hi < lo) hi = lo;
+              if (lo == 0 && hi == RF_NR) {
+                memcpy(dst, src, sizeof(float) * RF_NR);
+              } else {
+                for (t = 0; t < lo; ++t) dst[t] = 0.0f;
+                for (; t < hi; ++t) dst[t] = src[t];
+                for (; t < chunk; ++t) dst[t] = 0.0f;
+              }
+            } else {
+              for (t = 0; t < chunk; ++t) {
+                int ix = (ox + t) * s->sw + off_x;
+                dst[t] = ix >= 0 && ix < s->w ? irow[ix] : 0.0f;
+              }
             }
+            j += chunk;
+            ox += chunk;
+            run -= chunk;
           }
-          j += ox1 - ox0;
+        }
+        if (nt % RF_NR) { /* lanes past the last pixel */
+          float *tail = col + ((nt / RF_NR) * K + k) * RF_NR;
+          int t;
+          for (t = (int)(nt % RF_NR); t < RF_NR; ++t) tail[t] = 0.0f;
         }
       }
 }
 
+/* `tile` output pixels at a time (a multiple of RF_NR), through scratch of
+ * K x tile floats. */
 RF_KERNEL void rf_conv2d_gemm(const float *x, float *y, const float *wp, const float *bias,
                               const float *residual, const rf_conv_shape *s, float *scratch,
                               ptrdiff_t tile, int act, float p0, float p1) {
   int cg = s->c / s->groups, mg = s->m / s->groups, n, g;
   ptrdiff_t kg = (ptrdiff_t)cg * s->kh * s->kw, ohw = (ptrdiff_t)s->oh * s->ow;
   ptrdiff_t mpad = (mg + RF_MR - 1) / RF_MR * RF_MR;
-  int direct = s->kh == 1 && s->kw == 1 && s->sh == 1 && s->sw == 1 && s->pt == 0 && s->pl == 0 &&
-               s->oh == s->h && s->ow == s->w;
   for (n = 0; n < s->n; ++n)
     for (g = 0; g < s->groups; ++g) {
       const float *xg = x + ((ptrdiff_t)n * s->c + (ptrdiff_t)g * cg) * s->h * s->w;
@@ -63,16 +112,11 @@ RF_KERNEL void rf_conv2d_gemm(const float *x, float *y, const float *wp, const f
       ep.act = act;
       ep.p0 = p0;
       ep.p1 = p1;
-      if (direct) {
-        ep.residual = rg;
-        rf_gemm_packed_a(mg, ohw, kg, wg, xg, ohw, yg, ohw, &ep);
-        continue;
-      }
       for (j0 = 0; j0 < ohw; j0 += tile) {
         ptrdiff_t nt = ohw - j0 < tile ? ohw - j0 : tile;
-        rf_im2col_tile(xg, s, cg, j0, nt, scratch);
+        rf_im2col_packed(xg, s, cg, j0, nt, scratch);
         ep.residual = rg ? rg + j0 : NULL;
-        rf_gemm_packed_a(mg, nt, kg, wg, scratch, nt, yg + j0, ohw, &ep);
+        rf_gemm_packed_ab(mg, nt, kg, wg, scratch, yg + j0, ohw, &ep);
       }
     }
 }

@@ -9,6 +9,13 @@
 #define RF_MR 6
 #define RF_NR 16
 
+/* GCC in ISO C mode (-std=c99) does not fuse a * b + c into one FMA; the
+ * micro-kernel is written to be fused (clang fuses within an expression). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=fast")
+#endif
+
 typedef struct {
   const float *row_bias; /* [M] or NULL */
   const float *col_bias; /* [N] or NULL */
@@ -19,25 +26,31 @@ typedef struct {
   float p0, p1;
 } rf_epilogue;
 
+/* Writes an mr x nr tile. The first K block adds the biases and the
+ * residual (read before anything overwrites it, so C may be the residual's
+ * buffer); later blocks add to C; the last applies the activation. */
 static inline void rf_store_tile(float *c, ptrdiff_t ldc, int mr, int nr, ptrdiff_t i0, ptrdiff_t j0,
-                                 float acc[RF_MR][RF_NR], const rf_epilogue *ep) {
+                                 float acc[RF_MR][RF_NR], const rf_epilogue *ep, int first, int last) {
   int i, j;
   for (i = 0; i < mr; ++i) {
     float *crow = c + i * ldc;
-    const float *rrow = ep->residual ? ep->residual + (i0 + i) * ep->ldr + j0 : NULL;
-    float rb = ep->row_bias ? ep->row_bias[i0 + i] : 0.0f;
-    for (j = 0; j < nr; ++j) {
-      float v = acc[i][j] + rb;
-      if (ep->col_bias) v += ep->col_bias[j0 + j];
-      if (ep->beta != 0.0f) v += ep->beta * crow[j];
-      if (rrow) v += rrow[j];
-      crow[j] = v;
+    if (first) {
+      const float *rrow = ep->residual ? ep->residual + (i0 + i) * ep->ldr + j0 : NULL;
+      float rb = ep->row_bias ? ep->row_bias[i0 + i] : 0.0f;
+      for (j = 0; j < nr; ++j) acc[i][j] += rb;
+      if (ep->col_bias)
+        for (j = 0; j < nr; ++j) acc[i][j] += ep->col_bias[j0 + j];
+      if (rrow)
+        for (j = 0; j < nr; ++j) acc[i][j] += rrow[j];
+    } else {
+      for (j = 0; j < nr; ++j) acc[i][j] += crow[j];
     }
-    rf_activate_n(crow, nr, ep->act, ep->p0, ep->p1);
+    if (last) rf_activate_n(acc[i], nr, ep->act, ep->p0, ep->p1);
+    for (j = 0; j < nr; ++j) crow[j] = acc[i][j];
   }
 }
 
-#if defined(__GNUC__)
+#if defined(__GNUC__) && !defined(RF_SCALAR)
 typedef float rf_vnr __attribute__((vector_size(RF_NR * sizeof(float))));
 
 /* A full RF_MR x RF_NR tile: RF_MR vector accumulators, one vector load of
@@ -65,6 +78,48 @@ static inline void rf_micro_full(ptrdiff_t K, const float *RF_RESTRICT a, ptrdif
   memcpy(out[5], &c5, sizeof c5);
 }
 #define RF_HAVE_VECTOR_MICRO 1
+
+#if defined(__AVX512F__)
+/* 32 vector registers: two slivers of A at once, 12 accumulators, enough
+ * independent FMAs to hide their latency. */
+#define RF_HAVE_MICRO_12 1
+static inline void rf_micro_12(ptrdiff_t K, const float *RF_RESTRICT a, const float *RF_RESTRICT a2,
+                               ptrdiff_t a_row, ptrdiff_t a_k, const float *RF_RESTRICT b, ptrdiff_t b_k,
+                               float out[2 * RF_MR][RF_NR]) {
+  rf_vnr c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, c4 = {0}, c5 = {0};
+  rf_vnr d0 = {0}, d1 = {0}, d2 = {0}, d3 = {0}, d4 = {0}, d5 = {0};
+  ptrdiff_t k;
+  for (k = 0; k < K; ++k) {
+    rf_vnr bv;
+    const float *ak = a + k * a_k, *bk = a2 + k * a_k;
+    memcpy(&bv, b + k * b_k, sizeof bv);
+    c0 += ak[0] * bv;
+    c1 += ak[a_row] * bv;
+    c2 += ak[2 * a_row] * bv;
+    c3 += ak[3 * a_row] * bv;
+    c4 += ak[4 * a_row] * bv;
+    c5 += ak[5 * a_row] * bv;
+    d0 += bk[0] * bv;
+    d1 += bk[a_row] * bv;
+    d2 += bk[2 * a_row] * bv;
+    d3 += bk[3 * a_row] * bv;
+    d4 += bk[4 * a_row] * bv;
+    d5 += bk[5 * a_row] * bv;
+  }
+  memcpy(out[0], &c0, sizeof c0);
+  memcpy(out[1], &c1, sizeof c1);
+  memcpy(out[2], &c2, sizeof c2);
+  memcpy(out[3], &c3, sizeof c3);
+  memcpy(out[4], &c4, sizeof c4);
+  memcpy(out[5], &c5, sizeof c5);
+  memcpy(out[6], &d0, sizeof d0);
+  memcpy(out[7], &d1, sizeof d1);
+  memcpy(out[8], &d2, sizeof d2);
+  memcpy(out[9], &d3, sizeof d3);
+  memcpy(out[10], &d4, sizeof d4);
+  memcpy(out[11], &d5, sizeof d5);
+}
+#endif
 #endif
 
 /* Any tile up to RF_MR x RF_NR, in plain C. */
@@ -83,70 +138,102 @@ static inline void rf_micro_edge(ptrdiff_t K, int mr, int nr, const float *a, pt
   }
 }
 
+/* Blocking (Goto and van de Geijn): a K block of RF_KC rows of B for RF_NC
+ * columns stays in L2 while every RF_MR-row sliver of A (in L1) sweeps it. */
+#ifndef RF_KC
+#define RF_KC 256
+#endif
+#ifndef RF_NC
+#define RF_NC 192
+#endif
+
+/* a(i, k) = a[(i / RF_MR) * a_panel + (i % RF_MR) * a_row + k * a_k];
+ * b(k, j) = b[(j / RF_NR) * b_panel + j % RF_NR + k * b_k]. */
+static inline void rf_gemm_blocked(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float *a,
+                                   ptrdiff_t a_panel, ptrdiff_t a_row, ptrdiff_t a_k, const float *b,
+                                   ptrdiff_t b_panel, ptrdiff_t b_k, int a_padded, int b_padded, float *c,
+                                   ptrdiff_t ldc, const rf_epilogue *ep) {
+  float acc[RF_MR][RF_NR];
+  ptrdiff_t j0, p0, i0, jr;
+  (void)a_padded; /* unused by the scalar micro-kernel */
+  (void)b_padded;
+  for (j0 = 0; j0 < N; j0 += RF_NC) {
+    ptrdiff_t nc = N - j0 < RF_NC ? N - j0 : RF_NC;
+    for (p0 = 0; p0 < K || p0 == 0; p0 += RF_KC) {
+      ptrdiff_t kc = K - p0 < RF_KC ? K - p0 : RF_KC;
+      int first = p0 == 0, last = p0 + kc >= K;
+      for (i0 = 0; i0 < M; i0 += RF_MR) {
+        int mr = M - i0 < RF_MR ? (int)(M - i0) : RF_MR;
+        const float *ap = a + (i0 / RF_MR) * a_panel + p0 * a_k;
+#ifdef RF_HAVE_MICRO_12
+        /* Two slivers at once while both are full (or padded). */
+        if (M - i0 > RF_MR && (M - i0 >= 2 * RF_MR || a_padded)) {
+          float acc2[2 * RF_MR][RF_NR];
+          int mr2 = M - i0 - RF_MR < RF_MR ? (int)(M - i0 - RF_MR) : RF_MR;
+          for (jr = j0; jr < j0 + nc; jr += RF_NR) {
+            int nr = j0 + nc - jr < RF_NR ? (int)(j0 + nc - jr) : RF_NR;
+            const float *bp = b + (jr / RF_NR) * b_panel + p0 * b_k;
+            if (nr == RF_NR || b_padded) {
+              rf_micro_12(kc, ap, ap + a_panel, a_row, a_k, bp, b_k, acc2);
+              rf_store_tile(c + i0 * ldc + jr, ldc, RF_MR, nr, i0, jr, acc2, ep, first, last);
+              rf_store_tile(c + (i0 + RF_MR) * ldc + jr, ldc, mr2, nr, i0 + RF_MR, jr, acc2 + RF_MR, ep,
+                            first, last);
+            } else {
+              rf_micro_edge(kc, RF_MR, nr, ap, a_row, a_k, bp, b_k, acc);
+              rf_store_tile(c + i0 * ldc + jr, ldc, RF_MR, nr, i0, jr, acc, ep, first, last);
+              rf_micro_edge(kc, mr2, nr, ap + a_panel, a_row, a_k, bp, b_k, acc);
+              rf_store_tile(c + (i0 + RF_MR) * ldc + jr, ldc, mr2, nr, i0 + RF_MR, jr, acc, ep, first,
+                            last);
+            }
+          }
+          i0 += RF_MR;
+          continue;
+        }
+#endif
+        for (jr = j0; jr < j0 + nc; jr += RF_NR) {
+          int nr = j0 + nc - jr < RF_NR ? (int)(j0 + nc - jr) : RF_NR;
+          const float *bp = b + (jr / RF_NR) * b_panel + p0 * b_k;
+#ifdef RF_HAVE_VECTOR_MICRO
+          if ((mr == RF_MR || a_padded) && (nr == RF_NR || b_padded))
+            rf_micro_full(kc, ap, a_row, a_k, bp, b_k, acc);
+          else
+#endif
+            rf_micro_edge(kc, mr, nr, ap, a_row, a_k, bp, b_k, acc);
+          rf_store_tile(c + i0 * ldc + jr, ldc, mr, nr, i0, jr, acc, ep, first, last);
+        }
+      }
+    }
+  }
+}
+
 /* A packed in panels of RF_MR rows (K x RF_MR each, rows past M zero);
- * B row-major at stride ldb. */
+ * B row-major at stride ldb. Rows past M of a panel are computed and
+ * dropped, so a full-width sliver always runs the vector micro-kernel. */
 RF_KERNEL void rf_gemm_packed_a(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float *ap,
                                 const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
                                 const rf_epilogue *ep) {
-  float acc[RF_MR][RF_NR];
-  ptrdiff_t i0, j0;
-  for (j0 = 0; j0 < N; j0 += RF_NR) {
-    int nr = N - j0 < RF_NR ? (int)(N - j0) : RF_NR;
-    for (i0 = 0; i0 < M; i0 += RF_MR) {
-      int mr = M - i0 < RF_MR ? (int)(M - i0) : RF_MR;
-      const float *panel = ap + i0 * K;
-#ifdef RF_HAVE_VECTOR_MICRO
-      if (nr == RF_NR)
-        rf_micro_full(K, panel, 1, RF_MR, b + j0, ldb, acc);
-      else
-#endif
-        rf_micro_edge(K, mr, nr, panel, 1, RF_MR, b + j0, ldb, acc);
-      rf_store_tile(c + i0 * ldc + j0, ldc, mr, nr, i0, j0, acc, ep);
-    }
-  }
+  rf_gemm_blocked(M, N, K, ap, RF_MR * K, 1, RF_MR, b, RF_NR, ldb, 1, 0, c, ldc, ep);
+}
+
+/* Both packed: A in panels of RF_MR rows, B in panels of RF_NR columns
+ * (K x RF_NR each, columns past N zero): the micro-kernel streams both. */
+RF_KERNEL void rf_gemm_packed_ab(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float *ap,
+                                 const float *bp, float *c, ptrdiff_t ldc, const rf_epilogue *ep) {
+  rf_gemm_blocked(M, N, K, ap, RF_MR * K, 1, RF_MR, bp, RF_NR * K, RF_NR, 1, 1, c, ldc, ep);
 }
 
 /* A row-major at stride lda; B packed in panels of RF_NR columns (K x RF_NR
  * each, columns past N zero). */
 RF_KERNEL void rf_gemm_packed_b(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float *a, ptrdiff_t lda,
                                 const float *bp, float *c, ptrdiff_t ldc, const rf_epilogue *ep) {
-  float acc[RF_MR][RF_NR];
-  ptrdiff_t i0, j0;
-  for (j0 = 0; j0 < N; j0 += RF_NR) {
-    int nr = N - j0 < RF_NR ? (int)(N - j0) : RF_NR;
-    const float *panel = bp + j0 * K;
-    for (i0 = 0; i0 < M; i0 += RF_MR) {
-      int mr = M - i0 < RF_MR ? (int)(M - i0) : RF_MR;
-#ifdef RF_HAVE_VECTOR_MICRO
-      if (mr == RF_MR)
-        rf_micro_full(K, a + i0 * lda, lda, 1, panel, RF_NR, acc);
-      else
-#endif
-        rf_micro_edge(K, mr, RF_NR, a + i0 * lda, lda, 1, panel, RF_NR, acc);
-      rf_store_tile(c + i0 * ldc + j0, ldc, mr, nr, i0, j0, acc, ep);
-    }
-  }
+  rf_gemm_blocked(M, N, K, a, RF_MR * lda, lda, 1, bp, RF_NR * K, RF_NR, 0, 1, c, ldc, ep);
 }
 
 /* Both operands computed at run time: A row-major (lda), B row-major (ldb). */
 RF_KERNEL void rf_gemm_plain(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float *a, ptrdiff_t lda,
                              const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
                              const rf_epilogue *ep) {
-  float acc[RF_MR][RF_NR];
-  ptrdiff_t i0, j0;
-  for (j0 = 0; j0 < N; j0 += RF_NR) {
-    int nr = N - j0 < RF_NR ? (int)(N - j0) : RF_NR;
-    for (i0 = 0; i0 < M; i0 += RF_MR) {
-      int mr = M - i0 < RF_MR ? (int)(M - i0) : RF_MR;
-#ifdef RF_HAVE_VECTOR_MICRO
-      if (mr == RF_MR && nr == RF_NR)
-        rf_micro_full(K, a + i0 * lda, lda, 1, b + j0, ldb, acc);
-      else
-#endif
-        rf_micro_edge(K, mr, nr, a + i0 * lda, lda, 1, b + j0, ldb, acc);
-      rf_store_tile(c + i0 * ldc + j0, ldc, mr, nr, i0, j0, acc, ep);
-    }
-  }
+  rf_gemm_blocked(M, N, K, a, RF_MR * lda, lda, 1, b, RF_NR, ldb, 0, 0, c, ldc, ep);
 }
 
 /* Packs a row-major M x K matrix (rows at stride lda, elements at stride
@@ -160,3 +247,7 @@ RF_KERNEL void rf_pack_a(ptrdiff_t M, ptrdiff_t K, const float *a, ptrdiff_t lda
       for (i = 0; i < RF_MR; ++i)
         *ap++ = i0 + i < M ? a[(i0 + i) * lda + k * ak] : 0.0f;
 }
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif

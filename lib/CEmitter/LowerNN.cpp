@@ -19,8 +19,9 @@ namespace refold::cemit {
 
 // Keep in step with ckernels/gemm.h.
 static constexpr int64_t kMR = 6, kNR = 16;
-// Bytes of im2col scratch a conv aims for (tiles of output pixels).
-static constexpr int64_t kIm2colBudget = 256 * 1024;
+// Bytes of packed im2col scratch a conv aims for (tiles of output pixels):
+// half an L2 cache of today's cores.
+static constexpr int64_t kIm2colBudget = 1024 * 1024;
 
 static int64_t product(ArrayRef<int64_t> dims) {
   int64_t p = 1;
@@ -290,16 +291,13 @@ static Error lowerConv(Emitter &e, Operation *op) {
     return Error::success();
   }
 
-  bool direct = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 &&
-                g.oh == g.h && g.ow == g.w;
-  int64_t tile = ohw;
-  if (!direct) {
-    int64_t budget = std::max<int64_t>(kNR, kIm2colBudget / (4 * k) / kNR * kNR);
-    tile = std::min(ohw, budget);
-  }
+  // Output pixels per packed im2col tile: a multiple of the micro-kernel's
+  // width, the whole image when it fits the budget.
+  int64_t ohwPadded = (ohw + kNR - 1) / kNR * kNR;
+  int64_t tile = std::min(ohwPadded, std::max<int64_t>(kNR, kIm2colBudget / (4 * k) / kNR * kNR));
   int64_t mpad = (mg + kMR - 1) / kMR * kMR;
   uint64_t packedBytes = constW ? 0 : uint64_t(g.groups * mpad * k) * 4;
-  uint64_t colBytes = direct ? 0 : uint64_t(k * tile) * 4;
+  uint64_t colBytes = uint64_t(k * tile) * 4;
   step.scratchBytes = (packedBytes + 63) / 64 * 64 + colBytes;
   std::string packedW;
   if (constW) {

@@ -223,7 +223,8 @@ llvm::Expected<interp::TensorMap> runC(ModuleOp module, ArrayRef<interp::Tensor>
     return error("the C compiler failed (" + cc + "): " + first.split('\n').first);
   }
 
-  std::vector<std::string> runArgs = {at("model.exe")};
+  std::vector<std::string> runArgs = splitFlags(options.runUnder);
+  runArgs.push_back(at("model.exe"));
   for (size_t i = 0; i < inputs.size(); ++i)
     runArgs.push_back(at("in" + std::to_string(i) + ".bin"));
   for (size_t i = 0; i < outBytes.size(); ++i)
@@ -233,6 +234,12 @@ llvm::Expected<interp::TensorMap> runC(ModuleOp module, ArrayRef<interp::Tensor>
   std::string runLog = at("run.log");
   std::optional<StringRef> runRedirects[] = {std::nullopt, StringRef(runLog), StringRef(runLog)};
   std::string exe = at("model.exe");
+  if (!options.runUnder.empty()) {
+    auto wrapper = llvm::sys::findProgramByName(runArgs[0]);
+    if (!wrapper)
+      return error("'" + runArgs[0] + "' not found (--run-under)");
+    exe = *wrapper;
+  }
   status = llvm::sys::ExecuteAndWait(exe, runRefs, std::nullopt, runRedirects, 0, 0, &message);
   std::string log;
   if (auto buffer = llvm::MemoryBuffer::getFile(runLog))

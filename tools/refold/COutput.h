@@ -22,6 +22,7 @@ struct COptions {
   std::string cc;               // compiler; $CC or cc when empty
   std::string cflags = "-O2";   // extra flags
   unsigned timeRuns = 0;        // > 1: time this many runs
+  std::string runUnder;         // e.g. "qemu-aarch64 -L /usr/aarch64-linux-gnu"
 };
 
 /// Emits the module as C, compiles it with a generated main, runs it on

@@ -143,6 +143,11 @@ cl::opt<std::string> ccFlags("cflags", cl::init("-O2"),
                              cl::desc("run --engine=c: flags for the C compiler (default -O2)"),
                              cl::cat(refoldCategory));
 
+cl::opt<std::string> runUnder(
+    "run-under",
+    cl::desc("run --engine=c: run the compiled model under this command, e.g. "
+             "\"qemu-aarch64 -L /usr/aarch64-linux-gnu\" with --cc aarch64-linux-gnu-gcc"),
+    cl::cat(refoldCategory));
 cl::opt<std::string> compareDir(
     "compare",
     cl::desc("run: compare the outputs with DIR/<output>.pb (another run's); fail when the max "
@@ -220,6 +225,7 @@ int runModel(mlir::ModuleOp module) {
     cOptions.cc = ccCommand;
     cOptions.cflags = ccFlags;
     cOptions.timeRuns = timeRuns;
+    cOptions.runUnder = runUnder;
     double ms = -1;
     outputs = refold::driver::runC(module, *bound, cOptions, &ms);
     if (!outputs)
