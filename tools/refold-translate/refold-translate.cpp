@@ -4,9 +4,12 @@
 //   refold-translate --export-onnx model.mlir -o model.onnx
 //   refold-translate --check-onnx model.onnx          (onnx::checker verdict)
 //   refold-translate --compare-onnx a.onnx b.onnx     (normalized equality)
+//   refold-translate --emit-c model.mlir [--dim N=1] -o model.c   (C and .h;
+//                    with -o - both are printed, the header first)
 //
 //===----------------------------------------------------------------------===//
 
+#include "refold/CEmitter/CEmitter.h"
 #include "refold/Dialect/ONNX/ONNXOps.h"
 #include "refold/Translation/ONNXModel.h"
 
@@ -15,10 +18,12 @@
 #include "mlir/IR/OperationSupport.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/Support/FileUtilities.h"
+#include "mlir/Support/ToolUtilities.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/WithColor.h"
@@ -33,7 +38,7 @@
 using namespace llvm;
 
 namespace {
-enum class Mode { None, Import, Export, Check, Compare };
+enum class Mode { None, Import, Export, Check, Compare, EmitC };
 
 cl::opt<Mode> mode(
     cl::desc("Translation to perform"), cl::init(Mode::None),
@@ -42,7 +47,9 @@ cl::opt<Mode> mode(
                clEnumValN(Mode::Check, "check-onnx",
                           "Run onnx::checker on an ONNX file and print its verdict"),
                clEnumValN(Mode::Compare, "compare-onnx",
-                          "Compare two ONNX files after normalization (see docs)")));
+                          "Compare two ONNX files after normalization (see docs)"),
+               clEnumValN(Mode::EmitC, "emit-c",
+                          "MLIR -> C: OUT.c and OUT.h (see docs/c-output.md)")));
 cl::list<std::string> inputs(cl::Positional, cl::desc("<input files>"), cl::OneOrMore);
 cl::opt<std::string> outputFile("o", cl::desc("Output file"), cl::value_desc("file"),
                                 cl::init("-"));
@@ -54,6 +61,13 @@ cl::opt<uint64_t> externalDataThreshold(
     "external-data-threshold", cl::init(1024),
     cl::desc("Smallest tensor (bytes) stored externally with --external-data"));
 cl::opt<bool> noCheck("no-check", cl::desc("Do not run onnx::checker on export"));
+cl::list<std::string> dimValues("dim", cl::desc("--emit-c: size of a symbolic dimension, NAME=VALUE"),
+                                cl::value_desc("NAME=VALUE"));
+cl::opt<bool> splitInputFile("split-input-file",
+                             cl::desc("--emit-c: emit each '// -----' chunk on its own"));
+cl::opt<std::string> cPrefix("c-prefix",
+                             cl::desc("--emit-c: prefix of the C names (default: the output's stem, "
+                                      "or 'model')"));
 
 int fail(const Twine &message) {
   WithColor::error(errs(), "refold-translate") << message << "\n";
@@ -192,6 +206,72 @@ int compareModels(StringRef a, StringRef b) {
 }
 } // namespace
 
+/// --emit-c on one buffer: the .c and .h of an MLIR module (dims pinned
+/// with --dim); printed to `os` when writing to stdout.
+int emitCBuffer(std::unique_ptr<MemoryBuffer> buffer, StringRef input, mlir::MLIRContext &context,
+                raw_ostream &os) {
+  llvm::SourceMgr sourceMgr;
+  sourceMgr.AddNewSourceBuffer(std::move(buffer), SMLoc());
+  mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context);
+  auto module = mlir::parseSourceFile<mlir::ModuleOp>(sourceMgr, &context);
+  if (!module)
+    return 1;
+  llvm::StringMap<int64_t> dims;
+  for (const std::string &entry : dimValues) {
+    auto [name, value] = StringRef(entry).split('=');
+    int64_t size;
+    if (name.empty() || value.getAsInteger(10, size) || size < 0)
+      return fail("--dim expects NAME=VALUE with VALUE >= 0, got '" + entry + "'");
+    dims[name] = size;
+  }
+  bool toStdout = outputFile == "-";
+  refold::cemit::EmitOptions options;
+  options.prefix = !cPrefix.empty() ? std::string(cPrefix)
+                   : toStdout       ? std::string("model")
+                                    : refold::cemit::cIdentifier(sys::path::stem(outputFile));
+  SmallString<256> headerPath(toStdout ? StringRef("model.h") : StringRef(outputFile));
+  sys::path::replace_extension(headerPath, "h");
+  options.headerName = sys::path::filename(headerPath).str();
+  if (auto err = refold::cemit::pinDimensions(*module, dims))
+    return fail(input + ": " + toString(std::move(err)));
+  auto emitted = refold::cemit::emitC(*module, options);
+  if (!emitted)
+    return fail(input + ": " + toString(emitted.takeError()));
+  if (toStdout) {
+    os << emitted->header << "\n" << emitted->source;
+    return 0;
+  }
+  for (auto [path, text] : {std::pair<std::string, std::string *>{headerPath.str().str(), &emitted->header},
+                            {outputFile.getValue(), &emitted->source}})
+    if (auto err = writeToOutput(path, [&](raw_ostream &out) {
+          out << *text;
+          return Error::success();
+        }))
+      return fail(path + ": " + toString(std::move(err)));
+  return 0;
+}
+
+int emitC(StringRef input, mlir::MLIRContext &context) {
+  std::string error;
+  auto file = mlir::openInputFile(input, &error);
+  if (!file)
+    return fail(error);
+  if (!splitInputFile)
+    return emitCBuffer(std::move(file), input, context, outs());
+  if (outputFile != "-")
+    return fail("--split-input-file prints to stdout (-o -)");
+  // Each chunk is emitted on its own; an error in one does not stop the rest.
+  bool anyFailed = false;
+  (void)mlir::splitAndProcessBuffer(
+      std::move(file),
+      [&](std::unique_ptr<MemoryBuffer> chunk, raw_ostream &os) {
+        anyFailed |= emitCBuffer(std::move(chunk), input, context, os) != 0;
+        return mlir::success();
+      },
+      outs(), mlir::kDefaultSplitMarker, "// -----");
+  return anyFailed ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
   InitLLVM y(argc, argv);
   mlir::registerAsmPrinterCLOptions();
@@ -199,7 +279,7 @@ int main(int argc, char **argv) {
   cl::ParseCommandLineOptions(argc, argv, "refold ONNX <-> MLIR translator\n");
 
   if (mode == Mode::None)
-    return fail("choose one of --import-onnx, --export-onnx, --check-onnx, --compare-onnx");
+    return fail("choose one of --import-onnx, --export-onnx, --check-onnx, --compare-onnx, --emit-c");
   if (mode == Mode::Compare) {
     if (inputs.size() != 2)
       return fail("--compare-onnx takes two files");
@@ -239,6 +319,9 @@ int main(int argc, char **argv) {
     output->keep();
     return 0;
   }
+
+  if (mode == Mode::EmitC)
+    return emitC(input, context);
 
   // Export.
   if (outputFile == "-")

@@ -1,0 +1,70 @@
+// RUN: refold-translate --emit-c --split-input-file %s | FileCheck %s
+
+// A residual block: the first conv's Relu and the second conv's residual
+// Add and Relu run in their GEMM epilogues; the packed im2col tile (18 x 16
+// floats) and the first conv's output share the arena; the last step
+// writes straight into the caller's output buffer.
+// CHECK-LABEL: #define model_NUM_INPUTS 1
+// CHECK: #define model_WORKSPACE_SIZE 1280
+// CHECK: /* input 0: input0 float32[1,2,4,4] */
+// CHECK: /* output 0: output0 float32[1,2,4,4] */
+// CHECK: /* Arena: 1280 bytes planned; lower bound (most bytes live at one step) 1280; one buffer per tensor 2560. */
+// CHECK: /* Conv 'c1' + Relu */
+// CHECK-NEXT: rf_conv2d_gemm((const float *)(const void *)in0, (float *)(void *)(ws + 1152), {{.*}}, NULL, &rf_conv0, (float *)(void *)((unsigned char *)(void *)(float *)(void *)(ws + 0) + 0), 16, RF_ACT_RELU, 0.0f, 0.0f);
+// CHECK: /* Conv 'c2' + Add + Relu */
+// CHECK-NEXT: rf_conv2d_gemm((const float *)(const void *)(ws + 1152), (float *)(void *)out0, {{.*}}, (const float *)(const void *)in0, &rf_conv1, {{.*}}, 16, RF_ACT_RELU, 0.0f, 0.0f);
+func.func @main(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> {
+  %w = onnx.initializer "w" = dense<0.5> : tensor<2x2x3x3xf32>
+  %b = onnx.initializer "b" = dense<[0.1, -0.2]> : tensor<2xf32>
+  %c1 = onnx.Conv(%x, %w, %b) {onnx.name = "c1", onnx.outputs = ["c1"], pads = array<i64: 1, 1, 1, 1>} : (tensor<1x2x4x4xf32>, tensor<2x2x3x3xf32>, tensor<2xf32>) -> tensor<1x2x4x4xf32>
+  %r1 = onnx.Relu(%c1) {onnx.outputs = ["r1"]} : (tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %c2 = onnx.Conv(%r1, %w, %b) {onnx.name = "c2", onnx.outputs = ["c2"], pads = array<i64: 1, 1, 1, 1>} : (tensor<1x2x4x4xf32>, tensor<2x2x3x3xf32>, tensor<2xf32>) -> tensor<1x2x4x4xf32>
+  %s = onnx.Add(%c2, %x) {onnx.outputs = ["s"]} : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %y = onnx.Relu(%s) {onnx.outputs = ["y"]} : (tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  return %y : tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// Elementwise steps run in place; Reshape is a view, so the whole chain
+// lives in the caller's output buffer and the arena is empty.
+// CHECK-LABEL: #define model_NUM_INPUTS 1
+// CHECK: /* Arena: 0 bytes planned; lower bound (most bytes live at one step) 0; one buffer per tensor 144. */
+// CHECK: /* Sigmoid (output 's') */
+// CHECK-NEXT: rf_unary(RF_SIGMOID, (float *)(void *)out0, (const float *)(const void *)in0, 12,
+// CHECK: /* Mul (output 'm') */
+// CHECK-NEXT: rf_binary(RF_MUL, (float *)(void *)out0, (const float *)(const void *)out0, (const float *)(const void *)in0, 1,
+// CHECK: /* Add (output 'a') + Relu */
+// CHECK-NEXT: rf_binary(RF_ADD, (float *)(void *)out0, (const float *)(const void *)out0, (const float *)(const void *)wb, 2, rf_i3, rf_i4, rf_i5, RF_ACT_RELU, 0.0f, 0.0f);
+// CHECK-NOT: Reshape
+// CHECK: return 0;
+func.func @main(%x: tensor<3x4xf32>) -> tensor<12xf32> {
+  %shape = onnx.initializer "shape" = dense<[12]> : tensor<1xi64>
+  %bias = onnx.initializer "bias" = dense<[1.0, 2.0, 3.0, 4.0]> : tensor<4xf32>
+  %s = onnx.Sigmoid(%x) {onnx.outputs = ["s"]} : (tensor<3x4xf32>) -> tensor<3x4xf32>
+  %m = onnx.Mul(%s, %x) {onnx.outputs = ["m"]} : (tensor<3x4xf32>, tensor<3x4xf32>) -> tensor<3x4xf32>
+  %a = onnx.Add(%m, %bias) {onnx.outputs = ["a"]} : (tensor<3x4xf32>, tensor<4xf32>) -> tensor<3x4xf32>
+  %r = onnx.Relu(%a) {onnx.outputs = ["r"]} : (tensor<3x4xf32>) -> tensor<3x4xf32>
+  %y = onnx.Reshape(%r, %shape) {onnx.outputs = ["y"]} : (tensor<3x4xf32>, tensor<1xi64>) -> tensor<12xf32>
+  return %y : tensor<12xf32>
+}
+
+// -----
+
+// A Linear layer (MatMul + bias) runs on packed weights with the bias in
+// its epilogue; a depthwise conv runs the direct kernel.
+// CHECK-LABEL: #define model_NUM_INPUTS 1
+// CHECK: /* Conv 'dw' */
+// CHECK-NEXT: rf_conv2d_depthwise(
+// CHECK: /* MatMul (output 'mm') + Add */
+// CHECK-NEXT: rf_gemm_packed_b(
+func.func @main(%x: tensor<1x4x3x3xf32>) -> tensor<1x4x3x5xf32> {
+  %w = onnx.initializer "w" = dense<0.25> : tensor<4x1x3x3xf32>
+  %m = onnx.initializer "m" = dense<0.5> : tensor<3x5xf32>
+  %b = onnx.initializer "b" = dense<[1.0, 2.0, 3.0, 4.0, 5.0]> : tensor<5xf32>
+  %none = onnx.none
+  %d = onnx.Conv(%x, %w, %none) {group = 4 : i64, onnx.name = "dw", onnx.outputs = ["d"], pads = array<i64: 1, 1, 1, 1>} : (tensor<1x4x3x3xf32>, tensor<4x1x3x3xf32>, none) -> tensor<1x4x3x3xf32>
+  %p = onnx.MatMul(%d, %m) {onnx.outputs = ["mm"]} : (tensor<1x4x3x3xf32>, tensor<3x5xf32>) -> tensor<1x4x3x5xf32>
+  %y = onnx.Add(%p, %b) {onnx.outputs = ["y"]} : (tensor<1x4x3x5xf32>, tensor<5xf32>) -> tensor<1x4x3x5xf32>
+  return %y : tensor<1x4x3x5xf32>
+}
