@@ -22,6 +22,14 @@
 #endif
 #endif
 
+/* GCC in ISO C mode (-std=c99) does not fuse a * b + c into one FMA; the
+ * kernels are written to be fused (clang fuses within an expression). The
+ * emitter pops this after the kernels. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=fast")
+#endif
+
 /* Activations fused into a kernel's epilogue. */
 enum {
   RF_ACT_NONE, RF_ACT_RELU, RF_ACT_CLIP, RF_ACT_LEAKY_RELU, RF_ACT_SIGMOID,

@@ -122,47 +122,71 @@ RF_KERNEL void rf_conv2d_gemm(const float *x, float *y, const float *wp, const f
 }
 
 /* groups == c: output channel o reads input channel o / (m / c). Weights in
- * ONNX layout [m, 1, kh, kw]. */
+ * ONNX layout [m, 1, kh, kw]. Per output row, the kh input rows it reads
+ * are copied with their zero padding into `rows` (kh x (w + pl + pr)
+ * floats of scratch), so the taps run without bounds checks. */
 RF_KERNEL void rf_conv2d_depthwise(const float *x, float *y, const float *w, const float *bias,
-                                   const float *residual, const rf_conv_shape *s, int act, float p0,
-                                   float p1) {
+                                   const float *residual, const rf_conv_shape *s, float *rows,
+                                   int act, float p0, float p1) {
   int mult = s->m / s->c, n, o, oy, ky, kx, ox;
-  ptrdiff_t ohw = (ptrdiff_t)s->oh * s->ow, i;
+  int span = (s->ow - 1) * s->sw + (s->kw - 1) * s->dw + 1; /* padded row width read */
+  int wp = span > s->w + s->pl ? span : s->w + s->pl;
+  ptrdiff_t ohw = (ptrdiff_t)s->oh * s->ow;
   for (n = 0; n < s->n; ++n)
     for (o = 0; o < s->m; ++o) {
       const float *plane = x + ((ptrdiff_t)n * s->c + o / mult) * s->h * s->w;
       float *out = y + ((ptrdiff_t)n * s->m + o) * ohw;
+      const float *res = residual ? residual + ((ptrdiff_t)n * s->m + o) * ohw : NULL;
       const float *wo = w + (ptrdiff_t)o * s->kh * s->kw;
       float b = bias ? bias[o] : 0.0f;
-      for (i = 0; i < ohw; ++i) out[i] = b;
       for (oy = 0; oy < s->oh; ++oy) {
-        float *orow = out + (ptrdiff_t)oy * s->ow;
+        float *RF_RESTRICT orow = out + (ptrdiff_t)oy * s->ow;
         for (ky = 0; ky < s->kh; ++ky) {
-          int iy = oy * s->sh - s->pt + ky * s->dh;
-          const float *irow;
-          if (iy < 0 || iy >= s->h) continue;
-          irow = plane + (ptrdiff_t)iy * s->w;
-          for (kx = 0; kx < s->kw; ++kx) {
-            float wv = wo[ky * s->kw + kx];
-            int off = kx * s->dw - s->pl;
-            /* ox with 0 <= ox * sw + off < w */
-            int lo = off >= 0 ? 0 : (-off + s->sw - 1) / s->sw;
-            int hi = s->w - 1 - off < 0 ? -1 : (s->w - 1 - off) / s->sw;
-            if (hi > s->ow - 1) hi = s->ow - 1;
-            if (s->sw == 1) {
-              const float *in = irow + off;
-              for (ox = lo; ox <= hi; ++ox) orow[ox] += wv * in[ox];
-            } else {
-              for (ox = lo; ox <= hi; ++ox) orow[ox] += wv * irow[ox * s->sw + off];
+          float *r = rows + (ptrdiff_t)ky * wp;
+          int iy = oy * s->sh - s->pt + ky * s->dh, i;
+          if (iy < 0 || iy >= s->h) {
+            for (i = 0; i < wp; ++i) r[i] = 0.0f;
+            continue;
+          }
+          for (i = 0; i < s->pl; ++i) r[i] = 0.0f;
+          memcpy(r + s->pl, plane + (ptrdiff_t)iy * s->w, sizeof(float) * (size_t)s->w);
+          for (i = s->pl + s->w; i < wp; ++i) r[i] = 0.0f;
+        }
+        if (s->kh == 3 && s->kw == 3 && s->dh == 1 && s->dw == 1) {
+          const float *RF_RESTRICT r0 = rows, *RF_RESTRICT r1 = rows + wp, *RF_RESTRICT r2 = rows + 2 * wp;
+          float w0 = wo[0], w1 = wo[1], w2 = wo[2], w3 = wo[3], w4 = wo[4], w5 = wo[5], w6 = wo[6],
+                w7 = wo[7], w8 = wo[8];
+          if (s->sw == 1) {
+            for (ox = 0; ox < s->ow; ++ox)
+              orow[ox] = b + w0 * r0[ox] + w1 * r0[ox + 1] + w2 * r0[ox + 2] + w3 * r1[ox] +
+                         w4 * r1[ox + 1] + w5 * r1[ox + 2] + w6 * r2[ox] + w7 * r2[ox + 1] +
+                         w8 * r2[ox + 2];
+          } else {
+            int sw = s->sw;
+            for (ox = 0; ox < s->ow; ++ox) {
+              int i = ox * sw;
+              orow[ox] = b + w0 * r0[i] + w1 * r0[i + 1] + w2 * r0[i + 2] + w3 * r1[i] +
+                         w4 * r1[i + 1] + w5 * r1[i + 2] + w6 * r2[i] + w7 * r2[i + 1] + w8 * r2[i + 2];
             }
           }
+        } else {
+          for (ox = 0; ox < s->ow; ++ox) orow[ox] = b;
+          for (ky = 0; ky < s->kh; ++ky)
+            for (kx = 0; kx < s->kw; ++kx) {
+              const float *RF_RESTRICT r = rows + (ptrdiff_t)ky * wp + kx * s->dw;
+              float wv = wo[ky * s->kw + kx];
+              if (s->sw == 1)
+                for (ox = 0; ox < s->ow; ++ox) orow[ox] += wv * r[ox];
+              else
+                for (ox = 0; ox < s->ow; ++ox) orow[ox] += wv * r[ox * s->sw];
+            }
         }
+        if (res) {
+          const float *rrow = res + (ptrdiff_t)oy * s->ow;
+          for (ox = 0; ox < s->ow; ++ox) orow[ox] += rrow[ox];
+        }
+        rf_activate_n(orow, s->ow, act, p0, p1);
       }
-      if (residual) {
-        const float *r = residual + ((ptrdiff_t)n * s->m + o) * ohw;
-        for (i = 0; i < ohw; ++i) out[i] += r[i];
-      }
-      rf_activate_n(out, ohw, act, p0, p1);
     }
 }
 

@@ -9,13 +9,6 @@
 #define RF_MR 6
 #define RF_NR 16
 
-/* GCC in ISO C mode (-std=c99) does not fuse a * b + c into one FMA; the
- * micro-kernel is written to be fused (clang fuses within an expression). */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC push_options
-#pragma GCC optimize("fp-contract=fast")
-#endif
-
 typedef struct {
   const float *row_bias; /* [M] or NULL */
   const float *col_bias; /* [N] or NULL */
@@ -247,7 +240,3 @@ RF_KERNEL void rf_pack_a(ptrdiff_t M, ptrdiff_t K, const float *a, ptrdiff_t lda
       for (i = 0; i < RF_MR; ++i)
         *ap++ = i0 + i < M ? a[(i0 + i) * lda + k * ak] : 0.0f;
 }
-
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC pop_options
-#endif

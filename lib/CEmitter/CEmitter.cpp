@@ -20,6 +20,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/OperationSupport.h"
 #include "mlir/Pass/PassManager.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -125,16 +126,22 @@ Error pinDimensions(ModuleOp module, const llvm::StringMap<int64_t> &dims) {
     graphFields.set("inputs", ArrayAttr::get(module.getContext(), records));
     main->setAttr(ir::kGraphAttr, graphFields.getDictionary(module.getContext()));
   }
+  // Each round of folding and inference resolves one more link of a chain
+  // of run-time shape computations (Shape -> Gather -> Concat -> Reshape):
+  // repeat until nothing changes.
   InferShapesOptions everyValue;
   everyValue.graphOutputs = true;
   PassManager pm(module.getContext(), ModuleOp::getOperationName());
   pm.nest<func::FuncOp>().addPass(createFoldConstants());
   pm.addPass(createInferShapes(everyValue));
-  pm.nest<func::FuncOp>().addPass(createFoldConstants());
-  pm.addPass(createInferShapes(everyValue));
   pm.nest<func::FuncOp>().addPass(createCleanup());
-  if (failed(pm.run(module)))
-    return error("shape inference after pinning the dimensions failed");
+  for (unsigned round = 0; round < 100; ++round) {
+    OperationFingerPrint before(module);
+    if (failed(pm.run(module)))
+      return error("shape inference after pinning the dimensions failed");
+    if (OperationFingerPrint(module) == before)
+      break;
+  }
   return Error::success();
 }
 
@@ -460,6 +467,7 @@ llvm::Expected<EmittedC> emitC(ModuleOp module, const EmitOptions &options) {
   for (auto &[name, text] : kKernelFiles)
     if (files.count(name))
       c << text << "\n";
+  c << "#if defined(__GNUC__) && !defined(__clang__)\n#pragma GCC pop_options\n#endif\n\n";
   c << "/* Model */\n";
   c << "const char *const " << P << "_input_names[" << std::max<size_t>(1, inputs.size()) << "] = {";
   for (size_t i = 0; i < inputs.size(); ++i)

@@ -282,10 +282,15 @@ static Error lowerConv(Emitter &e, Operation *op) {
 
   if (depthwise) {
     step.reads.push_back(w);
+    // kh padded input rows of scratch (see rf_conv2d_depthwise).
+    int64_t span = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+    step.scratchBytes = uint64_t(g.kh * std::max(span, g.w + g.pl)) * 4;
+    // The output may not overwrite the residual: rows are written whole.
+    step.inPlaceCandidates.clear();
     step.print = [=](Emitter &e, raw_ostream &os) {
       os << "  rf_conv2d_depthwise(" << e.ptr(x) << ", " << e.ptr(result, true) << ", " << e.ptr(w)
          << ", " << (bias ? e.ptr(bias) : "NULL") << ", " << (residual ? e.ptr(residual) : "NULL")
-         << ", &" << shape << ", " << actText << ");\n";
+         << ", &" << shape << ", " << e.scratch() << ", " << actText << ");\n";
     };
     e.steps.push_back(std::move(step));
     return Error::success();
