@@ -108,6 +108,7 @@ RF_KERNEL void rf_conv2d_gemm(const float *x, float *y, const float *wp, const f
       ep.row_bias = bias ? bias + (ptrdiff_t)g * mg : NULL;
       ep.col_bias = NULL;
       ep.ldr = ohw;
+      ep.alpha = 1.0f;
       ep.beta = 0.0f;
       ep.act = act;
       ep.p0 = p0;
@@ -200,6 +201,7 @@ RF_KERNEL void rf_conv_transpose2d(const float *x, float *y, const float *wp, co
   ptrdiff_t rows = (ptrdiff_t)mg * s->kh * s->kw, rpad = (rows + RF_MR - 1) / RF_MR * RF_MR;
   rf_epilogue ep;
   memset(&ep, 0, sizeof ep);
+  ep.alpha = 1.0f;
   for (n = 0; n < s->n; ++n)
     for (g = 0; g < s->groups; ++g) {
       const float *xg = x + ((ptrdiff_t)n * s->c + (ptrdiff_t)g * cg) * hw;

@@ -106,3 +106,17 @@ RF_KERNEL void rf_channel_affine(float *out, const float *x, ptrdiff_t outer, pt
       for (i = 0; i < inner; ++i) ys[i] = xs[i] * s + t;
     }
 }
+
+/* BatchNormalization with statistics read at run time. */
+RF_KERNEL void rf_batchnorm(float *out, const float *x, ptrdiff_t outer, ptrdiff_t channels,
+                            ptrdiff_t inner, const float *scale, const float *bias, const float *mean,
+                            const float *var, float epsilon) {
+  ptrdiff_t o, c, i;
+  for (o = 0; o < outer; ++o)
+    for (c = 0; c < channels; ++c) {
+      const float *xs = x + (o * channels + c) * inner;
+      float *ys = out + (o * channels + c) * inner;
+      float s = scale[c] / sqrtf(var[c] + epsilon), t = bias[c] - mean[c] * s;
+      for (i = 0; i < inner; ++i) ys[i] = xs[i] * s + t;
+    }
+}

@@ -14,7 +14,8 @@ typedef struct {
   const float *col_bias; /* [N] or NULL */
   const float *residual; /* [M x N] at row stride ldr, or NULL */
   ptrdiff_t ldr;
-  float beta;            /* C = beta * C + ... when accumulating; 0 otherwise */
+  float alpha;           /* the product is scaled by alpha (1 when unused) */
+  float beta;            /* C's prior contents are added times beta (0: ignored) */
   int act;
   float p0, p1;
 } rf_epilogue;
@@ -30,6 +31,10 @@ static inline void rf_store_tile(float *c, ptrdiff_t ldc, int mr, int nr, ptrdif
     if (first) {
       const float *rrow = ep->residual ? ep->residual + (i0 + i) * ep->ldr + j0 : NULL;
       float rb = ep->row_bias ? ep->row_bias[i0 + i] : 0.0f;
+      if (ep->alpha != 1.0f)
+        for (j = 0; j < nr; ++j) acc[i][j] *= ep->alpha;
+      if (ep->beta != 0.0f)
+        for (j = 0; j < nr; ++j) acc[i][j] += ep->beta * crow[j];
       for (j = 0; j < nr; ++j) acc[i][j] += rb;
       if (ep->col_bias)
         for (j = 0; j < nr; ++j) acc[i][j] += ep->col_bias[j0 + j];

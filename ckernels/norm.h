@@ -24,9 +24,10 @@ RF_KERNEL void rf_softmax(float *out, const float *x, ptrdiff_t outer, ptrdiff_t
 }
 
 /* Normalizes each of `outer` rows of `len` floats; scale and bias have len
- * elements (or NULL). */
+ * elements (or NULL); mean and inv_std receive one value per row (or NULL). */
 RF_KERNEL void rf_layer_norm(float *out, const float *x, ptrdiff_t outer, ptrdiff_t len,
-                             const float *scale, const float *bias, float epsilon) {
+                             const float *scale, const float *bias, float epsilon, float *mean_out,
+                             float *inv_std_out) {
   ptrdiff_t o, k;
   for (o = 0; o < outer; ++o) {
     const float *xs = x + o * len;
@@ -37,6 +38,8 @@ RF_KERNEL void rf_layer_norm(float *out, const float *x, ptrdiff_t outer, ptrdif
     for (k = 0; k < len; ++k) var += (xs[k] - mean) * (xs[k] - mean);
     var /= (float)len;
     inv = 1.0f / sqrtf(var + epsilon);
+    if (mean_out) mean_out[o] = mean;
+    if (inv_std_out) inv_std_out[o] = inv;
     for (k = 0; k < len; ++k) {
       float v = (xs[k] - mean) * inv;
       if (scale) v *= scale[k];

@@ -145,6 +145,17 @@ Error pinDimensions(ModuleOp module, const llvm::StringMap<int64_t> &dims) {
   return Error::success();
 }
 
+std::vector<std::string> supportedOps() {
+  return {"Abs", "Add", "AveragePool", "BatchNormalization", "Ceil", "Clip", "Concat", "Conv",
+          "ConvTranspose", "Div", "Dropout", "Elu", "Erf", "Exp", "Flatten", "Floor", "Gather",
+          "Gelu", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid", "HardSwish",
+          "Identity", "LayerNormalization", "LeakyRelu", "Log", "LogSoftmax", "MatMul", "Max",
+          "MaxPool", "Min", "Mul", "Neg", "Pad", "Pow", "Reciprocal", "ReduceL2", "ReduceMax",
+          "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare", "Relu",
+          "Reshape", "Resize", "Sigmoid", "Slice", "Softmax", "Softplus", "Split", "Sqrt",
+          "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze", "Upsample"};
+}
+
 Error lowerOp(Emitter &e, Operation *op) {
   bool handled = false;
   if (auto err = lowerNN(e, op, handled))
@@ -264,6 +275,9 @@ private:
   }
 
   void bindOutput(unsigned i, Value v) {
+    // A graph output that folded to a constant is copied from the weights.
+    if (!e.slots.count(v))
+      placeConstant(v);
     Slot slot = e.slots.lookup(v);
     Buffer &b = e.buffers[slot.buffer];
     bool ownsBuffer = b.kind == Storage::Arena && slot.byteOffset == 0 && b.bytes == bytesOf(v);

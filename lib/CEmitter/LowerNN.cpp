@@ -189,8 +189,7 @@ static Error readWindow(Emitter &e, Operation *op, ArrayRef<int64_t> in, ArrayRe
       total = std::max<int64_t>(0, total);
       int64_t small = total / 2, large = total - total / 2;
       bool upper = autoPad == "SAME_UPPER";
-      // ConvTranspose puts the larger half first under SAME_UPPER (ONNX spec).
-      pads[d] = transposed ? (upper ? large : small) : (upper ? small : large);
+      pads[d] = upper ? small : large;
       pads[d + spatial] = total - pads[d];
     }
   } else if (autoPad != "NOTSET") {
@@ -345,10 +344,6 @@ static Error lowerConvTranspose(Emitter &e, Operation *op) {
   if (!in || !wShape || !out)
     return in ? (wShape ? out.takeError() : wShape.takeError()) : in.takeError();
   auto constW = e.constant(w);
-  if (!constW)
-    return e.unsupported(op, "weights computed at run time");
-  if (bias && !e.isConstant(bias))
-    return e.unsupported(op, "a bias computed at run time");
   NodeAttrs attrs{op};
   ConvGeometry g;
   std::vector<int64_t> kernel(wShape->begin() + 2, wShape->end());
@@ -357,21 +352,34 @@ static Error lowerConvTranspose(Emitter &e, Operation *op) {
   g.groups = attrs.i("group", 1);
   if (g.groups < 1 || g.c % g.groups || (*wShape)[0] != g.c || (*wShape)[1] * g.groups != g.m)
     return e.unsupported(op, "group does not divide the channels");
-  // The output size the pads imply must be the one the type says.
-  auto outputPadding = attrs.ints("output_padding").value_or(std::vector<int64_t>(2, 0));
-  int64_t wantW = g.sw * (g.w - 1) + (g.kw - 1) * g.dw + 1 - g.pl - g.pr +
-                  (outputPadding.empty() ? 0 : outputPadding.back());
-  if (wantW != g.ow)
-    return e.unsupported(op, "output_shape without matching pads");
+  // output_shape fixes the pads (ONNX: the larger half at the start unless
+  // SAME_UPPER); then the size they imply must be the one the type says.
+  size_t spatial = in->size() - 2;
+  auto outputPadding = attrs.ints("output_padding").value_or(std::vector<int64_t>(spatial, 0));
+  if (outputPadding.size() != spatial)
+    return e.unsupported(op, "output_padding of the wrong length");
+  int64_t padH = spatial == 2 ? outputPadding[0] : 0, padW = outputPadding.back();
+  if (attrs.ints("output_shape")) {
+    bool upper = attrs.s("auto_pad", "NOTSET") == "SAME_UPPER";
+    auto split = [&](int64_t in, int64_t out, int64_t k, int64_t s, int64_t d, int64_t extra,
+                     int64_t &begin, int64_t &end) {
+      int64_t total = s * (in - 1) + extra + (k - 1) * d + 1 - out;
+      // Floor division, as ONNX's reference: a negative total (an output
+      // larger than the natural one) grows the end.
+      int64_t half = total >= 0 ? total / 2 : -((-total + 1) / 2);
+      begin = upper ? half : total - half;
+      end = total - begin;
+    };
+    split(g.w, g.ow, g.kw, g.sw, g.dw, padW, g.pl, g.pr);
+    if (spatial == 2)
+      split(g.h, g.oh, g.kh, g.sh, g.dh, padH, g.pt, g.pb);
+  }
+  int64_t wantW = g.sw * (g.w - 1) + (g.kw - 1) * g.dw + 1 - g.pl - g.pr + padW;
+  int64_t wantH = g.sh * (g.h - 1) + (g.kh - 1) * g.dh + 1 - g.pt - g.pb + padH;
+  if (wantW != g.ow || wantH != g.oh)
+    return e.unsupported(op, "pads that do not give the output's size");
   int64_t cg = g.c / g.groups, mg = g.m / g.groups, rows = mg * g.kh * g.kw;
-  // A[(o, ky, kx)][c] = W[g * cg + c][o][ky][kx], per group, packed in rows.
-  std::vector<float> transposedW(g.groups * rows * cg);
-  const float *wd = constW->data<float>();
-  for (int64_t gi = 0; gi < g.groups; ++gi)
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cg; ++c)
-        transposedW[(gi * rows + r) * cg + c] = wd[(gi * cg + c) * rows + r];
-  uint64_t offset = e.addFloats(packRows(transposedW.data(), g.groups, rows, cg));
+  int64_t rpad = (rows + kMR - 1) / kMR * kMR;
   Step step;
   step.op = op;
   step.comment = describeOp(op);
@@ -379,13 +387,39 @@ static Error lowerConvTranspose(Emitter &e, Operation *op) {
   if (bias)
     step.reads.push_back(bias);
   step.writes = {op->getResult(0)};
-  step.scratchBytes = uint64_t(rows * g.h * g.w) * 4;
+  uint64_t colBytes = uint64_t(rows * g.h * g.w) * 4;
+  std::string packedW;
+  if (constW) {
+    // A[(o, ky, kx)][c] = W[g * cg + c][o][ky][kx], per group, packed in rows.
+    std::vector<float> transposedW(g.groups * rows * cg);
+    const float *wd = constW->data<float>();
+    for (int64_t gi = 0; gi < g.groups; ++gi)
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cg; ++c)
+          transposedW[(gi * rows + r) * cg + c] = wd[(gi * cg + c) * rows + r];
+    packedW = "(const float *)(const void *)(wb + " +
+              std::to_string(e.addFloats(packRows(transposedW.data(), g.groups, rows, cg))) + ")";
+    step.scratchBytes = colBytes;
+  } else {
+    step.reads.push_back(w);
+    step.scratchBytes = (colBytes + 63) / 64 * 64 + uint64_t(g.groups * rpad * cg) * 4;
+  }
   std::string shape = convShape(e, g);
   e.use("conv");
   Value result = op->getResult(0);
+  uint64_t packOffset = (colBytes + 63) / 64 * 64;
   step.print = [=](Emitter &e, raw_ostream &os) {
-    os << "  rf_conv_transpose2d(" << e.ptr(x) << ", " << e.ptr(result, true)
-       << ", (const float *)(const void *)(wb + " << offset << "), "
+    std::string wp = packedW;
+    if (wp.empty()) {
+      // Weights computed at run time are packed at run time: row (o, ky, kx)
+      // of group g, column c, is W[g * cg + c][o][ky][kx].
+      wp = "(float *)(void *)((unsigned char *)(void *)" + e.scratch() + " + " +
+           std::to_string(packOffset) + ")";
+      os << "  { int g; for (g = 0; g < " << g.groups << "; ++g) rf_pack_a(" << rows << ", " << cg
+         << ", " << e.ptr(w) << " + (ptrdiff_t)g * " << cg * rows << ", 1, " << rows << ", " << wp
+         << " + (ptrdiff_t)g * " << rpad * cg << "); }\n";
+    }
+    os << "  rf_conv_transpose2d(" << e.ptr(x) << ", " << e.ptr(result, true) << ", " << wp << ", "
        << (bias ? e.ptr(bias) : "NULL") << ", &" << shape << ", " << e.scratch() << ");\n";
   };
   e.steps.push_back(std::move(step));
@@ -400,12 +434,14 @@ static Error lowerConvTranspose(Emitter &e, Operation *op) {
 struct Epilogue {
   std::string rowBias = "NULL", colBias = "NULL";
   Value residual;
+  float alpha = 1, beta = 0; // beta: the output's prior contents (a prefilled C)
   Activation act;
 };
 
 static std::string epilogueInit(Emitter &e, const Epilogue &ep, int64_t ldr) {
   return "{" + ep.rowBias + ", " + ep.colBias + ", " + (ep.residual ? e.ptr(ep.residual) : "NULL") +
-         ", " + std::to_string(ldr) + ", 0.0f, " + actArgs(ep.act) + "}";
+         ", " + std::to_string(ldr) + ", " + Emitter::floatLiteral(ep.alpha) + ", " +
+         Emitter::floatLiteral(ep.beta) + ", " + actArgs(ep.act) + "}";
 }
 
 /// A bias of [N] (or broadcast to it) added after a product with N columns.
@@ -444,29 +480,48 @@ static Error lowerGemm(Emitter &e, Operation *op) {
   step.op = op;
   step.comment = describeOp(op);
   Epilogue ep;
+  // C: a bias per column or per row when it is a constant of that form;
+  // anything else is broadcast into the output first and added times beta.
+  Value prefill;
+  std::vector<int64_t> prefillShape, prefillStrides;
   if (c) {
     auto constC = e.constant(c);
-    if (!constC)
-      return e.unsupported(op, "C computed at run time");
-    if (auto bias = columnBias(*constC, n, beta)) {
+    std::optional<std::vector<float>> bias = constC ? columnBias(*constC, n, beta) : std::nullopt;
+    if (bias) {
       ep.colBias = "(const float *)(const void *)(wb + " + std::to_string(e.addFloats(*bias)) + ")";
-    } else if (constC->rank() == 2 && constC->dim(0) == m && constC->dim(1) == 1) {
+    } else if (constC && constC->rank() == 2 && constC->dim(0) == m && constC->dim(1) == 1) {
       std::vector<float> rows(m);
       for (int64_t i = 0; i < m; ++i)
         rows[i] = constC->data<float>()[i] * beta;
       ep.rowBias = "(const float *)(const void *)(wb + " + std::to_string(e.addFloats(rows)) + ")";
     } else {
-      return e.unsupported(op, "C of shape " + interp::shapeString(constC->shape()));
+      auto cShape = e.shapeOf(op, c);
+      if (!cShape)
+        return cShape.takeError();
+      if (cShape->size() > 2)
+        return e.unsupported(op, "C of rank above 2");
+      std::vector<int64_t> padded(2 - cShape->size(), 1);
+      padded.insert(padded.end(), cShape->begin(), cShape->end());
+      if ((padded[0] != 1 && padded[0] != m) || (padded[1] != 1 && padded[1] != n))
+        return e.unsupported(op, "C that does not broadcast to the output");
+      prefill = c;
+      prefillShape = {m, n};
+      prefillStrides = {padded[0] == 1 ? 0 : padded[1], padded[1] == 1 ? 0 : 1};
+      ep.beta = beta;
     }
   }
-  if (!constB && alpha != 1.0f)
-    return e.unsupported(op, "alpha with B computed at run time");
+  if (!constB)
+    ep.alpha = alpha;
   Value result = op->getResult(0);
   result = absorbActivation(e, result, ep.act, step.comment);
   step.reads = {a};
+  if (prefill)
+    step.reads.push_back(prefill);
   step.writes = {result};
   e.use("gemm");
   e.use("data");
+  std::string prefillShapeName = prefill ? e.intArray(prefillShape) : "";
+  std::string prefillStrideName = prefill ? e.intArray(prefillStrides) : "";
   // A transposed is copied into scratch first.
   uint64_t aBytes = transA ? uint64_t(m * k) * 4 : 0;
   uint64_t bBytes = (!constB && transB) ? uint64_t(k * n) * 4 : 0;
@@ -486,6 +541,9 @@ static Error lowerGemm(Emitter &e, Operation *op) {
   uint64_t bOffset = (aBytes + 63) / 64 * 64;
   step.print = [=](Emitter &e, raw_ostream &os) {
     std::string aPtr = e.ptr(a);
+    if (prefill)
+      os << "  rf_strided_copy(" << e.ptr(result, true) << ", " << e.ptr(prefill) << ", 4, 2, "
+         << prefillShapeName << ", " << prefillStrideName << ");\n";
     if (transA) {
       os << "  rf_strided_copy(" << e.scratch() << ", " << aPtr << ", 4, 2, " << aShapeT << ", "
          << aStrides << ");\n";

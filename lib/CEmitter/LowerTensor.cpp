@@ -83,8 +83,19 @@ static void simplifyLoops(std::vector<int64_t> &shape, std::vector<std::vector<i
 }
 
 static Error lowerBinary(Emitter &e, Operation *op, StringRef kernelOp) {
-  if (op->getNumOperands() != 2)
+  if (op->getNumOperands() != 2) {
+    StringRef type = opTypeOf(op);
+    if ((type == "Max" || type == "Min" || type == "Sum" || type == "Mean") &&
+        op->getNumOperands() == 1) {
+      Value x = op->getOperand(0);
+      Step step = basicStep(op, {x}, op->getResult(0));
+      step.isView = true; // one input: its value
+      step.print = [](Emitter &, raw_ostream &) {};
+      e.steps.push_back(std::move(step));
+      return Error::success();
+    }
     return e.unsupported(op, "more than two inputs");
+  }
   Value a = op->getOperand(0), b = op->getOperand(1);
   if (!isFloat(a) || !isFloat(b))
     return e.unsupported(op, "only float32 tensors are supported by this op's kernel");
@@ -152,6 +163,7 @@ static Error lowerUnary(Emitter &e, Operation *op, StringRef kernelOp, float p0 
 static Error lowerClip(Emitter &e, Operation *op) {
   NodeAttrs attrs{op};
   float lo = -INFINITY, hi = INFINITY;
+  Value bounds[2];
   if (e.opset < 11) {
     lo = attrs.f("min", lo);
     hi = attrs.f("max", hi);
@@ -160,12 +172,41 @@ static Error lowerClip(Emitter &e, Operation *op) {
       if (ir::isNoneValue(op->getOperand(i)))
         continue;
       auto bound = e.constant(op->getOperand(i));
-      if (!bound || bound->size() != 1 || bound->dtype() != DType::F32)
-        return e.unsupported(op, "min or max computed at run time");
+      if (!bound) {
+        if (elementDType(op->getOperand(i)) != DType::F32)
+          return e.unsupported(op, "only float32 tensors are supported by this op's kernel");
+        bounds[i - 1] = op->getOperand(i); // read when the model runs
+        continue;
+      }
+      if (bound->size() != 1 || bound->dtype() != DType::F32)
+        return e.unsupported(op, "only float32 tensors are supported by this op's kernel");
       (i == 1 ? lo : hi) = bound->data<float>()[0];
     }
   }
-  return lowerUnary(e, op, "RF_CLIP", lo, hi);
+  if (!bounds[0] && !bounds[1])
+    return lowerUnary(e, op, "RF_CLIP", lo, hi);
+  Value x = op->getOperand(0);
+  if (!isFloat(x))
+    return e.unsupported(op, "only float32 tensors are supported by this op's kernel");
+  auto shape = e.shapeOf(op, x);
+  if (!shape)
+    return shape.takeError();
+  Step step = basicStep(op, {x}, op->getResult(0));
+  for (Value b : bounds)
+    if (b)
+      step.reads.push_back(b);
+  step.inPlaceCandidates.push_back(x);
+  int64_t n = product(*shape);
+  Value result = op->getResult(0);
+  e.use("elementwise");
+  step.print = [=](Emitter &e, raw_ostream &os) {
+    std::string p0 = bounds[0] ? "*" + e.ptr(bounds[0]) : Emitter::floatLiteral(lo);
+    std::string p1 = bounds[1] ? "*" + e.ptr(bounds[1]) : Emitter::floatLiteral(hi);
+    os << "  rf_unary(RF_CLIP, " << e.ptr(result, true) << ", " << e.ptr(x) << ", " << n << ", " << p0
+       << ", " << p1 << ");\n";
+  };
+  e.steps.push_back(std::move(step));
+  return Error::success();
 }
 
 static Error lowerBatchNorm(Emitter &e, Operation *op) {
@@ -176,16 +217,36 @@ static Error lowerBatchNorm(Emitter &e, Operation *op) {
     if (!op->getResult(i).use_empty())
       return e.unsupported(op, "training-mode outputs");
   std::optional<Tensor> params[4];
+  bool allConstant = true;
   for (int i = 0; i < 4; ++i) {
     params[i] = e.constant(op->getOperand(i + 1));
-    if (!params[i] || params[i]->dtype() != DType::F32)
-      return e.unsupported(op, "statistics computed at run time");
+    if (elementDType(op->getOperand(i + 1)) != DType::F32)
+      return e.unsupported(op, "only float32 tensors are supported by this op's kernel");
+    allConstant &= params[i].has_value();
   }
   auto shape = e.shapeOf(op, x);
   if (!shape)
     return shape.takeError();
   int64_t c = shape->size() > 1 ? (*shape)[1] : 1;
   double eps = NodeAttrs{op}.f("epsilon", 1e-5f);
+  if (!allConstant) {
+    // Statistics read when the model runs: scale and shift per call.
+    int64_t outer = (*shape)[0], inner = product(*shape) / (outer * c);
+    Step step = basicStep(op, {x}, op->getResult(0));
+    for (int i = 1; i <= 4; ++i)
+      step.reads.push_back(op->getOperand(i));
+    step.inPlaceCandidates.push_back(x);
+    Value result = op->getResult(0);
+    e.use("elementwise");
+    step.print = [=](Emitter &e, raw_ostream &os) {
+      os << "  rf_batchnorm(" << e.ptr(result, true) << ", " << e.ptr(x) << ", " << outer << ", " << c
+         << ", " << inner << ", " << e.ptr(op->getOperand(1)) << ", " << e.ptr(op->getOperand(2))
+         << ", " << e.ptr(op->getOperand(3)) << ", " << e.ptr(op->getOperand(4)) << ", "
+         << Emitter::floatLiteral(float(eps)) << ");\n";
+    };
+    e.steps.push_back(std::move(step));
+    return Error::success();
+  }
   std::vector<float> scale(c), shift(c);
   for (int64_t i = 0; i < c; ++i) {
     double s = params[0]->data<float>()[i] / std::sqrt(double(params[3]->data<float>()[i]) + eps);
@@ -249,9 +310,8 @@ static Error lowerLayerNorm(Emitter &e, Operation *op) {
   Value x = op->getOperand(0);
   if (!isFloat(x))
     return e.unsupported(op, "only float32 tensors are supported by this op's kernel");
-  for (unsigned i = 1; i < op->getNumResults(); ++i)
-    if (!op->getResult(i).use_empty())
-      return e.unsupported(op, "the Mean and InvStdDev outputs");
+  if (NodeAttrs{op}.i("stash_type", 1) != 1)
+    return e.unsupported(op, "stash_type other than float32");
   auto shape = e.shapeOf(op, x);
   if (!shape)
     return shape.takeError();
@@ -260,15 +320,28 @@ static Error lowerLayerNorm(Emitter &e, Operation *op) {
     axis += rank;
   int64_t len = product(ArrayRef<int64_t>(*shape).drop_front(axis)), outer = product(*shape) / len;
   float eps = NodeAttrs{op}.f("epsilon", 1e-5f);
-  std::string params[2] = {"NULL", "NULL"};
   Step step = basicStep(op, {x}, op->getResult(0));
+  // Scale and bias: constants broadcast to the normalized axes at
+  // generation time, or tensors of exactly those axes read at run time.
+  std::string params[2] = {"NULL", "NULL"};
+  Value runtime[2];
   for (unsigned i = 1; i < 3 && i < op->getNumOperands(); ++i) {
     Value v = op->getOperand(i);
     if (ir::isNoneValue(v))
       continue;
+    if (!isFloat(v))
+      return e.unsupported(op, "only float32 tensors are supported by this op's kernel");
     auto t = e.constant(v);
-    if (!t || t->dtype() != DType::F32)
-      return e.unsupported(op, "scale or bias computed at run time");
+    if (!t) {
+      auto s = e.shapeOf(op, v);
+      if (!s)
+        return s.takeError();
+      if (product(*s) != len)
+        return e.unsupported(op, "scale or bias that does not cover the normalized axes");
+      runtime[i - 1] = v;
+      step.reads.push_back(v);
+      continue;
+    }
     std::vector<float> values(len);
     if (t->size() == len)
       std::copy(t->data<float>(), t->data<float>() + len, values.begin());
@@ -278,12 +351,24 @@ static Error lowerLayerNorm(Emitter &e, Operation *op) {
       return e.unsupported(op, "scale or bias that does not cover the normalized axes");
     params[i - 1] = "(const float *)(const void *)(wb + " + std::to_string(e.addFloats(values)) + ")";
   }
-  step.inPlaceCandidates.push_back(x);
+  // Mean and InvStdDev, when used, are written too.
+  Value stats[2];
+  for (unsigned i = 1; i < 3 && i < op->getNumResults(); ++i)
+    if (!op->getResult(i).use_empty()) {
+      stats[i - 1] = op->getResult(i);
+      step.writes.push_back(op->getResult(i));
+    }
+  if (!stats[0] && !stats[1])
+    step.inPlaceCandidates.push_back(x);
   Value result = op->getResult(0);
   e.use("norm");
   step.print = [=](Emitter &e, raw_ostream &os) {
+    std::string scale = runtime[0] ? e.ptr(runtime[0]) : params[0];
+    std::string bias = runtime[1] ? e.ptr(runtime[1]) : params[1];
     os << "  rf_layer_norm(" << e.ptr(result, true) << ", " << e.ptr(x) << ", " << outer << ", " << len
-       << ", " << params[0] << ", " << params[1] << ", " << Emitter::floatLiteral(eps) << ");\n";
+       << ", " << scale << ", " << bias << ", " << Emitter::floatLiteral(eps) << ", "
+       << (stats[0] ? e.ptr(stats[0], true) : "NULL") << ", "
+       << (stats[1] ? e.ptr(stats[1], true) : "NULL") << ");\n";
   };
   e.steps.push_back(std::move(step));
   return Error::success();
@@ -618,7 +703,7 @@ static Error lowerGather(Emitter &e, Operation *op) {
 }
 
 /// Source coordinate of output index `o` along an axis (ONNX Resize).
-static double sourceCoordinate(const std::string &mode, int64_t o, int64_t in, int64_t out,
+static double sourceCoordinate(const std::string &mode, int64_t o, int64_t in, double out,
                                double scale) {
   if (mode == "asymmetric")
     return o / scale;
@@ -644,7 +729,9 @@ static Error lowerResize(Emitter &e, Operation *op) {
   NodeAttrs attrs{op};
   std::string mode = attrs.s("mode", "nearest");
   std::string coord = attrs.s("coordinate_transformation_mode", e.opset < 11 ? "asymmetric" : "half_pixel");
-  std::string nearest = attrs.s("nearest_mode", "round_prefer_floor");
+  // Upsample and Resize-10 pick the floor of the asymmetric coordinate.
+  bool legacy = opTypeOf(op) == "Upsample" || e.opset < 11;
+  std::string nearest = attrs.s("nearest_mode", legacy ? "floor" : "round_prefer_floor");
   if (mode != "nearest" && mode != "linear")
     return e.unsupported(op, "mode '" + mode + "'");
   if (attrs.i("antialias", 0) || attrs.s("keep_aspect_ratio_policy", "stretch") != "stretch")
@@ -652,23 +739,36 @@ static Error lowerResize(Emitter &e, Operation *op) {
   if (coord == "tf_crop_and_resize")
     return e.unsupported(op, "coordinate_transformation_mode 'tf_crop_and_resize'");
   // Scales: given (opset 11+: input 2; opset 10: input 1), else out / in.
+  // With scales given, ONNX maps coordinates with the unrounded output
+  // length in * scale.
   double scales[2] = {double((*outShape)[2]) / (*shape)[2], double((*outShape)[3]) / (*shape)[3]};
-  unsigned scalesInput = e.opset < 11 ? 1 : 2;
+  double lengths[2] = {double((*outShape)[2]), double((*outShape)[3])};
+  unsigned scalesInput = legacy ? 1 : 2;
+  auto useScales = [&](const std::vector<double> &given) {
+    if (given.size() != 4)
+      return;
+    for (int axis = 0; axis < 2; ++axis) {
+      scales[axis] = given[2 + axis];
+      lengths[axis] = (*shape)[2 + axis] * given[2 + axis];
+    }
+  };
+  if (auto a = dyn_cast_or_null<DenseF32ArrayAttr>(attrs.get("scales")))
+    useScales(std::vector<double>(a.asArrayRef().begin(), a.asArrayRef().end()));
   if (op->getNumOperands() > scalesInput && !ir::isNoneValue(op->getOperand(scalesInput))) {
     auto s = e.constant(op->getOperand(scalesInput));
     if (!s)
       return e.unsupported(op, "scales computed at run time");
-    if (s->size() == 4) {
-      scales[0] = s->asDouble(2);
-      scales[1] = s->asDouble(3);
-    }
+    std::vector<double> given;
+    for (int64_t i = 0; i < s->size(); ++i)
+      given.push_back(s->asDouble(i));
+    useScales(given);
   }
   std::vector<int64_t> idx[2][2];
   std::vector<float> weight[2];
   for (int axis = 0; axis < 2; ++axis) {
     int64_t in = (*shape)[2 + axis], out = (*outShape)[2 + axis];
     for (int64_t o = 0; o < out; ++o) {
-      double c = sourceCoordinate(coord, o, in, out, scales[axis]);
+      double c = sourceCoordinate(coord, o, in, lengths[axis], scales[axis]);
       if (mode == "nearest") {
         int64_t i;
         if (nearest == "floor")
@@ -754,6 +854,18 @@ Error lowerTensorOp(Emitter &e, Operation *op, bool &handled) {
     return lowerSoftmax(e, op, type == "LogSoftmax");
   if (type == "LayerNormalization")
     return lowerLayerNorm(e, op);
+  if (type == "Dropout") {
+    // Inference only: a training_mode that is not a constant false (with a
+    // non-zero ratio) would need random masks.
+    if (op->getNumOperands() > 2 && !ir::isNoneValue(op->getOperand(2))) {
+      auto training = e.constant(op->getOperand(2));
+      auto ratio = op->getNumOperands() > 1 && !ir::isNoneValue(op->getOperand(1))
+                       ? e.constant(op->getOperand(1)) : std::optional<Tensor>();
+      bool zeroRatio = ratio && ratio->size() == 1 && ratio->asDouble(0) == 0;
+      if (!training || (training->size() == 1 && training->asInt(0) != 0 && !zeroRatio))
+        return e.unsupported(op, "training mode (random masks)");
+    }
+  }
   if (type == "Reshape" || type == "Flatten" || type == "Squeeze" || type == "Unsqueeze" ||
       type == "Identity" || type == "Dropout") {
     for (unsigned i = 1; i < op->getNumResults(); ++i)

@@ -7,6 +7,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "refold/CEmitter/CEmitter.h"
+#include "refold/CEmitter/CEngine.h"
 #include "refold/Dialect/ONNX/ONNXOps.h"
 #include "refold/Interpreter/Interpreter.h"
 #include "refold/Translation/ONNXModel.h"
@@ -34,6 +36,14 @@ static cl::list<std::string> knownWrong(
                             "definition (reported, not counted as wrong)"));
 static cl::opt<double> relTol("rtol", cl::init(1e-3), cl::desc("Relative tolerance"));
 static cl::opt<double> absTol("atol", cl::init(1e-7), cl::desc("Absolute tolerance"));
+static cl::opt<std::string> engine("engine", cl::init("interpreter"),
+                                   cl::desc("interpreter, or c: each test's model emitted as C, "
+                                            "compiled (--cc, --cflags) and run"));
+static cl::opt<std::string> ccCommand("cc", cl::desc("--engine=c: the C compiler (default $CC or cc)"));
+static cl::opt<std::string> ccFlags("cflags", cl::init("-O1 -Wall -Wextra -Werror -pedantic"),
+                                    cl::desc("--engine=c: C compiler flags"));
+static cl::opt<std::string> runUnder("run-under",
+                                     cl::desc("--engine=c: run the compiled test under this command"));
 
 namespace {
 struct Tally {
@@ -83,8 +93,13 @@ int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
   registerRefoldDialects(registry);
 
+  bool useC = engine == "c";
+  if (engine != "interpreter" && !useC) {
+    errs() << "refold-node-test: --engine must be interpreter or c\n";
+    return 2;
+  }
   std::set<std::string> implemented;
-  for (const auto &op : interp::supportedOps())
+  for (const auto &op : useC ? cemit::supportedOps() : interp::supportedOps())
     implemented.insert(op);
   std::map<std::string, Tally> byOp;
   int passed = 0, wrong = 0, refused = 0, notRun = 0, knownDifferent = 0;
@@ -161,10 +176,58 @@ int main(int argc, char **argv) {
         failure = "inputs are not plain tensors";
         break;
       }
-      auto outputs = interp::run(**module, inputs, {});
-      if (!outputs) {
-        failure = "refused: " + toString(outputs.takeError());
-        break;
+      llvm::Expected<interp::TensorMap> outputs = interp::TensorMap();
+      if (useC) {
+        auto bound = interp::bindInputs(**module, inputs, {});
+        if (!bound) {
+          failure = "refused: " + toString(bound.takeError());
+          break;
+        }
+        // C output has static shapes: inputs that only parameterize shapes
+        // (integer tensors: pads, axes, starts, sizes; Resize's scales)
+        // are compiled in as constants.
+        mlir::OpBuilder builder(&func.getBody().front(), func.getBody().front().begin());
+        for (auto [i, arg] : llvm::enumerate(func.getArguments())) {
+          auto type = mlir::dyn_cast<mlir::TensorType>(arg.getType());
+          if (!type || i >= bound->size() || arg.use_empty())
+            continue;
+          static const std::set<std::string> parameterized = {
+              "Pad", "Slice", "Reshape", "Resize", "Upsample", "Expand", "Tile", "Squeeze",
+              "Unsqueeze", "Split", "Gather", "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin",
+              "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp",
+              "ReduceSumSquare", "ConstantOfShape", "Range", "OneHot", "TopK", "CumSum"};
+          bool shapeParameter = true;
+          for (mlir::Operation *user : arg.getUsers()) {
+            std::string t = mlir::isa<ir::NodeOp>(user)
+                                ? mlir::cast<ir::NodeOp>(user).getOpType().str()
+                                : user->getName().stripDialect().str();
+            shapeParameter &= parameterized.count(t) && user->getOperand(0) != arg;
+          }
+          if (!shapeParameter)
+            continue;
+          auto value = interp::tensorToAttr((*bound)[i], &context, "frozen_input");
+          auto init = builder.create<ir::InitializerOp>(func.getLoc(),
+                                                        builder.getStringAttr("frozen_input"), value);
+          arg.replaceAllUsesWith(init.getResult());
+        }
+        cemit::COptions options;
+        options.cc = ccCommand;
+        options.cflags = ccFlags;
+        options.runUnder = runUnder;
+        outputs = cemit::runC(**module, *bound, options);
+        // The emitter refusing an op or attribute is a refusal; a compiler
+        // or run failure is wrong.
+        if (!outputs) {
+          std::string message = toString(outputs.takeError());
+          failure = (StringRef(message).contains("cannot emit C") ? "refused: " : "") + message;
+          break;
+        }
+      } else {
+        outputs = interp::run(**module, inputs, {});
+        if (!outputs) {
+          failure = "refused: " + toString(outputs.takeError());
+          break;
+        }
       }
       ran = true;
       for (size_t i = 0; i < outputNames.size() && failure.empty(); ++i) {
@@ -213,8 +276,9 @@ int main(int argc, char **argv) {
         outs() << "WRONG " << testName << ": " << failure << "\n";
     }
   }
-  outs() << "per operator: passed/total of the tests it runs (refused: the interpreter "
-            "said it cannot; not run: operator or input kind not implemented)\n";
+  outs() << "per operator: passed/total of the tests it runs (refused: the "
+         << (useC ? "C emitter" : "interpreter")
+         << " said it cannot; not run: operator or input kind not implemented)\n";
   for (auto &[op, tally] : byOp) {
     int total = tally.passed + tally.wrong + tally.refused;
     if (total == 0)

@@ -8,9 +8,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "COutput.h"
-
 #include "refold/Analysis/ModelStats.h"
+#include "refold/CEmitter/CEngine.h"
 #include "refold/Dialect/ONNX/ONNXOps.h"
 #include "refold/Interpreter/Interpreter.h"
 #include "refold/Passes/Explain.h"
@@ -221,13 +220,13 @@ int runModel(mlir::ModuleOp module) {
     auto bound = refold::interp::bindInputs(module, inputs, options);
     if (!bound)
       return fail(inputFile + ": " + toString(bound.takeError()));
-    refold::driver::COptions cOptions;
+    refold::cemit::COptions cOptions;
     cOptions.cc = ccCommand;
     cOptions.cflags = ccFlags;
     cOptions.timeRuns = timeRuns;
     cOptions.runUnder = runUnder;
     double ms = -1;
-    outputs = refold::driver::runC(module, *bound, cOptions, &ms);
+    outputs = refold::cemit::runC(module, *bound, cOptions, &ms);
     if (!outputs)
       return fail(inputFile + ": " + toString(outputs.takeError()));
     if (timeRuns > 1)
@@ -561,7 +560,7 @@ int main(int argc, char **argv) {
                              : std::string(cPrefix);
     if (prefix != refold::cemit::cIdentifier(prefix))
       return fail("--c-prefix must be a C identifier, got '" + prefix + "'");
-    auto report = refold::driver::writeC(*module, outputFile, prefix, dims);
+    auto report = refold::cemit::writeC(*module, outputFile, prefix, dims);
     if (!report)
       return fail(inputFile + ": " + toString(report.takeError()) + "; no output written");
     summary();

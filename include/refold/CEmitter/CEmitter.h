@@ -15,6 +15,7 @@
 #include "llvm/Support/Error.h"
 
 #include <string>
+#include <vector>
 
 namespace refold::cemit {
 
@@ -46,6 +47,10 @@ llvm::Error pinDimensions(mlir::ModuleOp module, const llvm::StringMap<int64_t> 
 /// Emits `module`'s main function (shapes static: see pinDimensions). An op
 /// or attribute the emitter cannot handle is an error naming the op and node.
 llvm::Expected<EmittedC> emitC(mlir::ModuleOp module, const EmitOptions &options);
+
+/// The op types the emitter has kernels for (some attribute combinations
+/// of these are still refused, with an error naming them).
+std::vector<std::string> supportedOps();
 
 /// `stem` made a C identifier (letters, digits, underscores; no leading digit).
 std::string cIdentifier(llvm::StringRef stem);

@@ -1,20 +1,26 @@
-//===- COutput.h - refold's C output and its C engine -----------*- C++ -*-===//
+//===- CEngine.h - write, compile and run emitted C -------------*- C++ -*-===//
+//
+// What the driver and the node-test runner do with the emitter's output:
+// write it beside a path, or compile it with a generated main() and run it
+// (optionally under an emulator) on given inputs.
+//
+//===----------------------------------------------------------------------===//
 
-#ifndef REFOLD_TOOLS_REFOLD_COUTPUT_H
-#define REFOLD_TOOLS_REFOLD_COUTPUT_H
+#ifndef REFOLD_CEMITTER_CENGINE_H
+#define REFOLD_CEMITTER_CENGINE_H
 
 #include "refold/CEmitter/CEmitter.h"
 #include "refold/Interpreter/Interpreter.h"
 
-namespace refold::driver {
+namespace refold::cemit {
 
 /// The module's C (dimensions pinned on a copy).
-llvm::Expected<cemit::EmittedC> emitForC(mlir::ModuleOp module, llvm::StringRef prefix,
+llvm::Expected<EmittedC> emitForC(mlir::ModuleOp module, llvm::StringRef prefix,
                                          llvm::StringRef headerName,
                                          const llvm::StringMap<int64_t> &dims);
 
 /// Writes `cPath` and the header beside it, both or neither.
-llvm::Expected<cemit::ArenaReport> writeC(mlir::ModuleOp module, llvm::StringRef cPath,
+llvm::Expected<ArenaReport> writeC(mlir::ModuleOp module, llvm::StringRef cPath,
                                           llvm::StringRef prefix,
                                           const llvm::StringMap<int64_t> &dims);
 
@@ -31,6 +37,6 @@ struct COptions {
 llvm::Expected<interp::TensorMap> runC(mlir::ModuleOp module, llvm::ArrayRef<interp::Tensor> inputs,
                                        const COptions &options, double *medianMs = nullptr);
 
-} // namespace refold::driver
+} // namespace refold::cemit
 
-#endif // REFOLD_TOOLS_REFOLD_COUTPUT_H
+#endif // REFOLD_CEMITTER_CENGINE_H

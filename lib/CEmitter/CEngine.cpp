@@ -1,6 +1,6 @@
-//===- COutput.cpp - refold's C output and its C engine ----------------------===//
+//===- CEngine.cpp - write, compile and run emitted C ------------------------===//
 
-#include "COutput.h"
+#include "refold/CEmitter/CEngine.h"
 
 #include "refold/Dialect/ONNX/ONNXOps.h"
 
@@ -16,24 +16,24 @@ using namespace mlir;
 using llvm::Error;
 using llvm::StringRef;
 
-namespace refold::driver {
+namespace refold::cemit {
 
 static Error error(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message.str());
 }
 
-llvm::Expected<cemit::EmittedC> emitForC(ModuleOp module, StringRef prefix, StringRef headerName,
+llvm::Expected<EmittedC> emitForC(ModuleOp module, StringRef prefix, StringRef headerName,
                                          const llvm::StringMap<int64_t> &dims) {
   OwningOpRef<ModuleOp> copy = module.clone();
-  if (auto err = cemit::pinDimensions(*copy, dims))
+  if (auto err = pinDimensions(*copy, dims))
     return std::move(err);
-  cemit::EmitOptions options;
+  EmitOptions options;
   options.prefix = prefix.str();
   options.headerName = headerName.str();
-  return cemit::emitC(*copy, options);
+  return emitC(*copy, options);
 }
 
-llvm::Expected<cemit::ArenaReport> writeC(ModuleOp module, StringRef cPath, StringRef prefix,
+llvm::Expected<ArenaReport> writeC(ModuleOp module, StringRef cPath, StringRef prefix,
                                           const llvm::StringMap<int64_t> &dims) {
   SmallString<256> headerPath(cPath);
   llvm::sys::path::replace_extension(headerPath, "h");
@@ -165,7 +165,7 @@ llvm::Expected<interp::TensorMap> runC(ModuleOp module, ArrayRef<interp::Tensor>
   Block &body = main.getBody().front();
   // Output types after pinning come from the emitted copy; recompute here.
   OwningOpRef<ModuleOp> pinned = module.clone();
-  if (auto err = cemit::pinDimensions(*pinned, dims))
+  if (auto err = pinDimensions(*pinned, dims))
     return std::move(err);
   func::FuncOp pinnedMain;
   for (auto f : pinned->getOps<func::FuncOp>())
@@ -268,4 +268,4 @@ llvm::Expected<interp::TensorMap> runC(ModuleOp module, ArrayRef<interp::Tensor>
   return outputs;
 }
 
-} // namespace refold::driver
+} // namespace refold::cemit
