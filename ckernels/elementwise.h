@@ -68,8 +68,8 @@ RF_KERNEL void rf_unary(int op, float *out, const float *x, ptrdiff_t n, float p
   switch (op) {
   case RF_RELU: for (i = 0; i < n; ++i) out[i] = x[i] > 0.0f ? x[i] : 0.0f; break;
   case RF_SIGMOID: for (i = 0; i < n; ++i) out[i] = rf_sigmoid(x[i]); break;
-  case RF_TANH: for (i = 0; i < n; ++i) out[i] = tanhf(x[i]); break;
-  case RF_ERF: for (i = 0; i < n; ++i) out[i] = erff(x[i]); break;
+  case RF_TANH: for (i = 0; i < n; ++i) out[i] = rf_tanh(x[i]); break;
+  case RF_ERF: for (i = 0; i < n; ++i) out[i] = rf_erf(x[i]); break;
   case RF_SQRT: for (i = 0; i < n; ++i) out[i] = sqrtf(x[i]); break;
   case RF_EXP: for (i = 0; i < n; ++i) out[i] = expf(x[i]); break;
   case RF_LOG: for (i = 0; i < n; ++i) out[i] = logf(x[i]); break;
@@ -80,10 +80,10 @@ RF_KERNEL void rf_unary(int op, float *out, const float *x, ptrdiff_t n, float p
   case RF_LEAKY_RELU: for (i = 0; i < n; ++i) out[i] = x[i] >= 0.0f ? x[i] : p0 * x[i]; break;
   case RF_HARD_SIGMOID: for (i = 0; i < n; ++i) out[i] = rf_activate(x[i], RF_ACT_HARD_SIGMOID, p0, p1); break;
   case RF_HARD_SWISH: for (i = 0; i < n; ++i) out[i] = rf_activate(x[i], RF_ACT_HARD_SWISH, p0, p1); break;
-  case RF_GELU: for (i = 0; i < n; ++i) out[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f)); break;
+  case RF_GELU: for (i = 0; i < n; ++i) out[i] = 0.5f * x[i] * (1.0f + rf_erf(x[i] * 0.70710678118654752f)); break;
   case RF_GELU_TANH:
     for (i = 0; i < n; ++i)
-      out[i] = 0.5f * x[i] * (1.0f + tanhf(0.79788456080286536f * (x[i] + 0.044715f * x[i] * x[i] * x[i])));
+      out[i] = 0.5f * x[i] * (1.0f + rf_tanh(0.79788456080286536f * (x[i] + 0.044715f * x[i] * x[i] * x[i])));
     break;
   case RF_SOFTPLUS: for (i = 0; i < n; ++i) out[i] = x[i] > 20.0f ? x[i] : log1pf(expf(x[i])); break;
   case RF_FLOOR: for (i = 0; i < n; ++i) out[i] = floorf(x[i]); break;

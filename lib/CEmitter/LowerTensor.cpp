@@ -832,6 +832,32 @@ Error lowerTensorOp(Emitter &e, Operation *op, bool &handled) {
       {"ReduceProd", "RF_REDUCE_PROD"}, {"ReduceL2", "RF_REDUCE_L2"},
       {"ReduceSumSquare", "RF_REDUCE_SUM_SQUARE"}};
   NodeAttrs attrs{op};
+  // x * Sigmoid(x) (SiLU, Swish) is one pass.
+  if (type == "Sigmoid") {
+    Value x = op->getOperand(0), s = op->getResult(0);
+    if (Operation *mul = e.singleUser(s); mul && opTypeOf(mul) == "Mul" &&
+                                          mul->getNumOperands() == 2 && isFloat(x) &&
+                                          ((mul->getOperand(0) == s && mul->getOperand(1) == x) ||
+                                           (mul->getOperand(1) == s && mul->getOperand(0) == x)) &&
+                                          mul->getResult(0).getType() == s.getType()) {
+      auto shape = e.shapeOf(op, x);
+      if (!shape)
+        return shape.takeError();
+      Value result = mul->getResult(0);
+      e.markAbsorbed(mul);
+      Step step = basicStep(op, {x}, result);
+      step.comment += " + Mul (SiLU)";
+      step.inPlaceCandidates.push_back(x);
+      int64_t n = product(*shape);
+      e.use("elementwise");
+      step.print = [=](Emitter &e, raw_ostream &os) {
+        os << "  rf_unary(RF_SILU, " << e.ptr(result, true) << ", " << e.ptr(x) << ", " << n
+           << ", 0.0f, 0.0f);\n";
+      };
+      e.steps.push_back(std::move(step));
+      return Error::success();
+    }
+  }
   if (auto it = binary.find(type.str()); it != binary.end())
     return lowerBinary(e, op, it->second);
   if (auto it = unary.find(type.str()); it != unary.end())
