@@ -10,7 +10,10 @@
 #define RF_KERNEL static __attribute__((unused))
 #define RF_ALIGNED __attribute__((aligned(64)))
 #define RF_RESTRICT __restrict__
+/* Elementwise math must inline into its loops for them to vectorize. */
+#define RF_INLINE static inline __attribute__((always_inline))
 #else
+#define RF_INLINE static inline
 #define RF_KERNEL static
 #define RF_ALIGNED
 #define RF_RESTRICT
@@ -40,7 +43,7 @@ enum {
  * a degree-6 polynomial on [-ln2/2, ln2/2] (Cephes' coefficients), n rounded
  * with the 1.5 * 2^23 trick and built in the exponent bits. Relative error
  * below 2e-7; inputs are clamped to [-87, 88]. */
-static inline float rf_exp(float x) {
+RF_INLINE float rf_exp(float x) {
   float n, r, p, scale;
   int32_t bits;
   x = x < -87.0f ? -87.0f : x;
@@ -63,7 +66,7 @@ static inline float rf_exp(float x) {
 /* erf: below 0.5 its Taylor series (relative error below 2e-8), above it
  * 1 - erfc(|x|), erfc = t exp(-x^2 + P(t)), t = 1 / (1 + |x| / 2) (Numerical
  * Recipes' erfcc: fractional error below 1.2e-7). */
-static inline float rf_erf(float x) {
+RF_INLINE float rf_erf(float x) {
   float a = fabsf(x), t = 1.0f / (1.0f + 0.5f * a), p, y, x2 = x * x, s;
   s = -1.0f / 1320.0f;
   s = s * x2 + 1.0f / 216.0f;
@@ -86,10 +89,10 @@ static inline float rf_erf(float x) {
   return a < 0.5f ? s : y;
 }
 
-static inline float rf_sigmoid(float x) { return 1.0f / (1.0f + rf_exp(-x)); }
+RF_INLINE float rf_sigmoid(float x) { return 1.0f / (1.0f + rf_exp(-x)); }
 
 /* tanh(x) = sign(x) (1 - 2 / (e^{2|x|} + 1)); below 2^-12 it is x. */
-static inline float rf_tanh(float x) {
+RF_INLINE float rf_tanh(float x) {
   float a = fabsf(x), t = 1.0f - 2.0f / (rf_exp(2.0f * a) + 1.0f);
   t = a < 2.44140625e-4f ? a : t;
   return x < 0.0f ? -t : t;

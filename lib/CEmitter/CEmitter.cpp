@@ -32,6 +32,9 @@ using llvm::Error;
 namespace refold::cemit {
 
 Error lowerNN(Emitter &e, Operation *op, bool &handled);
+class FusedChains;
+std::shared_ptr<FusedChains> findFusedChains(Emitter &e, Block &body);
+Error lowerFusedAt(FusedChains &chains, Emitter &e, Operation *op, bool &handled);
 Error lowerTensorOp(Emitter &e, Operation *op, bool &handled);
 
 namespace {
@@ -357,6 +360,7 @@ llvm::Expected<EmittedC> emitC(ModuleOp module, const EmitOptions &options) {
     if (!dtype || cTypeOf(*dtype).empty())
       return error("input " + std::to_string(i) + " has an element type C output does not support");
   }
+  std::shared_ptr<FusedChains> chains = findFusedChains(e, body);
   for (Operation &op : body) {
     if (isa<ir::NoneOp, ir::InitializerOp, ir::ConstantOp, func::ReturnOp>(op))
       continue;
@@ -366,6 +370,11 @@ llvm::Expected<EmittedC> emitC(ModuleOp module, const EmitOptions &options) {
       continue;
     if (op.getNumRegions())
       return e.unsupported(&op, "subgraphs");
+    bool fused = false;
+    if (auto err = lowerFusedAt(*chains, e, &op, fused))
+      return std::move(err);
+    if (fused)
+      continue;
     if (auto err = lowerOp(e, &op))
       return std::move(err);
   }
