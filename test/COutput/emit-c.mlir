@@ -68,3 +68,45 @@ func.func @main(%x: tensor<1x4x3x3xf32>) -> tensor<1x4x3x5xf32> {
   %y = onnx.Add(%p, %b) {onnx.outputs = ["y"]} : (tensor<1x4x3x5xf32>, tensor<5xf32>) -> tensor<1x4x3x5xf32>
   return %y : tensor<1x4x3x5xf32>
 }
+
+// -----
+
+// GELU and LayerNormalization written as elementwise chains become one
+// kernel each; a chain whose constant is not exactly GELU's stays apart.
+// CHECK-LABEL: #define model_NUM_INPUTS 1
+// CHECK: /* GELU (5 ops) */
+// CHECK-NEXT: rf_unary(RF_GELU,
+// CHECK: /* LayerNormalization (9 ops) */
+// CHECK-NEXT: rf_layer_norm({{.*}}, 2, 4, (const float *)(const void *)(wb + {{[0-9]+}}), (const float *)(const void *)(wb + {{[0-9]+}}), 0x1.4f8b58p-17f, NULL, NULL);
+// CHECK: /* Div (output 'd2') */
+// CHECK: /* Erf (output 'e2') */
+func.func @main(%x: tensor<2x4xf32>) -> (tensor<2x4xf32>, tensor<2x4xf32>) {
+  %sqrt2 = onnx.initializer "sqrt2" = dense<1.41421354> : tensor<f32>
+  %almost = onnx.initializer "almost" = dense<1.5> : tensor<f32>
+  %one = onnx.initializer "one" = dense<1.0> : tensor<f32>
+  %half = onnx.initializer "half" = dense<0.5> : tensor<f32>
+  %two = onnx.initializer "two" = dense<2.0> : tensor<f32>
+  %eps = onnx.initializer "eps" = dense<1.0e-05> : tensor<f32>
+  %gamma = onnx.initializer "gamma" = dense<[1.0, 2.0, 3.0, 4.0]> : tensor<4xf32>
+  %beta = onnx.initializer "beta" = dense<[0.5, 0.5, 0.5, 0.5]> : tensor<4xf32>
+  %d = onnx.Div(%x, %sqrt2) {onnx.outputs = ["d"]} : (tensor<2x4xf32>, tensor<f32>) -> tensor<2x4xf32>
+  %e = onnx.Erf(%d) {onnx.outputs = ["e"]} : (tensor<2x4xf32>) -> tensor<2x4xf32>
+  %a = onnx.Add(%e, %one) {onnx.outputs = ["a"]} : (tensor<2x4xf32>, tensor<f32>) -> tensor<2x4xf32>
+  %m = onnx.Mul(%x, %a) {onnx.outputs = ["m"]} : (tensor<2x4xf32>, tensor<2x4xf32>) -> tensor<2x4xf32>
+  %g = onnx.Mul(%m, %half) {onnx.outputs = ["g"]} : (tensor<2x4xf32>, tensor<f32>) -> tensor<2x4xf32>
+  %mean = onnx.ReduceMean(%g) {axes = array<i64: -1>, onnx.outputs = ["mean"]} : (tensor<2x4xf32>) -> tensor<2x1xf32>
+  %c = onnx.Sub(%g, %mean) {onnx.outputs = ["c"]} : (tensor<2x4xf32>, tensor<2x1xf32>) -> tensor<2x4xf32>
+  %sq = onnx.Pow(%c, %two) {onnx.outputs = ["sq"]} : (tensor<2x4xf32>, tensor<f32>) -> tensor<2x4xf32>
+  %var = onnx.ReduceMean(%sq) {axes = array<i64: -1>, onnx.outputs = ["var"]} : (tensor<2x4xf32>) -> tensor<2x1xf32>
+  %ve = onnx.Add(%var, %eps) {onnx.outputs = ["ve"]} : (tensor<2x1xf32>, tensor<f32>) -> tensor<2x1xf32>
+  %sd = onnx.Sqrt(%ve) {onnx.outputs = ["sd"]} : (tensor<2x1xf32>) -> tensor<2x1xf32>
+  %n = onnx.Div(%c, %sd) {onnx.outputs = ["n"]} : (tensor<2x4xf32>, tensor<2x1xf32>) -> tensor<2x4xf32>
+  %ng = onnx.Mul(%n, %gamma) {onnx.outputs = ["ng"]} : (tensor<2x4xf32>, tensor<4xf32>) -> tensor<2x4xf32>
+  %ln = onnx.Add(%ng, %beta) {onnx.outputs = ["ln"]} : (tensor<2x4xf32>, tensor<4xf32>) -> tensor<2x4xf32>
+  %d2 = onnx.Div(%x, %almost) {onnx.outputs = ["d2"]} : (tensor<2x4xf32>, tensor<f32>) -> tensor<2x4xf32>
+  %e2 = onnx.Erf(%d2) {onnx.outputs = ["e2"]} : (tensor<2x4xf32>) -> tensor<2x4xf32>
+  %a2 = onnx.Add(%e2, %one) {onnx.outputs = ["a2"]} : (tensor<2x4xf32>, tensor<f32>) -> tensor<2x4xf32>
+  %m2 = onnx.Mul(%x, %a2) {onnx.outputs = ["m2"]} : (tensor<2x4xf32>, tensor<2x4xf32>) -> tensor<2x4xf32>
+  %g2 = onnx.Mul(%m2, %half) {onnx.outputs = ["g2"]} : (tensor<2x4xf32>, tensor<f32>) -> tensor<2x4xf32>
+  return %ln, %g2 : tensor<2x4xf32>, tensor<2x4xf32>
+}
