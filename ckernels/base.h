@@ -11,7 +11,7 @@
 #define RF_ALIGNED __attribute__((aligned(64)))
 #define RF_RESTRICT __restrict__
 /* Elementwise math must inline into its loops for them to vectorize. */
-#define RF_INLINE static inline __attribute__((always_inline))
+#define RF_INLINE static inline __attribute__((always_inline, unused))
 #else
 #define RF_INLINE static inline
 #define RF_KERNEL static

@@ -34,7 +34,7 @@ func.func @main(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> {
 // CHECK: /* Sigmoid (output 's') + Mul (SiLU) */
 // CHECK-NEXT: rf_unary(RF_SILU, (float *)(void *)out0, (const float *)(const void *)in0, 12,
 // CHECK: /* Add (output 'a') + Relu */
-// CHECK-NEXT: rf_binary(RF_ADD, (float *)(void *)out0, (const float *)(const void *)out0, (const float *)(const void *)wb, 2, rf_i3, rf_i4, rf_i5, RF_ACT_RELU, 0.0f, 0.0f);
+// CHECK-NEXT: rf_binary(RF_ADD, (float *)(void *)out0, (const float *)(const void *)out0, (const float *)(const void *)wb, 2, rf_i0, rf_i1, rf_i2, RF_ACT_RELU, 0.0f, 0.0f);
 // CHECK-NOT: Reshape
 // CHECK: return 0;
 func.func @main(%x: tensor<3x4xf32>) -> tensor<12xf32> {
