@@ -180,8 +180,8 @@ namespace {
 /// Gives every value a place (see the file comment).
 class Planner {
 public:
-  Planner(Emitter &e, ArrayRef<Value> inputs, ArrayRef<Value> outputs)
-      : e(e), inputs(inputs), outputs(outputs) {}
+  Planner(Emitter &e, ArrayRef<Value> inputs, ArrayRef<Value> outputs, bool slices)
+      : e(e), inputs(inputs), outputs(outputs), useSlices(slices) {}
 
   void run() {
     unsigned numSteps = e.steps.size();
@@ -197,6 +197,8 @@ public:
       place(v, b, 0);
     }
     e.scratchBuffer.assign(numSteps, -1);
+    if (useSlices)
+      findSlices();
     for (auto [index, step] : llvm::enumerate(e.steps)) {
       for (Value v : step.reads)
         if (!e.slots.count(v))
@@ -206,7 +208,20 @@ public:
         place(step.writes[0], source.buffer, source.byteOffset);
         continue;
       }
+      if (auto group = concatBuffer.find(index); group != concatBuffer.end()) {
+        place(step.writes[0], group->second, 0);
+        continue;
+      }
       for (auto [k, v] : llvm::enumerate(step.writes)) {
+        if (auto slice = sliceOf.find(v); slice != sliceOf.end()) {
+          auto [concat, offset] = slice->second;
+          auto [it, created] = concatBuffer.try_emplace(concat, -1);
+          if (created)
+            it->second = newBuffer(Storage::Arena, bytesOf(e.steps[concat].writes[0]), index);
+          place(v, it->second, offset);
+          slicedCount++;
+          continue;
+        }
         if (k == 0)
           if (int reused = inPlaceTarget(step, index, v); reused >= 0) {
             place(v, reused, 0);
@@ -227,11 +242,32 @@ public:
         b.last = std::max<unsigned>(b.last, lastRead.lookup(v));
   }
 
-  unsigned inPlaceCount = 0;
+  unsigned inPlaceCount = 0, slicedCount = 0;
   /// Outputs whose value has to be copied to the caller's buffer at the end.
   std::vector<std::pair<unsigned, Value>> outputCopies;
 
 private:
+  /// Concat inputs a producer can write into the output: written by an
+  /// earlier step (not a view), not graph outputs. Other readers read the
+  /// slice, which lives as long as the output's buffer (its lifetime covers
+  /// every value in it).
+  void findSlices() {
+    llvm::DenseMap<Value, unsigned> producer;
+    for (auto [index, step] : llvm::enumerate(e.steps)) {
+      if (!step.isView)
+        for (Value v : step.writes)
+          producer[v] = index;
+    }
+    for (auto [index, step] : llvm::enumerate(e.steps))
+      for (auto [v, offset] : step.slices) {
+        auto p = producer.find(v);
+        if (p == producer.end() || p->second >= index || llvm::is_contained(outputs, v) ||
+            e.steps[p->second].isView)
+          continue;
+        sliceOf[v] = {unsigned(index), offset};
+      }
+  }
+
   uint64_t bytesOf(Value v) {
     auto type = cast<RankedTensorType>(v.getType());
     auto dtype = elementDType(v);
@@ -299,7 +335,10 @@ private:
 
   Emitter &e;
   ArrayRef<Value> inputs, outputs;
+  bool useSlices;
   llvm::DenseMap<Value, unsigned> lastRead;
+  llvm::DenseMap<Value, std::pair<unsigned, uint64_t>> sliceOf; // concat step, offset
+  llvm::DenseMap<unsigned, int> concatBuffer;                    // concat step -> buffer
 };
 
 std::string shapeComment(Value v) {
@@ -385,20 +424,38 @@ llvm::Expected<EmittedC> emitC(ModuleOp module, const EmitOptions &options) {
       return error("a graph output has no static shape");
   }
 
-  Planner planner(e, inputs, outputs);
-  planner.run();
-  std::vector<PlannedBuffer> arena;
-  std::vector<size_t> arenaIndex;
+  // Producers writing into their Concat's output save the copies but keep
+  // the output alive longer: plan both ways, keep the smaller arena (ties go
+  // to the one without copies).
   EmittedC result;
-  for (auto [i, b] : llvm::enumerate(e.buffers))
-    if (b.kind == Storage::Arena) {
-      arena.push_back(PlannedBuffer{b.bytes, b.first, b.last, 0});
-      arenaIndex.push_back(i);
+  std::optional<Planner> planner;
+  uint64_t bestArena = UINT64_MAX;
+  bool bestSlices = true;
+  for (int pass = 0; pass < 3; ++pass) {
+    bool slices = pass == 0 ? true : pass == 1 ? false : bestSlices;
+    if (pass == 2 && bestSlices == false)
+      break; // the last plan is the best one
+    e.buffers.clear();
+    e.slots.clear();
+    planner.emplace(e, inputs, outputs, slices);
+    planner->run();
+    std::vector<PlannedBuffer> arena;
+    std::vector<size_t> arenaIndex;
+    for (auto [i, b] : llvm::enumerate(e.buffers))
+      if (b.kind == Storage::Arena) {
+        arena.push_back(PlannedBuffer{b.bytes, b.first, b.last, 0});
+        arenaIndex.push_back(i);
+      }
+    uint64_t size = planArena(arena, 64);
+    if (pass < 2 && size < bestArena) {
+      bestArena = size;
+      bestSlices = slices;
     }
-  result.report.arenaBytes = planArena(arena, 64);
-  result.report.lowerBoundBytes = liveLowerBound(arena);
-  for (auto [k, i] : llvm::enumerate(arenaIndex))
-    e.buffers[i].offset = arena[k].offset;
+    result.report.arenaBytes = size;
+    result.report.lowerBoundBytes = liveLowerBound(arena);
+    for (auto [k, i] : llvm::enumerate(arenaIndex))
+      e.buffers[i].offset = arena[k].offset;
+  }
   // One buffer per tensor: every value a step writes, and every scratch slice.
   for (const Step &step : e.steps)
     if (!step.isView) {
@@ -420,7 +477,7 @@ llvm::Expected<EmittedC> emitC(ModuleOp module, const EmitOptions &options) {
     body_os << "  /* " << step.comment << " */\n";
     step.print(e, body_os);
   }
-  for (auto [i, v] : planner.outputCopies)
+  for (auto [i, v] : planner->outputCopies)
     body_os << "  memcpy(out" << i << ", " << e.ptr(v) << ", "
             << cast<RankedTensorType>(v.getType()).getNumElements() *
                    interp::dtypeSize(elementDType(v).value_or(DType::F32))

@@ -561,9 +561,18 @@ static Error lowerConcat(Emitter &e, Operation *op) {
     offset += block;
   }
   Value result = op->getResult(0);
+  // With one block per input (outer 1), each input is a contiguous slice of
+  // the output that its producer can write directly.
+  if (outer == 1)
+    for (auto [v, off, block] : parts)
+      step.slices.push_back({v, uint64_t(off)});
   e.use("data");
   step.print = [=](Emitter &e, raw_ostream &os) {
+    Slot out = e.slots.lookup(result);
     for (auto [v, off, block] : parts) {
+      Slot in = e.slots.lookup(v);
+      if (in.buffer == out.buffer && in.byteOffset == out.byteOffset + uint64_t(off))
+        continue; // written in place by its producer
       os << "  rf_copy_blocks((unsigned char *)(void *)" << e.ptr(result, true) << " + " << off << ", "
          << outStride << ", " << e.ptr(v) << ", " << block << ", " << outer << ", " << block
          << ");\n";

@@ -41,6 +41,9 @@ struct Step {
   std::vector<mlir::Value> inPlaceCandidates;
   /// writes[0] is reads[0] seen with another shape (Reshape, Flatten...).
   bool isView = false;
+  /// Concat: inputs whose producers may write straight into the output, at
+  /// these byte offsets (contiguous slices).
+  std::vector<std::pair<mlir::Value, uint64_t>> slices;
   uint64_t scratchBytes = 0;
   /// Prints the call; runs after the memory plan.
   std::function<void(Emitter &, llvm::raw_ostream &)> print;

@@ -109,3 +109,25 @@ func.func @main(%x: tensor<2x4xf32>) -> (tensor<2x4xf32>, tensor<2x4xf32>) {
   %g2 = onnx.Mul(%m2, %half) {onnx.outputs = ["g2"]} : (tensor<2x4xf32>, tensor<f32>) -> tensor<2x4xf32>
   return %ln, %g2 : tensor<2x4xf32>, tensor<2x4xf32>
 }
+
+// -----
+
+// Concat along channels: each producer writes its slice of the output (here
+// the caller's buffer) directly, so the Concat copies nothing; the first
+// conv's output is also read by the second conv, from its slice.
+// CHECK-LABEL: #define model_NUM_INPUTS 1
+// CHECK: /* Conv 'a' */
+// CHECK-NEXT: rf_conv2d_gemm((const float *)(const void *)in0, (float *)(void *)out0,
+// CHECK: /* Conv 'b' */
+// CHECK-NEXT: rf_conv2d_gemm((const float *)(const void *)out0, (float *)(void *)(out0 + 32),
+// CHECK: /* Concat (output 'y') */
+// CHECK-NOT: rf_copy_blocks(
+// CHECK: return 0;
+func.func @main(%x: tensor<1x2x2x2xf32>) -> tensor<1x4x2x2xf32> {
+  %w = onnx.initializer "w" = dense<0.5> : tensor<2x2x1x1xf32>
+  %none = onnx.none
+  %a = onnx.Conv(%x, %w, %none) {onnx.name = "a", onnx.outputs = ["a"]} : (tensor<1x2x2x2xf32>, tensor<2x2x1x1xf32>, none) -> tensor<1x2x2x2xf32>
+  %b = onnx.Conv(%a, %w, %none) {onnx.name = "b", onnx.outputs = ["b"]} : (tensor<1x2x2x2xf32>, tensor<2x2x1x1xf32>, none) -> tensor<1x2x2x2xf32>
+  %y = onnx.Concat(%a, %b) {axis = 1 : i64, onnx.outputs = ["y"]} : (tensor<1x2x2x2xf32>, tensor<1x2x2x2xf32>) -> tensor<1x4x2x2xf32>
+  return %y : tensor<1x4x2x2xf32>
+}
