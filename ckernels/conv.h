@@ -122,6 +122,83 @@ RF_KERNEL void rf_conv2d_gemm(const float *x, float *y, const float *wp, const f
     }
 }
 
+/* Rows of the zero-padded input plane a 3x3 depthwise conv reads. */
+static inline void rf_depthwise_plane_rows(const rf_conv_shape *s, int *hp, int *wp) {
+  int need_h = (s->oh - 1) * s->sh + 3, need_w = (s->ow - 1) * s->sw + 3;
+  *hp = need_h > s->h + s->pt ? need_h : s->h + s->pt;
+  *wp = need_w > s->w + s->pl ? need_w : s->w + s->pl;
+  *wp += *wp & 1; /* even, so both halves of a stride-2 row have wp / 2 */
+}
+
+/* 3x3 depthwise, stride 1 or 2: each channel's input is copied once into a
+ * zero-padded plane (for stride 2 with each row split into even and odd
+ * columns), so every tap is a contiguous vector load. Scratch: hp + 1 rows
+ * of wp floats (rf_depthwise_plane_rows). */
+static void rf_depthwise3x3(const float *x, float *y, const float *w, const float *bias,
+                            const float *residual, const rf_conv_shape *s, float *plane_buf, int act,
+                            float p0, float p1) {
+  int mult = s->m / s->c, hp, wp, n, o, r, ox, oy;
+  ptrdiff_t ohw = (ptrdiff_t)s->oh * s->ow;
+  rf_depthwise_plane_rows(s, &hp, &wp);
+  for (n = 0; n < s->n; ++n)
+    for (o = 0; o < s->m; ++o) {
+      const float *plane = x + ((ptrdiff_t)n * s->c + o / mult) * s->h * s->w;
+      float *out = y + ((ptrdiff_t)n * s->m + o) * ohw;
+      const float *res = residual ? residual + ((ptrdiff_t)n * s->m + o) * ohw : NULL;
+      const float *wo = w + (ptrdiff_t)o * 9;
+      float b = bias ? bias[o] : 0.0f;
+      float w0 = wo[0], w1 = wo[1], w2 = wo[2], w3 = wo[3], w4 = wo[4], w5 = wo[5], w6 = wo[6],
+            w7 = wo[7], w8 = wo[8];
+      if (o % mult == 0) /* the plane of input channel o / mult */
+        for (r = 0; r < hp; ++r) {
+          float *RF_RESTRICT dst = plane_buf + (ptrdiff_t)r * wp;
+          int iy = r - s->pt, i;
+          if (iy < 0 || iy >= s->h) {
+            for (i = 0; i < wp; ++i) dst[i] = 0.0f;
+            continue;
+          }
+          if (s->sw == 1) {
+            for (i = 0; i < s->pl; ++i) dst[i] = 0.0f;
+            memcpy(dst + s->pl, plane + (ptrdiff_t)iy * s->w, sizeof(float) * (size_t)s->w);
+            for (i = s->pl + s->w; i < wp; ++i) dst[i] = 0.0f;
+          } else {
+            /* Padded row in the spare row after the plane, then split. */
+            float *RF_RESTRICT tmp = plane_buf + (ptrdiff_t)hp * wp;
+            int half = wp / 2;
+            for (i = 0; i < s->pl; ++i) tmp[i] = 0.0f;
+            memcpy(tmp + s->pl, plane + (ptrdiff_t)iy * s->w, sizeof(float) * (size_t)s->w);
+            for (i = s->pl + s->w; i < wp; ++i) tmp[i] = 0.0f;
+            for (i = 0; i < half; ++i) dst[i] = tmp[2 * i];
+            for (i = 0; i < half; ++i) dst[half + i] = tmp[2 * i + 1];
+          }
+        }
+      for (oy = 0; oy < s->oh; ++oy) {
+        float *RF_RESTRICT orow = out + (ptrdiff_t)oy * s->ow;
+        const float *RF_RESTRICT r0 = plane_buf + (ptrdiff_t)(oy * s->sh) * wp;
+        const float *RF_RESTRICT r1 = r0 + wp, *RF_RESTRICT r2 = r0 + 2 * wp;
+        if (s->sw == 1) {
+          for (ox = 0; ox < s->ow; ++ox)
+            orow[ox] = b + w0 * r0[ox] + w1 * r0[ox + 1] + w2 * r0[ox + 2] + w3 * r1[ox] +
+                       w4 * r1[ox + 1] + w5 * r1[ox + 2] + w6 * r2[ox] + w7 * r2[ox + 1] +
+                       w8 * r2[ox + 2];
+        } else {
+          int half = wp / 2;
+          const float *RF_RESTRICT e0 = r0, *RF_RESTRICT d0 = r0 + half;
+          const float *RF_RESTRICT e1 = r1, *RF_RESTRICT d1 = r1 + half;
+          const float *RF_RESTRICT e2 = r2, *RF_RESTRICT d2 = r2 + half;
+          for (ox = 0; ox < s->ow; ++ox)
+            orow[ox] = b + w0 * e0[ox] + w1 * d0[ox] + w2 * e0[ox + 1] + w3 * e1[ox] +
+                       w4 * d1[ox] + w5 * e1[ox + 1] + w6 * e2[ox] + w7 * d2[ox] + w8 * e2[ox + 1];
+        }
+        if (res) {
+          const float *rrow = res + (ptrdiff_t)oy * s->ow;
+          for (ox = 0; ox < s->ow; ++ox) orow[ox] += rrow[ox];
+        }
+        rf_activate_n(orow, s->ow, act, p0, p1);
+      }
+    }
+}
+
 /* groups == c: output channel o reads input channel o / (m / c). Weights in
  * ONNX layout [m, 1, kh, kw]. Per output row, the kh input rows it reads
  * are copied with their zero padding into `rows` (kh x (w + pl + pr)
@@ -133,6 +210,11 @@ RF_KERNEL void rf_conv2d_depthwise(const float *x, float *y, const float *w, con
   int span = (s->ow - 1) * s->sw + (s->kw - 1) * s->dw + 1; /* padded row width read */
   int wp = span > s->w + s->pl ? span : s->w + s->pl;
   ptrdiff_t ohw = (ptrdiff_t)s->oh * s->ow;
+  if (s->kh == 3 && s->kw == 3 && s->dh == 1 && s->dw == 1 && (s->sw == 1 || s->sw == 2) &&
+      (s->sh == 1 || s->sh == 2)) {
+    rf_depthwise3x3(x, y, w, bias, residual, s, rows, act, p0, p1);
+    return;
+  }
   for (n = 0; n < s->n; ++n)
     for (o = 0; o < s->m; ++o) {
       const float *plane = x + ((ptrdiff_t)n * s->c + o / mult) * s->h * s->w;

@@ -284,6 +284,14 @@ static Error lowerConv(Emitter &e, Operation *op) {
     // kh padded input rows of scratch (see rf_conv2d_depthwise).
     int64_t span = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1;
     step.scratchBytes = uint64_t(g.kh * std::max(span, g.w + g.pl)) * 4;
+    // 3x3 at stride 1 or 2: one zero-padded plane (rf_depthwise_plane_rows).
+    if (g.kh == 3 && g.kw == 3 && g.dh == 1 && g.dw == 1 && (g.sw == 1 || g.sw == 2) &&
+        (g.sh == 1 || g.sh == 2)) {
+      int64_t hp = std::max((g.oh - 1) * g.sh + 3, g.h + g.pt);
+      int64_t wp = std::max((g.ow - 1) * g.sw + 3, g.w + g.pl);
+      wp += wp & 1;
+      step.scratchBytes = uint64_t((hp + 1) * wp) * 4;
+    }
     // The output may not overwrite the residual: rows are written whole.
     step.inPlaceCandidates.clear();
     step.print = [=](Emitter &e, raw_ostream &os) {
