@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Checks refold's C output against the interpreter: for each model, the
 # interpreter's outputs on seeded random inputs, then the C of the -O2 model
-# compiled and run four ways (gcc, clang, gcc with the scalar micro-kernel
-# -DRF_SCALAR, and gcc for ARM64 run under qemu-user), each compared with
+# compiled and run five ways (gcc, clang, gcc with the scalar micro-kernel
+# -DRF_SCALAR, and gcc for ARM64 run under qemu-user, with the vector and
+# the scalar micro-kernel), each compared with
 # `refold run --compare` at 1e-5 (max abs difference / max |output|, with a
 # floor of 1e-3 for outputs near zero). Every build uses
 # -std=c99 -Wall -Wextra -Werror -pedantic.
@@ -19,7 +20,13 @@ strict="-O2 -Wall -Wextra -Werror -pedantic"
 configs=("gcc|gcc|$strict|"
          "clang|clang-19|$strict|"
          "scalar|gcc|$strict -DRF_SCALAR|"
-         "arm64|aarch64-linux-gnu-gcc|$strict|qemu-aarch64 -L /usr/aarch64-linux-gnu")
+         "arm64|aarch64-linux-gnu-gcc|$strict|qemu-aarch64 -L /usr/aarch64-linux-gnu"
+         "arm64-scalar|aarch64-linux-gnu-gcc|$strict -DRF_SCALAR|qemu-aarch64 -L /usr/aarch64-linux-gnu")
+# CHECK_C_CONFIGS="gcc clang" keeps only those.
+if [ -n "${CHECK_C_CONFIGS:-}" ]; then
+  kept=(); for c in "${configs[@]}"; do for want in $CHECK_C_CONFIGS; do [ "${c%%|*}" = "$want" ] && kept+=("$c"); done; done
+  configs=("${kept[@]}")
+fi
 mkdir -p "$work"
 total=0 passed=0
 for model in "${models[@]}"; do
