@@ -23,45 +23,9 @@ typedef struct {
 /* Writes an mr x nr tile. The first K block adds the biases and the
  * residual (read before anything overwrites it, so C may be the residual's
  * buffer); later blocks add to C; the last applies the activation. */
-RF_INLINE void rf_store_tile(float *c, ptrdiff_t ldc, int mr, int nr, ptrdiff_t i0, ptrdiff_t j0,
+static inline void rf_store_tile(float *c, ptrdiff_t ldc, int mr, int nr, ptrdiff_t i0, ptrdiff_t j0,
                                  float acc[RF_MR][RF_NR], const rf_epilogue *ep, int first, int last) {
   int i, j;
-  if (nr == RF_NR) {
-    /* A full-width tile: loops of constant length, which vectorize. */
-    for (i = 0; i < mr; ++i) {
-      float *RF_RESTRICT crow = c + i * ldc;
-      float *RF_RESTRICT a = acc[i];
-      if (first) {
-        float rb = ep->row_bias ? ep->row_bias[i0 + i] : 0.0f;
-        if (ep->alpha != 1.0f)
-          for (j = 0; j < RF_NR; ++j) a[j] *= ep->alpha;
-        if (ep->beta != 0.0f)
-          for (j = 0; j < RF_NR; ++j) a[j] += ep->beta * crow[j];
-        for (j = 0; j < RF_NR; ++j) a[j] += rb;
-        if (ep->col_bias) {
-          const float *cb = ep->col_bias + j0;
-          for (j = 0; j < RF_NR; ++j) a[j] += cb[j];
-        }
-        if (ep->residual) {
-          const float *rrow = ep->residual + (i0 + i) * ep->ldr + j0;
-          for (j = 0; j < RF_NR; ++j) a[j] += rrow[j];
-        }
-      } else {
-        for (j = 0; j < RF_NR; ++j) a[j] += crow[j];
-      }
-      if (last && ep->act == RF_ACT_RELU) {
-        for (j = 0; j < RF_NR; ++j) crow[j] = a[j] > 0.0f ? a[j] : 0.0f;
-      } else if (last && ep->act == RF_ACT_CLIP) {
-        float lo = ep->p0, hi = ep->p1;
-        for (j = 0; j < RF_NR; ++j) crow[j] = a[j] < lo ? lo : (a[j] > hi ? hi : a[j]);
-      } else {
-        if (last && ep->act != RF_ACT_NONE)
-          for (j = 0; j < RF_NR; ++j) a[j] = rf_activate(a[j], ep->act, ep->p0, ep->p1);
-        for (j = 0; j < RF_NR; ++j) crow[j] = a[j];
-      }
-    }
-    return;
-  }
   for (i = 0; i < mr; ++i) {
     float *crow = c + i * ldc;
     if (first) {
@@ -84,14 +48,12 @@ RF_INLINE void rf_store_tile(float *c, ptrdiff_t ldc, int mr, int nr, ptrdiff_t 
   }
 }
 
-/* -DRF_SCALAR selects the plain C micro-kernel (what compilers without GCC
- * vector extensions get). */
 #if defined(__GNUC__) && !defined(RF_SCALAR)
 typedef float rf_vnr __attribute__((vector_size(RF_NR * sizeof(float))));
 
 /* A full RF_MR x RF_NR tile: RF_MR vector accumulators, one vector load of
  * B and RF_MR broadcasts of A per k. */
-RF_INLINE void rf_micro_full(ptrdiff_t K, const float *RF_RESTRICT a, ptrdiff_t a_row, ptrdiff_t a_k,
+static inline void rf_micro_full(ptrdiff_t K, const float *RF_RESTRICT a, ptrdiff_t a_row, ptrdiff_t a_k,
                                  const float *RF_RESTRICT b, ptrdiff_t b_k, float out[RF_MR][RF_NR]) {
   rf_vnr c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, c4 = {0}, c5 = {0};
   ptrdiff_t k;
@@ -119,7 +81,7 @@ RF_INLINE void rf_micro_full(ptrdiff_t K, const float *RF_RESTRICT a, ptrdiff_t 
 /* 32 vector registers: two slivers of A at once, 12 accumulators, enough
  * independent FMAs to hide their latency. */
 #define RF_HAVE_MICRO_12 1
-RF_INLINE void rf_micro_12(ptrdiff_t K, const float *RF_RESTRICT a, const float *RF_RESTRICT a2,
+static inline void rf_micro_12(ptrdiff_t K, const float *RF_RESTRICT a, const float *RF_RESTRICT a2,
                                ptrdiff_t a_row, ptrdiff_t a_k, const float *RF_RESTRICT b, ptrdiff_t b_k,
                                float out[2 * RF_MR][RF_NR]) {
   rf_vnr c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, c4 = {0}, c5 = {0};
