@@ -38,6 +38,13 @@ static Step basicStep(Operation *op, std::vector<Value> reads, Value write) {
 
 static bool isFloat(Value v) { return elementDType(v) == DType::F32; }
 
+/// The shape of `op`'s first input, which its kernel reads as float32.
+static llvm::Expected<std::vector<int64_t>> floatInputShape(Emitter &e, Operation *op) {
+  if (!isFloat(op->getOperand(0)))
+    return e.unsupported(op, "only float32 tensors are supported by this op's kernel");
+  return e.shapeOf(op, op->getOperand(0));
+}
+
 //===----------------------------------------------------------------------===//
 // Elementwise
 //===----------------------------------------------------------------------===//
@@ -142,9 +149,7 @@ static Error lowerBinary(Emitter &e, Operation *op, StringRef kernelOp) {
 
 static Error lowerUnary(Emitter &e, Operation *op, StringRef kernelOp, float p0 = 0, float p1 = 0) {
   Value x = op->getOperand(0);
-  if (!isFloat(x))
-    return e.unsupported(op, "only float32 tensors are supported by this op's kernel");
-  auto shape = e.shapeOf(op, x);
+  auto shape = floatInputShape(e, op);
   if (!shape)
     return shape.takeError();
   Step step = basicStep(op, {x}, op->getResult(0));
@@ -186,9 +191,7 @@ static Error lowerClip(Emitter &e, Operation *op) {
   if (!bounds[0] && !bounds[1])
     return lowerUnary(e, op, "RF_CLIP", lo, hi);
   Value x = op->getOperand(0);
-  if (!isFloat(x))
-    return e.unsupported(op, "only float32 tensors are supported by this op's kernel");
-  auto shape = e.shapeOf(op, x);
+  auto shape = floatInputShape(e, op);
   if (!shape)
     return shape.takeError();
   Step step = basicStep(op, {x}, op->getResult(0));
@@ -274,9 +277,7 @@ static Error lowerBatchNorm(Emitter &e, Operation *op) {
 
 static Error lowerSoftmax(Emitter &e, Operation *op, bool logSoftmax) {
   Value x = op->getOperand(0);
-  if (!isFloat(x))
-    return e.unsupported(op, "only float32 tensors are supported by this op's kernel");
-  auto shape = e.shapeOf(op, x);
+  auto shape = floatInputShape(e, op);
   if (!shape)
     return shape.takeError();
   int64_t rank = shape->size();
@@ -376,9 +377,7 @@ static Error lowerLayerNorm(Emitter &e, Operation *op) {
 
 static Error lowerReduce(Emitter &e, Operation *op, StringRef kernelOp) {
   Value x = op->getOperand(0);
-  if (!isFloat(x))
-    return e.unsupported(op, "only float32 tensors are supported by this op's kernel");
-  auto shape = e.shapeOf(op, x);
+  auto shape = floatInputShape(e, op);
   if (!shape)
     return shape.takeError();
   int64_t rank = shape->size();

@@ -141,6 +141,14 @@ static llvm::Expected<Tensor> generateInput(StringRef name, Type type, ArrayAttr
   return t;
 }
 
+/// Field `key` of the i-th input or output record of a graph.
+static Attribute recordField(ArrayAttr records, size_t i, StringRef key) {
+  if (!records || i >= records.size())
+    return {};
+  auto dict = dyn_cast<DictionaryAttr>(records[i]);
+  return dict ? dict.get(key) : Attribute();
+}
+
 llvm::Expected<std::vector<Tensor>> bindInputs(ModuleOp module, TensorMap &inputs,
                                                const RunOptions &options) {
   func::FuncOp main;
@@ -150,12 +158,6 @@ llvm::Expected<std::vector<Tensor>> bindInputs(ModuleOp module, TensorMap &input
     return error("the module has no main graph");
   auto graph = main->getAttrOfType<DictionaryAttr>(ir::kGraphAttr);
   auto inputRecords = graph ? graph.getAs<ArrayAttr>("inputs") : ArrayAttr();
-  auto recordField = [](ArrayAttr records, size_t i, StringRef key) -> Attribute {
-    if (!records || i >= records.size())
-      return {};
-    auto dict = dyn_cast<DictionaryAttr>(records[i]);
-    return dict ? dict.get(key) : Attribute();
-  };
 
   Block &body = main.getBody().front();
   std::vector<Tensor> bound;
@@ -220,12 +222,6 @@ llvm::Expected<TensorMap> run(ModuleOp module, TensorMap &inputs, const RunOptio
   int64_t opset = modelOpset(module);
   auto graph = main->getAttrOfType<DictionaryAttr>(ir::kGraphAttr);
   auto outputRecords = graph ? graph.getAs<ArrayAttr>("outputs") : ArrayAttr();
-  auto recordField = [](ArrayAttr records, size_t i, StringRef key) -> Attribute {
-    if (!records || i >= records.size())
-      return {};
-    auto dict = dyn_cast<DictionaryAttr>(records[i]);
-    return dict ? dict.get(key) : Attribute();
-  };
   Block &body = main.getBody().front();
   llvm::DenseMap<Value, Tensor> env;
   for (auto [arg, t] : llvm::zip(body.getArguments(), *bound))
