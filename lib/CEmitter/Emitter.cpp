@@ -198,11 +198,12 @@ std::string Emitter::ptr(Value v, bool writable) const {
   return "(" + q + type + " *)(" + q + "void *)" + address;
 }
 
-std::string Emitter::scratch(StringRef type) const {
+std::string Emitter::scratch(StringRef type, uint64_t offset) const {
   int index = scratchBuffer[currentStep];
   if (index < 0)
     return "NULL";
-  return "(" + type.str() + " *)(void *)(ws + " + std::to_string(buffers[index].offset) + ")";
+  uint64_t at = buffers[index].offset + offset;
+  return "(" + type.str() + " *)(void *)" + (at ? "(ws + " + std::to_string(at) + ")" : std::string("ws"));
 }
 
 } // namespace refold::cemit

@@ -330,8 +330,7 @@ static Error lowerConv(Emitter &e, Operation *op) {
     }
     std::string col = "NULL";
     if (colBytes)
-      col = "(float *)(void *)((unsigned char *)(void *)" + e.scratch() + " + " +
-            std::to_string(colOffset) + ")";
+      col = e.scratch("float", colOffset);
     os << "  rf_conv2d_gemm(" << e.ptr(x) << ", " << e.ptr(result, true) << ", " << wp << ", "
        << (bias ? e.ptr(bias) : "NULL") << ", " << (residual ? e.ptr(residual) : "NULL") << ", &"
        << shape << ", " << col << ", " << tile << ", " << actText << ");\n";
@@ -421,8 +420,7 @@ static Error lowerConvTranspose(Emitter &e, Operation *op) {
     if (wp.empty()) {
       // Weights computed at run time are packed at run time: row (o, ky, kx)
       // of group g, column c, is W[g * cg + c][o][ky][kx].
-      wp = "(float *)(void *)((unsigned char *)(void *)" + e.scratch() + " + " +
-           std::to_string(packOffset) + ")";
+      wp = e.scratch("float", packOffset);
       os << "  { int g; for (g = 0; g < " << g.groups << "; ++g) rf_pack_a(" << rows << ", " << cg
          << ", " << e.ptr(w) << " + (ptrdiff_t)g * " << cg * rows << ", 1, " << rows << ", " << wp
          << " + (ptrdiff_t)g * " << rpad * cg << "); }\n";
@@ -565,8 +563,7 @@ static Error lowerGemm(Emitter &e, Operation *op) {
     } else {
       std::string bPtr = e.ptr(b);
       if (bBytes) {
-        std::string dst = "(float *)(void *)((unsigned char *)(void *)" + e.scratch() + " + " +
-                          std::to_string(bOffset) + ")";
+        std::string dst = e.scratch("float", bOffset);
         os << "  rf_strided_copy(" << dst << ", " << bPtr << ", 4, 2, " << bShapeT << ", "
            << bStrides << ");\n";
         bPtr = dst;

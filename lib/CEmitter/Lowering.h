@@ -108,8 +108,8 @@ public:
   // --- used while printing ----------------------------------------------------
   /// A C expression pointing at `v`'s data, as `T *` (const unless writable).
   std::string ptr(mlir::Value v, bool writable = false) const;
-  /// The current step's scratch slice.
-  std::string scratch(llvm::StringRef type = "float") const;
+  /// The current step's scratch slice, `offset` bytes in.
+  std::string scratch(llvm::StringRef type = "float", uint64_t offset = 0) const;
   static std::string floatLiteral(float v);
 
   // --- state ----------------------------------------------------------------

@@ -10,7 +10,7 @@
 // CHECK: /* output 0: output0 float32[1,2,4,4] */
 // CHECK: /* Arena: 1280 bytes planned; lower bound (most bytes live at one step) 1280; one buffer per tensor 2560. */
 // CHECK: /* Conv 'c1' + Relu */
-// CHECK-NEXT: rf_conv2d_gemm((const float *)(const void *)in0, (float *)(void *)(ws + 1152), {{.*}}, NULL, &rf_conv0, (float *)(void *)((unsigned char *)(void *)(float *)(void *)(ws + 0) + 0), 16, RF_ACT_RELU, 0.0f, 0.0f);
+// CHECK-NEXT: rf_conv2d_gemm((const float *)(const void *)in0, (float *)(void *)(ws + 1152), {{.*}}, NULL, &rf_conv0, (float *)(void *)ws, 16, RF_ACT_RELU, 0.0f, 0.0f);
 // CHECK: /* Conv 'c2' + Add + Relu */
 // CHECK-NEXT: rf_conv2d_gemm((const float *)(const void *)(ws + 1152), (float *)(void *)out0, {{.*}}, (const float *)(const void *)in0, &rf_conv1, {{.*}}, 16, RF_ACT_RELU, 0.0f, 0.0f);
 func.func @main(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> {
