@@ -234,6 +234,25 @@ RF_KERNEL void rf_gemm_plain(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float 
   rf_gemm_blocked(M, N, K, a, RF_MR * lda, lda, 1, b, RF_NR, ldb, 0, 0, c, ldc, ep);
 }
 
+/* Packs a row-major K x N matrix (rows at stride ldb) into panels of RF_NR
+ * columns, columns past N zero: for products of two run-time operands. */
+RF_KERNEL void rf_pack_b(ptrdiff_t K, ptrdiff_t N, const float *b, ptrdiff_t ldb, float *bp) {
+  ptrdiff_t j0, k;
+  int j;
+  for (j0 = 0; j0 < N; j0 += RF_NR) {
+    int nr = N - j0 < RF_NR ? (int)(N - j0) : RF_NR;
+    for (k = 0; k < K; ++k, bp += RF_NR) {
+      const float *row = b + k * ldb + j0;
+      if (nr == RF_NR) {
+        memcpy(bp, row, sizeof(float) * RF_NR);
+        continue;
+      }
+      for (j = 0; j < nr; ++j) bp[j] = row[j];
+      for (; j < RF_NR; ++j) bp[j] = 0.0f;
+    }
+  }
+}
+
 /* Packs a row-major M x K matrix (rows at stride lda, elements at stride
  * ak) into panels of RF_MR rows: for weights computed at run time. */
 RF_KERNEL void rf_pack_a(ptrdiff_t M, ptrdiff_t K, const float *a, ptrdiff_t lda, ptrdiff_t ak,

@@ -3,6 +3,20 @@
 RF_KERNEL void rf_softmax(float *out, const float *x, ptrdiff_t outer, ptrdiff_t len, ptrdiff_t inner,
                           int log_softmax) {
   ptrdiff_t o, i, k;
+  if (inner == 1 && !log_softmax) {
+    /* The common case (the last axis): contiguous rows, loops that vectorize. */
+    for (o = 0; o < outer; ++o) {
+      const float *xs = x + o * len; /* out may be x: each element is read first */
+      float *ys = out + o * len;
+      float m = -INFINITY, sum = 0.0f, inv;
+      for (k = 0; k < len; ++k) m = xs[k] > m ? xs[k] : m;
+      for (k = 0; k < len; ++k) ys[k] = rf_exp(xs[k] - m);
+      for (k = 0; k < len; ++k) sum += ys[k];
+      inv = 1.0f / sum;
+      for (k = 0; k < len; ++k) ys[k] *= inv;
+    }
+    return;
+  }
   for (o = 0; o < outer; ++o)
     for (i = 0; i < inner; ++i) {
       const float *xs = x + o * len * inner + i;
@@ -10,7 +24,7 @@ RF_KERNEL void rf_softmax(float *out, const float *x, ptrdiff_t outer, ptrdiff_t
       float m = -INFINITY, sum = 0.0f;
       for (k = 0; k < len; ++k) m = xs[k * inner] > m ? xs[k * inner] : m;
       for (k = 0; k < len; ++k) {
-        float e = expf(xs[k * inner] - m);
+        float e = rf_exp(xs[k * inner] - m);
         ys[k * inner] = e;
         sum += e;
       }

@@ -629,9 +629,14 @@ static Error lowerMatMul(Emitter &e, Operation *op) {
       step.inPlaceCandidates.push_back(ep.residual);
     }
     step.writes = {result};
+    // The activations are packed too (in panels of 6 rows, in scratch), so
+    // the micro-kernel streams both operands.
+    step.scratchBytes = uint64_t((rows + kMR - 1) / kMR * kMR * k) * 4;
     step.print = [=](Emitter &e, raw_ostream &os) {
-      os << "  { const rf_epilogue ep = " << epilogueInit(e, ep, n) << "; rf_gemm_packed_b(" << rows
-         << ", " << n << ", " << k << ", " << e.ptr(a) << ", " << k << ", " << packedB << ", "
+      os << "  rf_pack_a(" << rows << ", " << k << ", " << e.ptr(a) << ", " << k << ", 1, "
+         << e.scratch() << ");\n";
+      os << "  { const rf_epilogue ep = " << epilogueInit(e, ep, n) << "; rf_gemm_packed_ab(" << rows
+         << ", " << n << ", " << k << ", " << e.scratch() << ", " << packedB << ", "
          << e.ptr(result, true) << ", " << n << ", &ep); }\n";
     };
     e.steps.push_back(std::move(step));
@@ -668,11 +673,21 @@ static Error lowerMatMul(Emitter &e, Operation *op) {
   std::string aTable = e.intArray(aOffsets), bTable = e.intArray(bOffsets);
   step.reads = {a, b};
   step.writes = {result};
+  // Each product packs both operands into scratch first (as rf_gemm_packed_ab
+  // reads them): the micro-kernel then streams contiguous panels.
+  uint64_t aPacked = uint64_t((m + kMR - 1) / kMR * kMR * k) * 4;
+  uint64_t bPackedOffset = (aPacked + 63) / 64 * 64;
+  step.scratchBytes = bPackedOffset + uint64_t((n + kNR - 1) / kNR * kNR * k) * 4;
   step.print = [=](Emitter &e, raw_ostream &os) {
-    os << "  { const rf_epilogue ep = " << epilogueInit(e, ep, n) << "; int i; for (i = 0; i < "
-       << count << "; ++i) rf_gemm_plain(" << m << ", " << n << ", " << k << ", " << e.ptr(a) << " + "
-       << aTable << "[i], " << k << ", " << e.ptr(b) << " + " << bTable << "[i], " << n << ", "
-       << e.ptr(result, true) << " + (ptrdiff_t)i * " << m * n << ", " << n << ", &ep); }\n";
+    std::string pa = e.scratch(), pb = e.scratch("float", bPackedOffset);
+    os << "  { const rf_epilogue ep = " << epilogueInit(e, ep, n) << "; int i;\n"
+       << "    for (i = 0; i < " << count << "; ++i) {\n"
+       << "      rf_pack_a(" << m << ", " << k << ", " << e.ptr(a) << " + " << aTable << "[i], " << k
+       << ", 1, " << pa << ");\n"
+       << "      rf_pack_b(" << k << ", " << n << ", " << e.ptr(b) << " + " << bTable << "[i], " << n
+       << ", " << pb << ");\n"
+       << "      rf_gemm_packed_ab(" << m << ", " << n << ", " << k << ", " << pa << ", " << pb << ", "
+       << e.ptr(result, true) << " + (ptrdiff_t)i * " << m * n << ", " << n << ", &ep);\n    }\n  }\n";
   };
   e.steps.push_back(std::move(step));
   return Error::success();

@@ -51,12 +51,14 @@ func.func @main(%x: tensor<3x4xf32>) -> tensor<12xf32> {
 // -----
 
 // A Linear layer (MatMul + bias) runs on packed weights with the bias in
-// its epilogue; a depthwise conv runs the direct kernel.
+// its epilogue, its activations packed into scratch first; a depthwise conv
+// runs the direct kernel.
 // CHECK-LABEL: #define model_NUM_INPUTS 1
 // CHECK: /* Conv 'dw' */
 // CHECK-NEXT: rf_conv2d_depthwise(
 // CHECK: /* MatMul (output 'mm') + Add */
-// CHECK-NEXT: rf_gemm_packed_b(
+// CHECK-NEXT: rf_pack_a(12, 3, (const float *)(const void *)ws, 3, 1, (float *)(void *)(ws + [[PA:[0-9]+]]));
+// CHECK-NEXT: rf_gemm_packed_ab(12, 5, 3, (float *)(void *)(ws + [[PA]]), (const float *)(const void *)(wb + {{[0-9]+}}), (float *)(void *)out0, 5, &ep); }
 func.func @main(%x: tensor<1x4x3x3xf32>) -> tensor<1x4x3x5xf32> {
   %w = onnx.initializer "w" = dense<0.25> : tensor<4x1x3x3xf32>
   %m = onnx.initializer "m" = dense<0.5> : tensor<3x5xf32>
