@@ -33,6 +33,37 @@
 #pragma GCC optimize("fp-contract=fast")
 #endif
 
+/* Sums in 16 lanes, so that the loop vectorizes under strict IEEE rules
+ * (which forbid reordering a single running sum). */
+RF_INLINE float rf_sum(const float *x, ptrdiff_t n) {
+  float lane[16] = {0};
+  ptrdiff_t k = 0;
+  int j;
+  for (; k + 16 <= n; k += 16)
+    for (j = 0; j < 16; ++j) lane[j] += x[k + j];
+  for (j = 0; j < 16 && k < n; ++k, ++j) lane[j] += x[k];
+  for (j = 8; j > 0; j /= 2) {
+    int i;
+    for (i = 0; i < j; ++i) lane[i] += lane[i + j];
+  }
+  return lane[0];
+}
+
+/* The sum of (x - mean)^2, in 16 lanes. */
+RF_INLINE float rf_sum_sq_dev(const float *x, ptrdiff_t n, float mean) {
+  float lane[16] = {0};
+  ptrdiff_t k = 0;
+  int j;
+  for (; k + 16 <= n; k += 16)
+    for (j = 0; j < 16; ++j) lane[j] += (x[k + j] - mean) * (x[k + j] - mean);
+  for (j = 0; j < 16 && k < n; ++k, ++j) lane[j] += (x[k] - mean) * (x[k] - mean);
+  for (j = 8; j > 0; j /= 2) {
+    int i;
+    for (i = 0; i < j; ++i) lane[i] += lane[i + j];
+  }
+  return lane[0];
+}
+
 /* Activations fused into a kernel's epilogue. */
 enum {
   RF_ACT_NONE, RF_ACT_RELU, RF_ACT_CLIP, RF_ACT_LEAKY_RELU, RF_ACT_SIGMOID,

@@ -11,7 +11,7 @@ RF_KERNEL void rf_softmax(float *out, const float *x, ptrdiff_t outer, ptrdiff_t
       float m = -INFINITY, sum = 0.0f, inv;
       for (k = 0; k < len; ++k) m = xs[k] > m ? xs[k] : m;
       for (k = 0; k < len; ++k) ys[k] = rf_exp(xs[k] - m);
-      for (k = 0; k < len; ++k) sum += ys[k];
+      sum = rf_sum(ys, len);
       inv = 1.0f / sum;
       for (k = 0; k < len; ++k) ys[k] *= inv;
     }
@@ -46,11 +46,9 @@ RF_KERNEL void rf_layer_norm(float *out, const float *x, ptrdiff_t outer, ptrdif
   for (o = 0; o < outer; ++o) {
     const float *xs = x + o * len;
     float *ys = out + o * len;
-    float mean = 0.0f, var = 0.0f, inv;
-    for (k = 0; k < len; ++k) mean += xs[k];
-    mean /= (float)len;
-    for (k = 0; k < len; ++k) var += (xs[k] - mean) * (xs[k] - mean);
-    var /= (float)len;
+    float mean, var, inv;
+    mean = rf_sum(xs, len) / (float)len;
+    var = rf_sum_sq_dev(xs, len, mean) / (float)len;
     inv = 1.0f / sqrtf(var + epsilon);
     if (mean_out) mean_out[o] = mean;
     if (inv_std_out) inv_std_out[o] = inv;

@@ -53,13 +53,8 @@ RF_KERNEL void rf_avgpool2d(const float *x, float *y, ptrdiff_t nc, const rf_poo
 }
 
 RF_KERNEL void rf_global_avgpool(const float *x, float *y, ptrdiff_t nc, ptrdiff_t hw) {
-  ptrdiff_t p, i;
-  for (p = 0; p < nc; ++p) {
-    const float *in = x + p * hw;
-    float sum = 0.0f;
-    for (i = 0; i < hw; ++i) sum += in[i];
-    y[p] = sum / (float)hw;
-  }
+  ptrdiff_t p;
+  for (p = 0; p < nc; ++p) y[p] = rf_sum(x + p * hw, hw) / (float)hw;
 }
 
 RF_KERNEL void rf_global_maxpool(const float *x, float *y, ptrdiff_t nc, ptrdiff_t hw) {
