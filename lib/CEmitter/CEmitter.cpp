@@ -153,10 +153,10 @@ std::vector<std::string> supportedOps() {
           "ConvTranspose", "Div", "Dropout", "Elu", "Erf", "Exp", "Flatten", "Floor", "Gather",
           "Gelu", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid", "HardSwish",
           "Identity", "LayerNormalization", "LeakyRelu", "Log", "LogSoftmax", "MatMul", "Max",
-          "MaxPool", "Min", "Mul", "Neg", "Pad", "Pow", "Reciprocal", "ReduceL2", "ReduceMax",
+          "MaxPool", "Mean", "Min", "Mul", "Neg", "Pad", "Pow", "Reciprocal", "ReduceL2", "ReduceMax",
           "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare", "Relu",
           "Reshape", "Resize", "Sigmoid", "Slice", "Softmax", "Softplus", "Split", "Sqrt",
-          "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze", "Upsample"};
+          "Squeeze", "Sub", "Sum", "Tanh", "Transpose", "Unsqueeze", "Upsample"};
 }
 
 Error lowerOp(Emitter &e, Operation *op) {

@@ -89,7 +89,67 @@ static void simplifyLoops(std::vector<int64_t> &shape, std::vector<std::vector<i
   strides = st;
 }
 
+/// Max, Min, Sum and Mean of any number of inputs: the output accumulates
+/// one input at a time (Mean then scales by 1 / n).
+static Error lowerVariadic(Emitter &e, Operation *op, StringRef kernelOp, bool mean) {
+  auto os = e.shapeOf(op, op->getResult(0));
+  if (!os)
+    return os.takeError();
+  if (os->size() > 6)
+    return e.unsupported(op, "tensors of rank above 6");
+  std::vector<Value> inputs(op->getOperands().begin(), op->getOperands().end());
+  std::vector<std::vector<int64_t>> inStrides;
+  for (Value v : inputs) {
+    if (!isFloat(v))
+      return e.unsupported(op, "only float32 tensors are supported by this op's kernel");
+    auto s = e.shapeOf(op, v);
+    if (!s)
+      return s.takeError();
+    inStrides.push_back(broadcastStrides(*s, *os));
+  }
+  std::vector<int64_t> dense = broadcastStrides(*os, *os);
+  // One call per input after the first two: (a, b) then (output, input k).
+  struct Call {
+    Value a, b; // a null: the output itself
+    std::string shape, as, bs;
+    int rank;
+  };
+  std::vector<Call> calls;
+  for (size_t k = 1; k < inputs.size(); ++k) {
+    std::vector<int64_t> shape = *os;
+    std::vector<std::vector<int64_t>> strides = {k == 1 ? inStrides[0] : dense, inStrides[k]};
+    simplifyLoops(shape, strides);
+    calls.push_back({k == 1 ? inputs[0] : Value(), inputs[k], e.intArray(shape),
+                     e.intArray(strides[0]), e.intArray(strides[1]), int(shape.size())});
+  }
+  int64_t n = product(*os);
+  std::string scale = mean ? "(const float *)(const void *)(wb + " +
+                                 std::to_string(e.addFloats({1.0f / float(inputs.size())})) + ")"
+                           : "";
+  std::string flatShape = mean ? e.intArray({n}) : "", one = mean ? e.intArray({1}) : "",
+              zero = mean ? e.intArray({0}) : "";
+  Step step = basicStep(op, inputs, op->getResult(0));
+  Value result = op->getResult(0);
+  e.use("elementwise");
+  step.print = [=, op = kernelOp.str()](Emitter &e, raw_ostream &os) {
+    for (const Call &c : calls)
+      os << "  rf_binary(" << op << ", " << e.ptr(result, true) << ", "
+         << (c.a ? e.ptr(c.a) : e.ptr(result)) << ", " << e.ptr(c.b) << ", " << c.rank << ", "
+         << c.shape << ", " << c.as << ", " << c.bs << ", RF_ACT_NONE, 0.0f, 0.0f);\n";
+    if (!scale.empty())
+      os << "  rf_binary(RF_MUL, " << e.ptr(result, true) << ", " << e.ptr(result) << ", " << scale
+         << ", 1, " << flatShape << ", " << one << ", " << zero << ", RF_ACT_NONE, 0.0f, 0.0f);\n";
+  };
+  e.steps.push_back(std::move(step));
+  return Error::success();
+}
+
 static Error lowerBinary(Emitter &e, Operation *op, StringRef kernelOp) {
+  StringRef opType = opTypeOf(op);
+  if ((opType == "Sum" || opType == "Mean") && op->getNumOperands() >= 2)
+    return lowerVariadic(e, op, "RF_ADD", opType == "Mean");
+  if ((opType == "Max" || opType == "Min") && op->getNumOperands() > 2)
+    return lowerVariadic(e, op, kernelOp, false);
   if (op->getNumOperands() != 2) {
     StringRef type = opTypeOf(op);
     if ((type == "Max" || type == "Min" || type == "Sum" || type == "Mean") &&
@@ -827,7 +887,8 @@ Error lowerTensorOp(Emitter &e, Operation *op, bool &handled) {
   handled = true;
   static const std::map<std::string, std::string> binary = {
       {"Add", "RF_ADD"}, {"Sub", "RF_SUB"}, {"Mul", "RF_MUL"}, {"Div", "RF_DIV"},
-      {"Pow", "RF_POW"}, {"Max", "RF_MAX"}, {"Min", "RF_MIN"}};
+      {"Pow", "RF_POW"}, {"Max", "RF_MAX"}, {"Min", "RF_MIN"}, {"Sum", "RF_ADD"},
+      {"Mean", "RF_ADD"}};
   static const std::map<std::string, std::string> unary = {
       {"Relu", "RF_RELU"},   {"Sigmoid", "RF_SIGMOID"}, {"Tanh", "RF_TANH"},
       {"Erf", "RF_ERF"},     {"Sqrt", "RF_SQRT"},       {"Exp", "RF_EXP"},
