@@ -46,26 +46,9 @@ std::optional<std::vector<int64_t>> NodeAttrs::ints(StringRef name) const {
   return std::vector<int64_t>(a.asArrayRef().begin(), a.asArrayRef().end());
 }
 
-StringRef opTypeOf(Operation *op) {
-  if (auto node = dyn_cast<ir::NodeOp>(op))
-    return node.getOpType();
-  return op->getName().stripDialect();
-}
+StringRef opTypeOf(Operation *op) { return ir::opTypeOf(op); }
 
-std::string describeOp(Operation *op) {
-  std::string text;
-  if (auto node = dyn_cast<ir::NodeOp>(op))
-    text = (node.getDomain() && !node.getDomain()->empty() ? node.getDomain()->str() + "." : "") +
-           node.getOpType().str();
-  else
-    text = op->getName().stripDialect().str();
-  if (auto name = op->getAttrOfType<StringAttr>(ir::kNodeNameAttr); name && !name.empty())
-    text += " '" + name.str() + "'";
-  else if (auto outs = op->getAttrOfType<ArrayAttr>(ir::kOutputNamesAttr); outs && !outs.empty())
-    if (auto first = dyn_cast<StringAttr>(outs[0]))
-      text += " (output '" + first.str() + "')";
-  return text;
-}
+std::string describeOp(Operation *op) { return ir::describeNode(op, /*outputFallback=*/true); }
 
 std::string cTypeOf(DType type) {
   switch (type) {

@@ -23,23 +23,9 @@ static Error error(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message.str());
 }
 
-static std::string describe(Operation *op) {
-  std::string text;
-  if (auto node = dyn_cast<ir::NodeOp>(op))
-    text = (node.getDomain() && !node.getDomain()->empty() ? node.getDomain()->str() + "." : "") +
-           node.getOpType().str();
-  else
-    text = op->getName().stripDialect().str();
-  if (auto name = op->getAttrOfType<StringAttr>(ir::kNodeNameAttr))
-    text += " '" + name.str() + "'";
-  return text;
-}
+static std::string describe(Operation *op) { return ir::describeNode(op); }
 
-static StringRef opTypeOf(Operation *op) {
-  if (auto node = dyn_cast<ir::NodeOp>(op))
-    return node.getOpType();
-  return op->getName().stripDialect();
-}
+static StringRef opTypeOf(Operation *op) { return ir::opTypeOf(op); }
 
 int64_t modelOpset(ModuleOp module) {
   if (auto opsets = module->getAttrOfType<ArrayAttr>("onnx.opset_import"))

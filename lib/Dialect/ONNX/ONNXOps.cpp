@@ -313,5 +313,27 @@ LogicalResult NodeOp::verify() {
 // Subgraph bodies are dataflow graphs, like the top-level graph.
 RegionKind NodeOp::getRegionKind(unsigned) { return RegionKind::SSACFG; }
 
+StringRef refold::ir::opTypeOf(Operation *op) {
+  if (auto node = dyn_cast<NodeOp>(op))
+    return node.getOpType();
+  return op->getName().stripDialect();
+}
+
+std::string refold::ir::describeNode(Operation *op, bool outputFallback) {
+  std::string text;
+  if (auto node = dyn_cast<NodeOp>(op))
+    text = (node.getDomain() && !node.getDomain()->empty() ? node.getDomain()->str() + "." : "") +
+           node.getOpType().str();
+  else
+    text = op->getName().stripDialect().str();
+  if (auto name = op->getAttrOfType<StringAttr>(kNodeNameAttr); name && (!outputFallback || !name.empty()))
+    return text + " '" + name.str() + "'";
+  if (outputFallback)
+    if (auto outs = op->getAttrOfType<ArrayAttr>(kOutputNamesAttr); outs && !outs.empty())
+      if (auto first = dyn_cast<StringAttr>(outs[0]))
+        text += " (output '" + first.str() + "')";
+  return text;
+}
+
 #define GET_OP_CLASSES
 #include "refold/Dialect/ONNX/ONNXOps.cpp.inc"

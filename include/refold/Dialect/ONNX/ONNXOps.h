@@ -38,6 +38,13 @@ inline constexpr llvm::StringLiteral kGraphAttr = "onnx.graph";
 inline bool isNoneValue(mlir::Value value) {
   return llvm::isa<mlir::NoneType>(value.getType());
 }
+
+/// The ONNX op type of a typed op or generic node ("Conv", "TopK").
+llvm::StringRef opTypeOf(mlir::Operation *op);
+
+/// An op for messages: "[domain.]Type 'node name'", or, for a node without
+/// a name and with `outputFallback`, "Type (output 'first output')".
+std::string describeNode(mlir::Operation *op, bool outputFallback = false);
 } // namespace refold::ir
 
 #endif // REFOLD_DIALECT_ONNX_ONNXOPS_H
