@@ -122,6 +122,160 @@ RF_KERNEL void rf_conv2d_gemm(const float *x, float *y, const float *wp, const f
     }
 }
 
+/* Direct convolution (any kernel size, stride and dilation) without im2col.
+ * Each input channel is copied once into zero-padded "phase planes": for
+ * stride (sh, sw) the padded input splits into sh * sw planes by row and
+ * column phase, rows of `wpad` floats. An output pixel (oy, ox) then sits at
+ * flat position q = oy * wpad + ox, and every tap (ky, kx) reads the phase
+ * plane of (ky * dh % sh, kx * dw % sw) at q plus a constant offset, so a
+ * run of consecutive q is a contiguous vector load for every tap. Positions
+ * whose column is past the output width are computed and dropped. The
+ * emitter chooses wpad and the plane stride (one zero column may serve as
+ * the right padding of one row and the left padding of the next). Weights
+ * are the GEMM's packed panels: RF_MR output channels, K = (c, ky, kx). */
+#define RF_DIRECT_MAX_TAPS 49
+typedef struct {
+  int wpad;            /* floats per phase-plane row */
+  ptrdiff_t plane;     /* floats per phase plane (a multiple of 16) */
+} rf_direct_geometry;
+
+#if defined(__GNUC__) && !defined(RF_SCALAR) && defined(__AVX512F__)
+#define RF_DIRECT_VECTORS 4 /* 32 registers: RF_MR x 4 accumulators */
+#else
+#define RF_DIRECT_VECTORS 1
+#endif
+#define RF_DIRECT_SPAN (RF_DIRECT_VECTORS * RF_NR)
+
+/* RF_MR channels x dv * RF_NR flat positions starting at `in` (a pointer
+ * into channel 0's planes), into out[RF_MR][RF_DIRECT_SPAN]. */
+RF_INLINE void rf_direct_tile(const float *in, ptrdiff_t chan_stride, int channels, const float *w,
+                              const ptrdiff_t *toff, int taps, const int dv,
+                              float out[RF_MR][RF_DIRECT_SPAN]) {
+#if defined(__GNUC__) && !defined(RF_SCALAR)
+  rf_vnr acc[RF_MR][RF_DIRECT_VECTORS];
+  int r, v, c, t;
+  for (r = 0; r < RF_MR; ++r)
+    for (v = 0; v < dv; ++v) acc[r][v] = (rf_vnr){0};
+  for (c = 0; c < channels; ++c, in += chan_stride)
+    for (t = 0; t < taps; ++t, w += RF_MR) {
+      const float *src = in + toff[t];
+      rf_vnr x[RF_DIRECT_VECTORS];
+      for (v = 0; v < dv; ++v) memcpy(&x[v], src + v * RF_NR, sizeof x[v]);
+      for (r = 0; r < RF_MR; ++r)
+        for (v = 0; v < dv; ++v) acc[r][v] += w[r] * x[v];
+    }
+  for (r = 0; r < RF_MR; ++r)
+    for (v = 0; v < dv; ++v) memcpy(out[r] + v * RF_NR, &acc[r][v], sizeof acc[r][v]);
+#else
+  int r, j, c, t, n = dv * RF_NR;
+  for (r = 0; r < RF_MR; ++r)
+    for (j = 0; j < n; ++j) out[r][j] = 0.0f;
+  for (c = 0; c < channels; ++c, in += chan_stride)
+    for (t = 0; t < taps; ++t, w += RF_MR) {
+      const float *src = in + toff[t];
+      for (r = 0; r < RF_MR; ++r)
+        for (j = 0; j < n; ++j) out[r][j] += w[r] * src[j];
+    }
+#endif
+}
+
+/* Copies channel planes of input `x` (cg channels) into phase planes. */
+static inline void rf_direct_fill(const float *x, const rf_conv_shape *s, const rf_direct_geometry *g,
+                                  int channels, float *planes) {
+  int rows = (int)(g->plane / g->wpad), c, py, px, r, j;
+  for (c = 0; c < channels; ++c)
+    for (py = 0; py < s->sh; ++py)
+      for (px = 0; px < s->sw; ++px) {
+        float *p = planes + ((ptrdiff_t)(c * s->sh + py) * s->sw + px) * g->plane;
+        const float *src = x + (ptrdiff_t)c * s->h * s->w;
+        for (r = 0; r < rows; ++r, p += g->wpad) {
+          int ry = r * s->sh + py - s->pt;
+          if (ry < 0 || ry >= s->h) {
+            for (j = 0; j < g->wpad; ++j) p[j] = 0.0f;
+            continue;
+          }
+          if (s->sw == 1) {
+            /* columns j hold input column j - pl */
+            int lo = s->pl < g->wpad ? s->pl : g->wpad, hi = s->pl + s->w < g->wpad ? s->pl + s->w : g->wpad;
+            for (j = 0; j < lo; ++j) p[j] = 0.0f;
+            if (hi > lo) memcpy(p + lo, src + (ptrdiff_t)ry * s->w + (lo - s->pl), sizeof(float) * (size_t)(hi - lo));
+            for (j = hi > lo ? hi : lo; j < g->wpad; ++j) p[j] = 0.0f;
+          } else {
+            const float *row = src + (ptrdiff_t)ry * s->w;
+            for (j = 0; j < g->wpad; ++j) {
+              int rx = j * s->sw + px - s->pl;
+              p[j] = rx >= 0 && rx < s->w ? row[rx] : 0.0f;
+            }
+          }
+        }
+        for (r = rows * g->wpad; r < g->plane; ++r) planes[((ptrdiff_t)(c * s->sh + py) * s->sw + px) * g->plane + r] = 0.0f;
+      }
+}
+
+/* Scratch: cg * sh * sw * plane floats. */
+RF_KERNEL void rf_conv2d_direct(const float *x, float *y, const float *wp, const float *bias,
+                                const float *residual, const rf_conv_shape *s,
+                                const rf_direct_geometry *g, float *planes, int act, float p0, float p1) {
+  int cg = s->c / s->groups, mg = s->m / s->groups, taps = s->kh * s->kw, n, grp, ky, kx, r;
+  ptrdiff_t ohw = (ptrdiff_t)s->oh * s->ow, kg = (ptrdiff_t)cg * taps;
+  ptrdiff_t mpad = (mg + RF_MR - 1) / RF_MR * RF_MR, chan = (ptrdiff_t)s->sh * s->sw * g->plane;
+  ptrdiff_t nflat = (ptrdiff_t)(s->oh - 1) * g->wpad + s->ow, q0;
+  ptrdiff_t toff[RF_DIRECT_MAX_TAPS];
+  float tile[RF_MR][RF_DIRECT_SPAN];
+  for (ky = 0; ky < s->kh; ++ky)
+    for (kx = 0; kx < s->kw; ++kx) {
+      int dy = ky * s->dh, dx = kx * s->dw;
+      toff[ky * s->kw + kx] = ((ptrdiff_t)(dy % s->sh) * s->sw + dx % s->sw) * g->plane +
+                              (ptrdiff_t)(dy / s->sh) * g->wpad + dx / s->sw;
+    }
+  for (n = 0; n < s->n; ++n)
+    for (grp = 0; grp < s->groups; ++grp) {
+      const float *wg = wp + (ptrdiff_t)grp * mpad * kg;
+      ptrdiff_t obase = ((ptrdiff_t)n * s->m + (ptrdiff_t)grp * mg) * ohw;
+      rf_direct_fill(x + ((ptrdiff_t)n * s->c + (ptrdiff_t)grp * cg) * s->h * s->w, s, g, cg, planes);
+      for (q0 = 0; q0 < nflat; q0 += RF_DIRECT_SPAN) {
+        int dv = (int)((nflat - q0 + RF_NR - 1) / RF_NR), m0;
+        if (dv > RF_DIRECT_VECTORS) dv = RF_DIRECT_VECTORS;
+        for (m0 = 0; m0 < mg; m0 += RF_MR) {
+          const float *wpanel = wg + (ptrdiff_t)m0 * kg;
+          int mm = mg - m0 < RF_MR ? mg - m0 : RF_MR;
+          ptrdiff_t q, qend = q0 + (ptrdiff_t)dv * RF_NR < nflat ? q0 + (ptrdiff_t)dv * RF_NR : nflat;
+#if RF_DIRECT_VECTORS == 4
+          if (dv == 4) rf_direct_tile(planes + q0, chan, cg, wpanel, toff, taps, 4, tile);
+          else if (dv == 3) rf_direct_tile(planes + q0, chan, cg, wpanel, toff, taps, 3, tile);
+          else if (dv == 2) rf_direct_tile(planes + q0, chan, cg, wpanel, toff, taps, 2, tile);
+          else
+#endif
+            rf_direct_tile(planes + q0, chan, cg, wpanel, toff, taps, 1, tile);
+          /* Runs of valid output pixels: bias, residual, activation. */
+          for (q = q0; q < qend;) {
+            int oy = (int)(q / g->wpad), ox = (int)(q % g->wpad);
+            ptrdiff_t run = ox < s->ow ? s->ow - ox : 0, i;
+            if (run == 0) {
+              q += g->wpad - ox;
+              continue;
+            }
+            if (run > qend - q) run = qend - q;
+            for (r = 0; r < mm; ++r) {
+              ptrdiff_t at = obase + (ptrdiff_t)(m0 + r) * ohw + (ptrdiff_t)oy * s->ow + ox;
+              float *dst = y + at; /* may be the residual */
+              const float *src = tile[r] + (q - q0);
+              float b = bias ? bias[grp * mg + m0 + r] : 0.0f;
+              if (residual) {
+                const float *res = residual + at;
+                for (i = 0; i < run; ++i) dst[i] = src[i] + b + res[i];
+              } else {
+                for (i = 0; i < run; ++i) dst[i] = src[i] + b;
+              }
+              rf_activate_n(dst, run, act, p0, p1);
+            }
+            q += run;
+          }
+        }
+      }
+    }
+}
+
 /* Rows of the zero-padded input plane a 3x3 depthwise conv reads. */
 static inline void rf_depthwise_plane_rows(const rf_conv_shape *s, int *hp, int *wp) {
   int need_h = (s->oh - 1) * s->sh + 3, need_w = (s->ow - 1) * s->sw + 3;

@@ -3,26 +3,51 @@ typedef struct {
   int h, w, oh, ow, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw;
 } rf_pool_shape;
 
+/* The larger of two values, NaN if either is (branch-free, so that loops of
+ * it vectorize). */
+RF_INLINE float rf_max_nan(float m, float v) { return ((v > m) | (v != v)) ? v : m; }
+
+/* Per output row, tap by tap: each window row's tap kx is folded into the
+ * output row over the columns whose taps all lie inside the input, a
+ * strided loop the compiler vectorizes; the border columns are checked. */
 RF_KERNEL void rf_maxpool2d(const float *x, float *y, ptrdiff_t nc, const rf_pool_shape *s) {
   ptrdiff_t p;
-  int oy, ox, ky, kx;
+  int oy, ox, ky, kx, lo = 0, hi;
+  /* Output columns [lo, hi) have every tap inside the input. */
+  while (lo < s->ow && lo * s->sw - s->pl < 0) ++lo;
+  hi = s->ow;
+  while (hi > lo && (hi - 1) * s->sw - s->pl + (s->kw - 1) * s->dw >= s->w) --hi;
   for (p = 0; p < nc; ++p) {
     const float *in = x + p * s->h * s->w;
     float *out = y + p * s->oh * s->ow;
-    for (oy = 0; oy < s->oh; ++oy)
-      for (ox = 0; ox < s->ow; ++ox) {
-        float m = -INFINITY;
-        for (ky = 0; ky < s->kh; ++ky) {
-          int iy = oy * s->sh - s->pt + ky * s->dh;
-          if (iy < 0 || iy >= s->h) continue;
+    for (oy = 0; oy < s->oh; ++oy) {
+      float *RF_RESTRICT orow = out + (ptrdiff_t)oy * s->ow;
+      for (ox = 0; ox < s->ow; ++ox) orow[ox] = -INFINITY;
+      for (ky = 0; ky < s->kh; ++ky) {
+        int iy = oy * s->sh - s->pt + ky * s->dh;
+        const float *RF_RESTRICT row;
+        if (iy < 0 || iy >= s->h) continue;
+        row = in + (ptrdiff_t)iy * s->w;
+        for (kx = 0; kx < s->kw; ++kx) {
+          const float *RF_RESTRICT tap = row + kx * s->dw - s->pl;
+          int sw = s->sw;
+          if (sw == 1) /* constant strides vectorize without gathers */
+            for (ox = lo; ox < hi; ++ox) orow[ox] = rf_max_nan(orow[ox], tap[ox]);
+          else if (sw == 2)
+            for (ox = lo; ox < hi; ++ox) orow[ox] = rf_max_nan(orow[ox], tap[2 * ox]);
+          else
+            for (ox = lo; ox < hi; ++ox) orow[ox] = rf_max_nan(orow[ox], tap[ox * sw]);
+        }
+        for (ox = 0; ox < s->ow; ++ox) {
+          if (ox == lo && lo < hi) ox = hi;
+          if (ox >= s->ow) break;
           for (kx = 0; kx < s->kw; ++kx) {
             int ix = ox * s->sw - s->pl + kx * s->dw;
-            if (ix < 0 || ix >= s->w) continue;
-            if (in[iy * s->w + ix] > m || in[iy * s->w + ix] != in[iy * s->w + ix]) m = in[iy * s->w + ix];
+            if (ix >= 0 && ix < s->w) orow[ox] = rf_max_nan(orow[ox], row[ix]);
           }
         }
-        out[oy * s->ow + ox] = m;
       }
+    }
   }
 }
 

@@ -232,6 +232,35 @@ static std::string convShape(Emitter &e, const ConvGeometry &g) {
   return e.declare("conv", "rf_conv_shape", init + "}");
 }
 
+/// The phase-plane layout of rf_conv2d_direct (ckernels/conv.h).
+struct DirectGeometry {
+  int64_t wpad, plane;
+};
+
+/// Whether a conv runs the direct kernel, and its layout: every conv with a
+/// window larger than 1x1 (a 1x1 conv is a plain GEMM), unless the flat
+/// positions it computes and drops would outnumber the pixels it keeps.
+static std::optional<DirectGeometry> directGeometry(const ConvGeometry &g) {
+  constexpr int64_t kMaxTaps = 49, kSpan = 16; // RF_DIRECT_MAX_TAPS, RF_NR
+  if (g.kh * g.kw <= 1 || g.kh * g.kw > kMaxTaps || g.sh > 4 || g.sw > 4)
+    return std::nullopt;
+  auto ceilDiv = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
+  // Leading zero columns of the emptiest column phase: a read past a row's
+  // end lands there in the next row.
+  int64_t zmin = INT64_MAX;
+  for (int64_t px = 0; px < g.sw; ++px)
+    zmin = std::min(zmin, g.pl > px ? ceilDiv(g.pl - px, g.sw) : 0);
+  int64_t reachX = (g.kw - 1) * g.dw / g.sw, reachY = (g.kh - 1) * g.dh / g.sh;
+  DirectGeometry d;
+  d.wpad = std::max({ceilDiv(g.w + g.pl, g.sw), g.ow + reachX - zmin, int64_t(1)});
+  int64_t flat = (g.oh - 1) * d.wpad + g.ow, computed = ceilDiv(flat, kSpan) * kSpan;
+  if (2 * g.oh * g.ow < computed)
+    return std::nullopt;
+  int64_t rows = ceilDiv(computed + reachY * d.wpad + reachX, d.wpad);
+  d.plane = ceilDiv(rows * d.wpad, 16) * 16;
+  return d;
+}
+
 static Error lowerConv(Emitter &e, Operation *op) {
   if (auto err = requireFloat(e, op))
     return err;
@@ -298,6 +327,39 @@ static Error lowerConv(Emitter &e, Operation *op) {
       os << "  rf_conv2d_depthwise(" << e.ptr(x) << ", " << e.ptr(result, true) << ", " << e.ptr(w)
          << ", " << (bias ? e.ptr(bias) : "NULL") << ", " << (residual ? e.ptr(residual) : "NULL")
          << ", &" << shape << ", " << e.scratch() << ", " << actText << ");\n";
+    };
+    e.steps.push_back(std::move(step));
+    return Error::success();
+  }
+
+  if (auto direct = directGeometry(g)) {
+    int64_t mpad = (mg + kMR - 1) / kMR * kMR;
+    uint64_t packedBytes = constW ? 0 : uint64_t(g.groups * mpad * k) * 4;
+    uint64_t planeOffset = (packedBytes + 63) / 64 * 64;
+    step.scratchBytes = planeOffset + uint64_t(cg * g.sh * g.sw * direct->plane) * 4;
+    std::string packedW;
+    if (constW) {
+      uint64_t offset = e.addFloats(packRows(constW->data<float>(), g.groups, mg, k));
+      packedW = "(const float *)(const void *)(wb + " + std::to_string(offset) + ")";
+    } else {
+      step.reads.push_back(w);
+    }
+    std::string geometry =
+        e.declare("direct", "rf_direct_geometry",
+                  " = {" + std::to_string(direct->wpad) + ", " + std::to_string(direct->plane) + "}");
+    step.comment += " (direct)";
+    step.print = [=](Emitter &e, raw_ostream &os) {
+      std::string wp = packedW;
+      if (wp.empty()) {
+        wp = e.scratch();
+        os << "  { int g; for (g = 0; g < " << g.groups << "; ++g) rf_pack_a(" << mg << ", " << k
+           << ", " << e.ptr(w) << " + (ptrdiff_t)g * " << mg * k << ", " << k << ", 1, " << wp
+           << " + (ptrdiff_t)g * " << mpad * k << "); }\n";
+      }
+      os << "  rf_conv2d_direct(" << e.ptr(x) << ", " << e.ptr(result, true) << ", " << wp << ", "
+         << (bias ? e.ptr(bias) : "NULL") << ", " << (residual ? e.ptr(residual) : "NULL") << ", &"
+         << shape << ", &" << geometry << ", " << e.scratch("float", planeOffset) << ", " << actText
+         << ");\n";
     };
     e.steps.push_back(std::move(step));
     return Error::success();

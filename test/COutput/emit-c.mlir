@@ -1,18 +1,21 @@
 // RUN: refold-translate --emit-c --split-input-file %s | FileCheck %s
 
 // A residual block: the first conv's Relu and the second conv's residual
-// Add and Relu run in their GEMM epilogues; the packed im2col tile (18 x 16
-// floats) and the first conv's output share the arena; the last step
-// writes straight into the caller's output buffer.
+// Add and Relu run in their epilogues; both 3x3 convs run the direct
+// kernel, whose zero-padded planes (2 channels x 48 floats: rows of 5 with
+// one zero column shared by neighbouring rows) and the first conv's output
+// share the arena; the last step writes straight into the caller's output
+// buffer.
 // CHECK-LABEL: #define model_NUM_INPUTS 1
-// CHECK: #define model_WORKSPACE_SIZE 1280
+// CHECK: #define model_WORKSPACE_SIZE 512
 // CHECK: /* input 0: input0 float32[1,2,4,4] */
 // CHECK: /* output 0: output0 float32[1,2,4,4] */
-// CHECK: /* Arena: 1280 bytes planned; lower bound (most bytes live at one step) 1280; one buffer per tensor 2560. */
-// CHECK: /* Conv 'c1' + Relu */
-// CHECK-NEXT: rf_conv2d_gemm((const float *)(const void *)in0, (float *)(void *)(ws + 1152), {{.*}}, NULL, &rf_conv0, (float *)(void *)ws, 16, RF_ACT_RELU, 0.0f, 0.0f);
-// CHECK: /* Conv 'c2' + Add + Relu */
-// CHECK-NEXT: rf_conv2d_gemm((const float *)(const void *)(ws + 1152), (float *)(void *)out0, {{.*}}, (const float *)(const void *)in0, &rf_conv1, {{.*}}, 16, RF_ACT_RELU, 0.0f, 0.0f);
+// CHECK: /* Arena: 512 bytes planned; lower bound (most bytes live at one step) 512; one buffer per tensor 1024. */
+// CHECK: static const rf_direct_geometry [[G1:rf_direct[0-9]+]] = {5, 48};
+// CHECK: /* Conv 'c1' + Relu (direct) */
+// CHECK-NEXT: rf_conv2d_direct((const float *)(const void *)in0, (float *)(void *)(ws + 384), {{.*}}, NULL, &rf_conv0, &[[G1]], (float *)(void *)ws, RF_ACT_RELU, 0.0f, 0.0f);
+// CHECK: /* Conv 'c2' + Add + Relu (direct) */
+// CHECK-NEXT: rf_conv2d_direct((const float *)(const void *)(ws + 384), (float *)(void *)out0, {{.*}}, (const float *)(const void *)in0, &rf_conv2, &{{rf_direct[0-9]+}}, (float *)(void *)ws, RF_ACT_RELU, 0.0f, 0.0f);
 func.func @main(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> {
   %w = onnx.initializer "w" = dense<0.5> : tensor<2x2x3x3xf32>
   %b = onnx.initializer "b" = dense<[0.1, -0.2]> : tensor<2xf32>
@@ -132,4 +135,24 @@ func.func @main(%x: tensor<1x2x2x2xf32>) -> tensor<1x4x2x2xf32> {
   %b = onnx.Conv(%a, %w, %none) {onnx.name = "b", onnx.outputs = ["b"]} : (tensor<1x2x2x2xf32>, tensor<2x2x1x1xf32>, none) -> tensor<1x2x2x2xf32>
   %y = onnx.Concat(%a, %b) {axis = 1 : i64, onnx.outputs = ["y"]} : (tensor<1x2x2x2xf32>, tensor<1x2x2x2xf32>) -> tensor<1x4x2x2xf32>
   return %y : tensor<1x4x2x2xf32>
+}
+
+// -----
+
+// Convs the direct kernel does not take run as GEMMs on packed im2col
+// tiles: a strided 1x1 conv, and a 3x3 conv on a 1x1 image (it would
+// compute 16 flat positions to keep one).
+// CHECK-LABEL: #define model_NUM_INPUTS 1
+// CHECK: /* Conv 's2' */
+// CHECK-NEXT: rf_conv2d_gemm((const float *)(const void *)in0, (float *)(void *)(ws + {{[0-9]+}}), {{.*}}, NULL, NULL, &rf_conv{{[0-9]+}}, (float *)(void *)ws, 16, RF_ACT_NONE, 0.0f, 0.0f);
+// CHECK: /* Conv 'tiny' */
+// CHECK-NEXT: rf_conv2d_gemm(
+// CHECK-NOT: rf_conv2d_direct(
+func.func @main(%x: tensor<1x2x2x2xf32>) -> tensor<1x2x1x1xf32> {
+  %w1 = onnx.initializer "w1" = dense<0.5> : tensor<2x2x1x1xf32>
+  %w3 = onnx.initializer "w3" = dense<0.25> : tensor<2x2x3x3xf32>
+  %none = onnx.none
+  %a = onnx.Conv(%x, %w1, %none) {onnx.name = "s2", onnx.outputs = ["a"], strides = array<i64: 2, 2>} : (tensor<1x2x2x2xf32>, tensor<2x2x1x1xf32>, none) -> tensor<1x2x1x1xf32>
+  %b = onnx.Conv(%a, %w3, %none) {onnx.name = "tiny", onnx.outputs = ["b"], pads = array<i64: 1, 1, 1, 1>} : (tensor<1x2x1x1xf32>, tensor<2x2x3x3xf32>, none) -> tensor<1x2x1x1xf32>
+  return %b : tensor<1x2x1x1xf32>
 }
