@@ -136,7 +136,8 @@ RF_KERNEL void rf_conv2d_gemm(const float *x, float *y, const float *wp, const f
 #define RF_DIRECT_MAX_TAPS 49
 typedef struct {
   int wpad;            /* floats per phase-plane row */
-  ptrdiff_t plane;     /* floats per phase plane (a multiple of 16) */
+  ptrdiff_t plane;     /* floats per phase plane (a multiple of 16); 0: a
+                          1x1 stride-1 conv reads its input in place */
 } rf_direct_geometry;
 
 #if defined(__GNUC__) && !defined(RF_SCALAR) && defined(__AVX512F__)
@@ -212,13 +213,44 @@ static inline void rf_direct_fill(const float *x, const rf_conv_shape *s, const 
       }
 }
 
+/* Stores flat positions [q0, qend) of one output channel's tile (tile[0]
+ * is position q0) as pixels of the output plane `out`, dropping the columns
+ * past the output width: + bias + residual (which may be `out` itself),
+ * then the activation. */
+RF_INLINE void rf_direct_store(const float *tile, ptrdiff_t q0, ptrdiff_t qend, int wpad, int ow,
+                               float *out, const float *res, float b, int act, float p0, float p1) {
+  ptrdiff_t q;
+  for (q = q0; q < qend;) {
+    int oy = (int)(q / wpad), ox = (int)(q % wpad);
+    ptrdiff_t run = ox < ow ? ow - ox : 0, i, at;
+    const float *src = tile + (q - q0);
+    float *dst;
+    if (run == 0) {
+      q += wpad - ox;
+      continue;
+    }
+    if (run > qend - q) run = qend - q;
+    at = (ptrdiff_t)oy * ow + ox;
+    dst = out + at;
+    if (res) {
+      const float *r = res + at;
+      for (i = 0; i < run; ++i) dst[i] = src[i] + b + r[i];
+    } else {
+      for (i = 0; i < run; ++i) dst[i] = src[i] + b;
+    }
+    rf_activate_n(dst, run, act, p0, p1);
+    q += run;
+  }
+}
+
 /* Scratch: cg * sh * sw * plane floats. */
 RF_KERNEL void rf_conv2d_direct(const float *x, float *y, const float *wp, const float *bias,
                                 const float *residual, const rf_conv_shape *s,
                                 const rf_direct_geometry *g, float *planes, int act, float p0, float p1) {
   int cg = s->c / s->groups, mg = s->m / s->groups, taps = s->kh * s->kw, n, grp, ky, kx, r;
   ptrdiff_t ohw = (ptrdiff_t)s->oh * s->ow, kg = (ptrdiff_t)cg * taps;
-  ptrdiff_t mpad = (mg + RF_MR - 1) / RF_MR * RF_MR, chan = (ptrdiff_t)s->sh * s->sw * g->plane;
+  ptrdiff_t mpad = (mg + RF_MR - 1) / RF_MR * RF_MR;
+  ptrdiff_t chan = g->plane ? (ptrdiff_t)s->sh * s->sw * g->plane : (ptrdiff_t)s->h * s->w;
   ptrdiff_t nflat = (ptrdiff_t)(s->oh - 1) * g->wpad + s->ow, q0;
   ptrdiff_t toff[RF_DIRECT_MAX_TAPS];
   float tile[RF_MR][RF_DIRECT_SPAN];
@@ -232,44 +264,31 @@ RF_KERNEL void rf_conv2d_direct(const float *x, float *y, const float *wp, const
     for (grp = 0; grp < s->groups; ++grp) {
       const float *wg = wp + (ptrdiff_t)grp * mpad * kg;
       ptrdiff_t obase = ((ptrdiff_t)n * s->m + (ptrdiff_t)grp * mg) * ohw;
-      rf_direct_fill(x + ((ptrdiff_t)n * s->c + (ptrdiff_t)grp * cg) * s->h * s->w, s, g, cg, planes);
+      const float *xg = x + ((ptrdiff_t)n * s->c + (ptrdiff_t)grp * cg) * s->h * s->w;
+      const float *in = xg;
+      if (g->plane) {
+        rf_direct_fill(xg, s, g, cg, planes);
+        in = planes;
+      }
       for (q0 = 0; q0 < nflat; q0 += RF_DIRECT_SPAN) {
         int dv = (int)((nflat - q0 + RF_NR - 1) / RF_NR), m0;
         if (dv > RF_DIRECT_VECTORS) dv = RF_DIRECT_VECTORS;
         for (m0 = 0; m0 < mg; m0 += RF_MR) {
           const float *wpanel = wg + (ptrdiff_t)m0 * kg;
           int mm = mg - m0 < RF_MR ? mg - m0 : RF_MR;
-          ptrdiff_t q, qend = q0 + (ptrdiff_t)dv * RF_NR < nflat ? q0 + (ptrdiff_t)dv * RF_NR : nflat;
+          ptrdiff_t qend = q0 + (ptrdiff_t)dv * RF_NR < nflat ? q0 + (ptrdiff_t)dv * RF_NR : nflat;
 #if RF_DIRECT_VECTORS == 4
-          if (dv == 4) rf_direct_tile(planes + q0, chan, cg, wpanel, toff, taps, 4, tile);
-          else if (dv == 3) rf_direct_tile(planes + q0, chan, cg, wpanel, toff, taps, 3, tile);
-          else if (dv == 2) rf_direct_tile(planes + q0, chan, cg, wpanel, toff, taps, 2, tile);
+          if (dv == 4) rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 4, tile);
+          else if (dv == 3) rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 3, tile);
+          else if (dv == 2) rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 2, tile);
           else
 #endif
-            rf_direct_tile(planes + q0, chan, cg, wpanel, toff, taps, 1, tile);
-          /* Runs of valid output pixels: bias, residual, activation. */
-          for (q = q0; q < qend;) {
-            int oy = (int)(q / g->wpad), ox = (int)(q % g->wpad);
-            ptrdiff_t run = ox < s->ow ? s->ow - ox : 0, i;
-            if (run == 0) {
-              q += g->wpad - ox;
-              continue;
-            }
-            if (run > qend - q) run = qend - q;
-            for (r = 0; r < mm; ++r) {
-              ptrdiff_t at = obase + (ptrdiff_t)(m0 + r) * ohw + (ptrdiff_t)oy * s->ow + ox;
-              float *dst = y + at; /* may be the residual */
-              const float *src = tile[r] + (q - q0);
-              float b = bias ? bias[grp * mg + m0 + r] : 0.0f;
-              if (residual) {
-                const float *res = residual + at;
-                for (i = 0; i < run; ++i) dst[i] = src[i] + b + res[i];
-              } else {
-                for (i = 0; i < run; ++i) dst[i] = src[i] + b;
-              }
-              rf_activate_n(dst, run, act, p0, p1);
-            }
-            q += run;
+            rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 1, tile);
+          for (r = 0; r < mm; ++r) {
+            ptrdiff_t plane_at = obase + (ptrdiff_t)(m0 + r) * ohw;
+            rf_direct_store(tile[r], q0, qend, g->wpad, s->ow, y + plane_at,
+                            residual ? residual + plane_at : NULL,
+                            bias ? bias[grp * mg + m0 + r] : 0.0f, act, p0, p1);
           }
         }
       }

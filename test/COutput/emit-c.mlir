@@ -156,3 +156,40 @@ func.func @main(%x: tensor<1x2x2x2xf32>) -> tensor<1x2x1x1xf32> {
   %b = onnx.Conv(%a, %w3, %none) {onnx.name = "tiny", onnx.outputs = ["b"], pads = array<i64: 1, 1, 1, 1>} : (tensor<1x2x1x1xf32>, tensor<2x2x3x3xf32>, none) -> tensor<1x2x1x1xf32>
   return %b : tensor<1x2x1x1xf32>
 }
+
+// -----
+
+// A pointwise conv with 48 or more output channels runs the direct kernel
+// on the image as one row: read in place when the pixel count is a
+// multiple of 16 (plane 0), else from a copy padded to 16. With the
+// residual being its own input, the output may not take over the input's
+// buffer (which the in-place read still needs).
+// CHECK-LABEL: #define model_NUM_INPUTS 1
+// CHECK-DAG: static const rf_conv_shape [[S1:rf_conv[0-9]+]] = {1, 48, 1, 16, 48, 1, 16, 1, 1, 1, 1, 0, 0, 1, 1, 1};
+// CHECK-DAG: static const rf_direct_geometry [[G1:rf_direct[0-9]+]] = {16, 0};
+// CHECK: /* Conv 'pw' + Add (direct) */
+// CHECK-NEXT: rf_conv2d_direct((const float *)(const void *)ws, (float *)(void *)(ws + 9216), {{.*}}, (const float *)(const void *)ws, &[[S1]], &[[G1]], NULL,
+// CHECK: /* Conv 'after' (direct) */
+func.func @main(%in: tensor<1x48x4x4xf32>) -> tensor<1x2x4x4xf32> {
+  %w = onnx.initializer "w" = dense<0.5> : tensor<48x48x1x1xf32>
+  %w3 = onnx.initializer "w3" = dense<0.5> : tensor<2x48x3x3xf32>
+  %none = onnx.none
+  %x = onnx.Relu(%in) {onnx.outputs = ["x"]} : (tensor<1x48x4x4xf32>) -> tensor<1x48x4x4xf32>
+  %c = onnx.Conv(%x, %w, %none) {onnx.name = "pw", onnx.outputs = ["c"]} : (tensor<1x48x4x4xf32>, tensor<48x48x1x1xf32>, none) -> tensor<1x48x4x4xf32>
+  %y = onnx.Add(%c, %x) {onnx.outputs = ["y"]} : (tensor<1x48x4x4xf32>, tensor<1x48x4x4xf32>) -> tensor<1x48x4x4xf32>
+  %z = onnx.Conv(%y, %w3, %none) {onnx.name = "after", onnx.outputs = ["z"], pads = array<i64: 1, 1, 1, 1>} : (tensor<1x48x4x4xf32>, tensor<2x48x3x3xf32>, none) -> tensor<1x2x4x4xf32>
+  return %z : tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// CHECK-LABEL: #define model_NUM_INPUTS 1
+// CHECK-DAG: static const rf_direct_geometry [[G2:rf_direct[0-9]+]] = {9, 16};
+// CHECK: /* Conv 'pw9' (direct) */
+// CHECK-NEXT: rf_conv2d_direct({{.*}}, &[[G2]], (float *)(void *)ws,
+func.func @main(%x: tensor<1x8x3x3xf32>) -> tensor<1x48x3x3xf32> {
+  %w = onnx.initializer "w" = dense<0.5> : tensor<48x8x1x1xf32>
+  %none = onnx.none
+  %c = onnx.Conv(%x, %w, %none) {onnx.name = "pw9", onnx.outputs = ["c"]} : (tensor<1x8x3x3xf32>, tensor<48x8x1x1xf32>, none) -> tensor<1x48x3x3xf32>
+  return %c : tensor<1x48x3x3xf32>
+}
