@@ -263,6 +263,9 @@ static std::optional<DirectGeometry> directGeometry(const ConvGeometry &g) {
       return DirectGeometry{pixels, 0};
     return DirectGeometry{pixels, (pixels + kSpan - 1) / kSpan * kSpan};
   }
+  // A strided 1x1 conv would copy every phase to read one: im2col is faster.
+  if (g.kh * g.kw == 1)
+    return std::nullopt;
   auto ceilDiv = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
   // Leading zero columns of the emptiest column phase: a read past a row's
   // end lands there in the next row.
