@@ -295,6 +295,80 @@ RF_KERNEL void rf_conv2d_direct(const float *x, float *y, const float *wp, const
     }
 }
 
+/* Depthwise k x k conv, stride 1, "same" zero padding (k / 2 on every
+ * side), one output channel per input channel: the whole channel is one
+ * flat run of h * w pixels, computed 16 at a time. A tap (ky, kx) reads the
+ * channel at flat offset (ky - p) * w + (kx - p); rows above and below come
+ * from zero guards around a copy of the channel, and the columns a tap
+ * would wrap into the neighbouring row are cut by a per-column-offset
+ * bit mask (a select, so the wrapped values never enter the sum). No short
+ * rows, no bounds checks. Scratch: k masks and the guarded copy, k *
+ * padded + 2 * guard + padded floats, where padded = h * w rounded up to 16
+ * and guard = (k / 2) * w + k / 2. */
+RF_KERNEL void rf_depthwise_same(const float *x, float *y, const float *w, const float *bias,
+                                 const float *residual, const rf_conv_shape *s, float *scratch,
+                                 int act, float p0, float p1) {
+  int k = s->kw, p = k / 2, n, c, kx, ky;
+  ptrdiff_t hw = (ptrdiff_t)s->h * s->w, padded = (hw + RF_NR - 1) / RF_NR * RF_NR;
+  ptrdiff_t guard = (ptrdiff_t)p * s->w + p, q, q0;
+  int32_t *masks = (int32_t *)(void *)scratch; /* [k][padded]: column offset kx - p stays in the row */
+  float *plane = scratch + (ptrdiff_t)k * padded, *base = plane + guard;
+  for (kx = 0; kx < k; ++kx)
+    for (q = 0; q < padded; ++q) {
+      int col = (int)(q % s->w) + kx - p;
+      masks[(ptrdiff_t)kx * padded + q] = col >= 0 && col < s->w ? -1 : 0;
+    }
+  memset(plane, 0, sizeof(float) * (size_t)guard);
+  memset(base + hw, 0, sizeof(float) * (size_t)(guard + padded - hw));
+  for (n = 0; n < s->n; ++n)
+    for (c = 0; c < s->c; ++c) {
+      ptrdiff_t at = ((ptrdiff_t)n * s->c + c) * hw;
+      const float *wc = w + (ptrdiff_t)c * k * k;
+      const float *res = residual ? residual + at : NULL;
+      float *out = y + at, b = bias ? bias[c] : 0.0f;
+      memcpy(base, x + at, sizeof(float) * (size_t)hw);
+      for (q0 = 0; q0 < padded; q0 += RF_NR) {
+        float lane[RF_NR];
+        int j, m = hw - q0 < RF_NR ? (int)(hw - q0) : RF_NR;
+#if defined(__GNUC__) && !defined(RF_SCALAR)
+        typedef int32_t rf_vmask __attribute__((vector_size(RF_NR * sizeof(int32_t))));
+        rf_vnr acc = (rf_vnr){0} + b;
+        for (kx = 0; kx < k; ++kx) {
+          rf_vnr part = {0}, v;
+          rf_vmask keep;
+          for (ky = 0; ky < k; ++ky) {
+            memcpy(&v, base + q0 + (ptrdiff_t)(ky - p) * s->w + (kx - p), sizeof v);
+            part += wc[ky * k + kx] * v;
+          }
+          if (kx != p) {
+            memcpy(&keep, masks + (ptrdiff_t)kx * padded + q0, sizeof keep);
+            part = (rf_vnr)((rf_vmask)part & keep);
+          }
+          acc += part;
+        }
+        memcpy(lane, &acc, sizeof lane);
+#else
+        for (j = 0; j < RF_NR; ++j) lane[j] = b;
+        for (kx = 0; kx < k; ++kx) {
+          const int32_t *keep = masks + (ptrdiff_t)kx * padded + q0;
+          for (j = 0; j < RF_NR; ++j) {
+            float part = 0.0f;
+            for (ky = 0; ky < k; ++ky) part += wc[ky * k + kx] * base[q0 + j + (ptrdiff_t)(ky - p) * s->w + (kx - p)];
+            if (keep[j]) lane[j] += part;
+          }
+        }
+#endif
+        if (res)
+          for (j = 0; j < m; ++j) lane[j] += res[q0 + j];
+        if (m == RF_NR)
+          memcpy(out + q0, lane, sizeof lane);
+        else
+          for (j = 0; j < m; ++j) out[q0 + j] = lane[j];
+      }
+      rf_activate_n(out, hw, act, p0, p1);
+    }
+}
+
 /* Rows of the zero-padded input plane a 3x3 depthwise conv reads. */
 static inline void rf_depthwise_plane_rows(const rf_conv_shape *s, int *hp, int *wp) {
   int need_h = (s->oh - 1) * s->sh + 3, need_w = (s->ow - 1) * s->sw + 3;

@@ -338,6 +338,29 @@ static Error lowerConv(Emitter &e, Operation *op) {
   std::string shape = convShape(e, kernelShape);
   std::string actText = actArgs(act);
 
+  // Small-image "same" depthwise convs on one flat run per channel
+  // (rf_depthwise_same): 1.3-6x faster than the row kernel up to 28x28,
+  // slower from 56x56 (measured on MobileNet shapes).
+  bool flatDepthwise = depthwise && g.m == g.c && g.kh == g.kw && g.kh % 2 == 1 && g.sh == 1 &&
+                       g.sw == 1 && g.dh == 1 && g.dw == 1 && g.pt == g.kh / 2 &&
+                       g.pl == g.kh / 2 && g.pb == g.kh / 2 && g.pr == g.kh / 2 && g.oh == g.h &&
+                       g.ow == g.w && g.h * g.w <= 28 * 28;
+  if (flatDepthwise) {
+    step.reads.push_back(w);
+    // rf_depthwise_same_scratch (ckernels/conv.h): k masks, the guarded copy.
+    int64_t padded = (g.h * g.w + kNR - 1) / kNR * kNR, guard = g.kh / 2 * g.w + g.kh / 2;
+    step.scratchBytes = uint64_t(g.kh * padded + 2 * guard + padded) * 4;
+    // The output is written channel by channel over a residual it reads
+    // at the same positions, so it may take over the residual's buffer.
+    step.print = [=](Emitter &e, raw_ostream &os) {
+      os << "  rf_depthwise_same(" << e.ptr(x) << ", " << e.ptr(result, true) << ", " << e.ptr(w)
+         << ", " << (bias ? e.ptr(bias) : "NULL") << ", " << (residual ? e.ptr(residual) : "NULL")
+         << ", &" << shape << ", " << e.scratch() << ", " << actText << ");\n";
+    };
+    e.steps.push_back(std::move(step));
+    return Error::success();
+  }
+
   if (depthwise) {
     step.reads.push_back(w);
     // kh padded input rows of scratch (see rf_conv2d_depthwise).

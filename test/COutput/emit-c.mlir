@@ -54,14 +54,16 @@ func.func @main(%x: tensor<3x4xf32>) -> tensor<12xf32> {
 // -----
 
 // A Linear layer (MatMul + bias) runs on packed weights with the bias in
-// its epilogue, its activations packed into scratch first; a depthwise conv
-// runs the direct kernel.
+// its epilogue, its activations packed into scratch first; a small "same"
+// depthwise conv runs over each channel as one flat run (scratch: 3 column
+// masks of 16 lanes, the 9 pixels with 4-float zero guards and slack: 72
+// floats).
 // CHECK-LABEL: #define model_NUM_INPUTS 1
 // CHECK: /* Conv 'dw' */
-// CHECK-NEXT: rf_conv2d_depthwise(
+// CHECK-NEXT: rf_depthwise_same((const float *)(const void *)in0, (float *)(void *)(ws + [[D:[0-9]+]]), {{.*}}, NULL, NULL, &rf_conv{{[0-9]+}}, (float *)(void *)ws, RF_ACT_NONE, 0.0f, 0.0f);
 // CHECK: /* MatMul (output 'mm') + Add */
-// CHECK-NEXT: rf_pack_a(12, 3, (const float *)(const void *)ws, 3, 1, (float *)(void *)(ws + [[PA:[0-9]+]]));
-// CHECK-NEXT: rf_gemm_packed_ab(12, 5, 3, (float *)(void *)(ws + [[PA]]), (const float *)(const void *)(wb + {{[0-9]+}}), (float *)(void *)out0, 5, &ep); }
+// CHECK-NEXT: rf_pack_a(12, 3, (const float *)(const void *)(ws + [[D]]), 3, 1, (float *)(void *)ws);
+// CHECK-NEXT: rf_gemm_packed_ab(12, 5, 3, (float *)(void *)ws, (const float *)(const void *)(wb + {{[0-9]+}}), (float *)(void *)out0, 5, &ep); }
 func.func @main(%x: tensor<1x4x3x3xf32>) -> tensor<1x4x3x5xf32> {
   %w = onnx.initializer "w" = dense<0.25> : tensor<4x1x3x3xf32>
   %m = onnx.initializer "m" = dense<0.5> : tensor<3x5xf32>
