@@ -49,6 +49,23 @@ RF_INLINE float rf_sum(const float *x, ptrdiff_t n) {
   return lane[0];
 }
 
+/* The largest of n >= 1 floats (NaNs skipped, as `x > m ? x : m` does), in
+ * 16 lanes so that the loop vectorizes. */
+RF_INLINE float rf_max(const float *x, ptrdiff_t n) {
+  float lane[16];
+  ptrdiff_t k = 0;
+  int j;
+  for (j = 0; j < 16; ++j) lane[j] = -INFINITY;
+  for (; k + 16 <= n; k += 16)
+    for (j = 0; j < 16; ++j) lane[j] = x[k + j] > lane[j] ? x[k + j] : lane[j];
+  for (j = 0; j < 16 && k < n; ++k, ++j) lane[j] = x[k] > lane[j] ? x[k] : lane[j];
+  for (j = 8; j > 0; j /= 2) {
+    int i;
+    for (i = 0; i < j; ++i) lane[i] = lane[i + j] > lane[i] ? lane[i + j] : lane[i];
+  }
+  return lane[0];
+}
+
 /* The sum of (x - mean)^2, in 16 lanes. */
 RF_INLINE float rf_sum_sq_dev(const float *x, ptrdiff_t n, float mean) {
   float lane[16] = {0};

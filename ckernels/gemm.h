@@ -145,9 +145,12 @@ static inline void rf_micro_edge(ptrdiff_t K, int mr, int nr, const float *a, pt
 #define RF_NC 192
 #endif
 
-/* a(i, k) = a[(i / RF_MR) * a_panel + (i % RF_MR) * a_row + k * a_k];
+/* Inlined into each entry point, so that the micro-kernels see its constant
+ * strides (a shared out-of-line copy runs them with strides in registers,
+ * measured 20% slower on DeiT-Tiny).
+ * a(i, k) = a[(i / RF_MR) * a_panel + (i % RF_MR) * a_row + k * a_k];
  * b(k, j) = b[(j / RF_NR) * b_panel + j % RF_NR + k * b_k]. */
-static inline void rf_gemm_blocked(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float *a,
+RF_INLINE void rf_gemm_blocked(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float *a,
                                    ptrdiff_t a_panel, ptrdiff_t a_row, ptrdiff_t a_k, const float *b,
                                    ptrdiff_t b_panel, ptrdiff_t b_k, int a_padded, int b_padded, float *c,
                                    ptrdiff_t ldc, const rf_epilogue *ep) {

@@ -8,8 +8,7 @@ RF_KERNEL void rf_softmax(float *out, const float *x, ptrdiff_t outer, ptrdiff_t
     for (o = 0; o < outer; ++o) {
       const float *xs = x + o * len; /* out may be x: each element is read first */
       float *ys = out + o * len;
-      float m = -INFINITY, sum = 0.0f, inv;
-      for (k = 0; k < len; ++k) m = xs[k] > m ? xs[k] : m;
+      float m = len > 0 ? rf_max(xs, len) : 0.0f, sum, inv;
       for (k = 0; k < len; ++k) ys[k] = rf_exp(xs[k] - m);
       sum = rf_sum(ys, len);
       inv = 1.0f / sum;
