@@ -12,7 +12,10 @@
 #define RF_RESTRICT __restrict__
 /* Elementwise math must inline into its loops for them to vectorize. */
 #define RF_INLINE static inline __attribute__((always_inline, unused))
+/* Everything a kernel calls inlined into it, specialised on its constants. */
+#define RF_FLATTEN __attribute__((flatten))
 #else
+#define RF_FLATTEN
 #define RF_INLINE static inline
 #define RF_KERNEL static
 #define RF_ALIGNED

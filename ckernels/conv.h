@@ -150,8 +150,8 @@ typedef struct {
 /* RF_MR channels x dv * RF_NR flat positions starting at `in` (a pointer
  * into channel 0's planes), into out[RF_MR][RF_DIRECT_SPAN]. */
 RF_INLINE void rf_direct_tile(const float *in, ptrdiff_t chan_stride, int channels, const float *w,
-                              const ptrdiff_t *toff, int taps, const int dv,
-                              float out[RF_MR][RF_DIRECT_SPAN]) {
+                              const ptrdiff_t *toff, int taps, const int dv, const float *bias,
+                              int act, float p0, float p1, float out[RF_MR][RF_DIRECT_SPAN]) {
 #if defined(__GNUC__) && !defined(RF_SCALAR)
   rf_vnr acc[RF_MR][RF_DIRECT_VECTORS];
   int r, v, c, t;
@@ -165,6 +165,24 @@ RF_INLINE void rf_direct_tile(const float *in, ptrdiff_t chan_stride, int channe
       for (r = 0; r < RF_MR; ++r)
         for (v = 0; v < dv; ++v) acc[r][v] += w[r] * x[v];
     }
+  /* The epilogue while the tile is in registers: bias (RF_MR values), then
+   * Relu or Clip as selects (NaN as rf_activate gives it). */
+  if (bias)
+    for (r = 0; r < RF_MR; ++r)
+      for (v = 0; v < dv; ++v) acc[r][v] += bias[r];
+  if (act == RF_ACT_RELU || act == RF_ACT_CLIP) {
+    typedef int32_t rf_vmask __attribute__((vector_size(RF_NR * sizeof(int32_t))));
+    rf_vnr lo = (rf_vnr){0} + (act == RF_ACT_RELU ? 0.0f : p0), hi = (rf_vnr){0} + p1;
+    for (r = 0; r < RF_MR; ++r)
+      for (v = 0; v < dv; ++v) {
+        rf_vmask below = acc[r][v] < lo, above = acc[r][v] > hi;
+        if (act == RF_ACT_RELU) /* x > 0 ? x : 0, so NaN gives 0 */
+          acc[r][v] = (rf_vnr)((rf_vmask)acc[r][v] & (acc[r][v] > lo));
+        else
+          acc[r][v] = (rf_vnr)(((rf_vmask)acc[r][v] & ~(below | above)) | ((rf_vmask)lo & below) |
+                               ((rf_vmask)hi & above));
+      }
+  }
   for (r = 0; r < RF_MR; ++r)
     for (v = 0; v < dv; ++v) memcpy(out[r] + v * RF_NR, &acc[r][v], sizeof acc[r][v]);
 #else
@@ -177,6 +195,11 @@ RF_INLINE void rf_direct_tile(const float *in, ptrdiff_t chan_stride, int channe
       for (r = 0; r < RF_MR; ++r)
         for (j = 0; j < n; ++j) out[r][j] += w[r] * src[j];
     }
+  for (r = 0; r < RF_MR; ++r) {
+    if (bias)
+      for (j = 0; j < n; ++j) out[r][j] += bias[r];
+    if (act == RF_ACT_RELU || act == RF_ACT_CLIP) rf_activate_n(out[r], n, act, p0, p1);
+  }
 #endif
 }
 
@@ -202,11 +225,19 @@ static inline void rf_direct_fill(const float *x, const rf_conv_shape *s, const 
             if (hi > lo) memcpy(p + lo, src + (ptrdiff_t)ry * s->w + (lo - s->pl), sizeof(float) * (size_t)(hi - lo));
             for (j = hi > lo ? hi : lo; j < g->wpad; ++j) p[j] = 0.0f;
           } else {
-            const float *row = src + (ptrdiff_t)ry * s->w;
-            for (j = 0; j < g->wpad; ++j) {
-              int rx = j * s->sw + px - s->pl;
-              p[j] = rx >= 0 && rx < s->w ? row[rx] : 0.0f;
-            }
+            /* columns [lo, hi) read input column j * sw + px - pl: a strided
+             * copy without bounds checks (it vectorizes) between zeros */
+            const float *row = src + (ptrdiff_t)ry * s->w + px - s->pl;
+            int lo = 0, hi;
+            while (lo < g->wpad && lo * s->sw + px - s->pl < 0) ++lo;
+            hi = lo;
+            while (hi < g->wpad && hi * s->sw + px - s->pl < s->w) ++hi;
+            for (j = 0; j < lo; ++j) p[j] = 0.0f;
+            if (s->sw == 2)
+              for (j = lo; j < hi; ++j) p[j] = row[2 * j];
+            else
+              for (j = lo; j < hi; ++j) p[j] = row[j * s->sw];
+            for (j = hi; j < g->wpad; ++j) p[j] = 0.0f;
           }
         }
         for (r = rows * g->wpad; r < g->plane; ++r) planes[((ptrdiff_t)(c * s->sh + py) * s->sw + px) * g->plane + r] = 0.0f;
@@ -277,18 +308,28 @@ RF_KERNEL void rf_conv2d_direct(const float *x, float *y, const float *wp, const
           const float *wpanel = wg + (ptrdiff_t)m0 * kg;
           int mm = mg - m0 < RF_MR ? mg - m0 : RF_MR;
           ptrdiff_t qend = q0 + (ptrdiff_t)dv * RF_NR < nflat ? q0 + (ptrdiff_t)dv * RF_NR : nflat;
+          /* Bias, and Relu or Clip unless a residual comes first, in the
+           * tile's registers; the rest as the tile is stored. */
+          const float *bpanel = NULL;
+          float bpad[RF_MR];
+          int reg_act = residual ? RF_ACT_NONE : act, i;
+          if (reg_act != RF_ACT_RELU && reg_act != RF_ACT_CLIP) reg_act = RF_ACT_NONE;
+          if (bias) {
+            for (i = 0; i < RF_MR; ++i) bpad[i] = i < mm ? bias[grp * mg + m0 + i] : 0.0f;
+            bpanel = bpad;
+          }
 #if RF_DIRECT_VECTORS == 4
-          if (dv == 4) rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 4, tile);
-          else if (dv == 3) rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 3, tile);
-          else if (dv == 2) rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 2, tile);
+          if (dv == 4) rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 4, bpanel, reg_act, p0, p1, tile);
+          else if (dv == 3) rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 3, bpanel, reg_act, p0, p1, tile);
+          else if (dv == 2) rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 2, bpanel, reg_act, p0, p1, tile);
           else
 #endif
-            rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 1, tile);
+            rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 1, bpanel, reg_act, p0, p1, tile);
           for (r = 0; r < mm; ++r) {
             ptrdiff_t plane_at = obase + (ptrdiff_t)(m0 + r) * ohw;
             rf_direct_store(tile[r], q0, qend, g->wpad, s->ow, y + plane_at,
-                            residual ? residual + plane_at : NULL,
-                            bias ? bias[grp * mg + m0 + r] : 0.0f, act, p0, p1);
+                            residual ? residual + plane_at : NULL, 0.0f,
+                            reg_act == RF_ACT_NONE ? act : RF_ACT_NONE, p0, p1);
           }
         }
       }
