@@ -152,7 +152,9 @@ RF_INLINE float rf_tanh(float x) {
 static inline float rf_activate(float x, int act, float p0, float p1) {
   switch (act) {
   case RF_ACT_RELU: return x > 0.0f ? x : 0.0f;
-  case RF_ACT_CLIP: return x < p0 ? p0 : (x > p1 ? p1 : x);
+  case RF_ACT_CLIP:
+    x = x < p0 ? p0 : x;
+    return x > p1 ? p1 : x;
   case RF_ACT_LEAKY_RELU: return x >= 0.0f ? x : x * p0;
   case RF_ACT_SIGMOID: return rf_sigmoid(x);
   case RF_ACT_HARD_SIGMOID: {
@@ -177,7 +179,13 @@ static inline void rf_activate_n(float *y, ptrdiff_t n, int act, float p0, float
     for (i = 0; i < n; ++i) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
     return;
   case RF_ACT_CLIP:
-    for (i = 0; i < n; ++i) y[i] = y[i] < p0 ? p0 : (y[i] > p1 ? p1 : y[i]);
+    /* max then min, as ONNX (and numpy.clip) define it; two selects, so
+     * that the loop vectorizes (a nested conditional does not). */
+    for (i = 0; i < n; ++i) {
+      float v = y[i];
+      v = v < p0 ? p0 : v;
+      y[i] = v > p1 ? p1 : v;
+    }
     return;
   default:
     for (i = 0; i < n; ++i) y[i] = rf_activate(y[i], act, p0, p1);

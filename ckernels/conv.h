@@ -1,8 +1,11 @@
 /* Convolutions, NCHW. Weights arrive packed for rf_gemm_packed_a, one set
- * of panels per group (RF_MR-padded rows x Cin/groups * kh * kw). A 1x1
- * stride-1 unpadded conv is a GEMM on the input itself; any other is a GEMM
- * on im2col tiles of `tile` output pixels built in the arena scratch slice.
- * Depthwise convs run a direct kernel over output rows. */
+ * of panels per group (RF_MR-padded rows x Cin/groups * kh * kw). Which
+ * kernel runs a conv is the emitter's choice (lib/CEmitter/LowerNN.cpp):
+ * rf_conv2d_direct for windows larger than 1x1 and wide pointwise convs,
+ * rf_conv2d_gemm (GEMM on the input itself for a 1x1 stride-1 conv, on
+ * im2col tiles built in the arena scratch slice otherwise) for the rest;
+ * depthwise convs run rf_depthwise_same (small "same" stride-1 images) or
+ * rf_conv2d_depthwise (over output rows). */
 typedef struct {
   int n, c, h, w;          /* input */
   int m, oh, ow;           /* output channels and size */
@@ -175,12 +178,14 @@ RF_INLINE void rf_direct_tile(const float *in, ptrdiff_t chan_stride, int channe
     rf_vnr lo = (rf_vnr){0} + (act == RF_ACT_RELU ? 0.0f : p0), hi = (rf_vnr){0} + p1;
     for (r = 0; r < RF_MR; ++r)
       for (v = 0; v < dv; ++v) {
-        rf_vmask below = acc[r][v] < lo, above = acc[r][v] > hi;
-        if (act == RF_ACT_RELU) /* x > 0 ? x : 0, so NaN gives 0 */
+        if (act == RF_ACT_RELU) { /* x > 0 ? x : 0, so NaN gives 0 */
           acc[r][v] = (rf_vnr)((rf_vmask)acc[r][v] & (acc[r][v] > lo));
-        else
-          acc[r][v] = (rf_vnr)(((rf_vmask)acc[r][v] & ~(below | above)) | ((rf_vmask)lo & below) |
-                               ((rf_vmask)hi & above));
+        } else { /* max then min, as rf_activate */
+          rf_vmask below = acc[r][v] < lo, above;
+          acc[r][v] = (rf_vnr)(((rf_vmask)acc[r][v] & ~below) | ((rf_vmask)lo & below));
+          above = acc[r][v] > hi;
+          acc[r][v] = (rf_vnr)(((rf_vmask)acc[r][v] & ~above) | ((rf_vmask)hi & above));
+        }
       }
   }
   for (r = 0; r < RF_MR; ++r)

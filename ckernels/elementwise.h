@@ -76,7 +76,12 @@ RF_KERNEL void rf_unary(int op, float *out, const float *x, ptrdiff_t n, float p
   case RF_NEG: for (i = 0; i < n; ++i) out[i] = -x[i]; break;
   case RF_ABS: for (i = 0; i < n; ++i) out[i] = fabsf(x[i]); break;
   case RF_RECIPROCAL: for (i = 0; i < n; ++i) out[i] = 1.0f / x[i]; break;
-  case RF_CLIP: for (i = 0; i < n; ++i) out[i] = x[i] < p0 ? p0 : (x[i] > p1 ? p1 : x[i]); break;
+  case RF_CLIP: /* max then min, in two selects that vectorize */
+    for (i = 0; i < n; ++i) {
+      float v = x[i] < p0 ? p0 : x[i];
+      out[i] = v > p1 ? p1 : v;
+    }
+    break;
   case RF_LEAKY_RELU: for (i = 0; i < n; ++i) out[i] = x[i] >= 0.0f ? x[i] : p0 * x[i]; break;
   case RF_HARD_SIGMOID: for (i = 0; i < n; ++i) out[i] = rf_activate(x[i], RF_ACT_HARD_SIGMOID, p0, p1); break;
   case RF_HARD_SWISH: for (i = 0; i < n; ++i) out[i] = rf_activate(x[i], RF_ACT_HARD_SWISH, p0, p1); break;

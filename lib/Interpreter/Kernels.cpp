@@ -537,8 +537,10 @@ Error kClip(KernelContext &c) {
   }
   return unaryNumeric(c, [=](auto v) {
     using T = decltype(v);
+    // max then min, as ONNX's reference (numpy.clip) gives it when min > max.
     double d = double(v);
-    return T(d < lo ? lo : (d > hi ? hi : d));
+    d = d < lo ? lo : d;
+    return T(d > hi ? hi : d);
   });
 }
 
