@@ -210,8 +210,11 @@ llvm::Expected<TensorMap> run(ModuleOp module, TensorMap &inputs, const RunOptio
   auto outputRecords = graph ? graph.getAs<ArrayAttr>("outputs") : ArrayAttr();
   Block &body = main.getBody().front();
   llvm::DenseMap<Value, Tensor> env;
-  for (auto [arg, t] : llvm::zip(body.getArguments(), *bound))
+  for (auto [arg, t] : llvm::zip(body.getArguments(), *bound)) {
     env[arg] = t;
+    if (options.observe)
+      options.observe(arg, t);
+  }
 
   // Release each value after its last use: peak memory stays near the
   // largest live set, not the whole network.
@@ -278,13 +281,33 @@ llvm::Expected<TensorMap> run(ModuleOp module, TensorMap &inputs, const RunOptio
     if (!results)
       return results.takeError();
     for (auto [i, result] : llvm::enumerate(op.getResults()))
-      if (!isa<NoneType>(result.getType()) && i < results->size() && (*results)[i].defined())
+      if (!isa<NoneType>(result.getType()) && i < results->size() && (*results)[i].defined()) {
+        if (options.observe)
+          options.observe(result, (*results)[i]);
         env[result] = std::move((*results)[i]);
+      }
     for (Value v : releaseAfter.lookup(&op))
       if (!llvm::is_contained(body.getTerminator()->getOperands(), v))
         env.erase(v);
   }
   return outputs;
+}
+
+std::vector<std::string> graphInputNames(ModuleOp module) {
+  std::vector<std::string> names;
+  func::FuncOp main;
+  for (auto func : module.getOps<func::FuncOp>())
+    main = func;
+  if (!main || main.isExternal())
+    return names;
+  auto graph = main->getAttrOfType<DictionaryAttr>(ir::kGraphAttr);
+  auto inputRecords = graph ? graph.getAs<ArrayAttr>("inputs") : ArrayAttr();
+  for (auto [i, arg] : llvm::enumerate(main.getBody().front().getArguments())) {
+    (void)arg;
+    auto nameAttr = dyn_cast_or_null<StringAttr>(recordField(inputRecords, i, "name"));
+    names.push_back(nameAttr ? nameAttr.str() : "input" + std::to_string(i));
+  }
+  return names;
 }
 
 std::optional<Tensor> constantValue(Value value) {

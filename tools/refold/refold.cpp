@@ -15,6 +15,7 @@
 #include "refold/Passes/Explain.h"
 #include "refold/Passes/FixedPointReport.h"
 #include "refold/Passes/Passes.h"
+#include "refold/Quantizer/Quantizer.h"
 #include "refold/Translation/ONNXModel.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -155,6 +156,32 @@ cl::opt<std::string> compareDir(
 
 cl::opt<bool> printOutputs("print", cl::desc("run: also print the outputs' values"),
                            cl::cat(refoldCategory));
+cl::OptionCategory quantCategory("quantization options");
+cl::opt<std::string> quantize("quantize",
+                              cl::desc("Quantize after the pipeline: int8 (QDQ: int8 weights, "
+                                       "8-bit activations, int32 bias)"),
+                              cl::cat(quantCategory));
+cl::opt<std::string> calibration(
+    "calibration",
+    cl::desc("Calibration data: a directory of NAME.npy files, of test_data_set_*/input_*.pb "
+             "sets, or one .npy of samples (single-input models)"),
+    cl::value_desc("path"), cl::cat(quantCategory));
+cl::opt<std::string> calibrationMethod("calibration-method", cl::init("minmax"),
+                                       cl::desc("Range method (minmax)"), cl::cat(quantCategory));
+cl::opt<uint64_t> calibrationLimit("calibration-limit", cl::init(0),
+                                   cl::desc("Use at most N calibration input sets (0: all)"),
+                                   cl::cat(quantCategory));
+cl::opt<std::string> activationsType("activations", cl::init("uint8"),
+                                     cl::desc("Activation type: uint8 (default; what onnxruntime "
+                                              "runs fastest on x86) or int8"),
+                                     cl::cat(quantCategory));
+cl::opt<std::string> weightsGranularity("weights", cl::init("per-channel"),
+                                        cl::desc("Weight scales: per-channel or per-tensor"),
+                                        cl::cat(quantCategory));
+cl::opt<bool> quantReport("quant-report",
+                          cl::desc("Print what quantization cost, measured on the calibration "
+                                   "data: per output SQNR, max error, top-1 agreement"),
+                          cl::cat(quantCategory));
 cl::opt<unsigned> timeRuns("time-runs", cl::init(0), cl::Hidden,
                            cl::desc("run: also time this many runs and print the median"),
                            cl::cat(refoldCategory));
@@ -374,6 +401,103 @@ void printVersion(raw_ostream &os) {
 }
 } // namespace
 
+/// Bytes of the graph's initializers (the model's weights).
+static uint64_t weightBytes(mlir::ModuleOp module) {
+  uint64_t bytes = 0;
+  module.walk([&](refold::ir::InitializerOp init) {
+    auto type = cast<mlir::ShapedType>(init.getValue().getType());
+    bytes += uint64_t(type.getNumElements()) * ((type.getElementTypeBitWidth() + 7) / 8);
+  });
+  return bytes;
+}
+
+/// The quantization flags, checked before any work.
+static bool checkQuantOptions() {
+  if (quantize.empty())
+    return true;
+  if (quantize != "int8")
+    return fail("--quantize must be int8, got '" + quantize + "'"), false;
+  if (calibration.empty())
+    return fail("--quantize=int8 needs --calibration=PATH (a directory of NAME.npy files, of "
+                "test_data_set_* directories, or one .npy of samples): data-free quantization "
+                "is not implemented yet"),
+           false;
+  if (calibrationMethod != "minmax")
+    return fail("--calibration-method '" + calibrationMethod +
+                "' is not implemented (only minmax)"),
+           false;
+  if (activationsType != "uint8" && activationsType != "int8")
+    return fail("--activations must be uint8 or int8, got '" + activationsType + "'"), false;
+  if (weightsGranularity != "per-channel" && weightsGranularity != "per-tensor")
+    return fail("--weights must be per-channel or per-tensor, got '" + weightsGranularity + "'"),
+           false;
+  return true;
+}
+
+/// --quantize: calibrate, rewrite to QDQ, report what it cost.
+static mlir::LogicalResult quantizeModel(mlir::ModuleOp module) {
+  mlir::OwningOpRef<mlir::ModuleOp> floatModel = module.clone();
+  uint64_t floatBytes = weightBytes(module);
+  mlir::PassManager pm(module.getContext(), mlir::ModuleOp::getOperationName());
+  refold::QuantCalibrateOptions calibrate;
+  calibrate.calibration = calibration;
+  calibrate.method = calibrationMethod;
+  calibrate.limit = calibrationLimit;
+  calibrate.progress = !quiet;
+  pm.addPass(refold::createQuantCalibrate(calibrate));
+  refold::QuantizeQDQOptions rewrite;
+  rewrite.activations = activationsType;
+  rewrite.weights = weightsGranularity;
+  pm.nest<mlir::func::FuncOp>().addPass(refold::createQuantizeQDQ(rewrite));
+  pm.nest<mlir::func::FuncOp>().addPass(refold::createCleanup());
+  if (failed(pm.run(module)))
+    return mlir::failure();
+  // What was quantized and what stayed float, then the recorded ranges go:
+  // they are not part of the model.
+  unsigned quantized = 0;
+  std::map<std::string, unsigned> skipped;
+  module.walk([&](mlir::Operation *op) {
+    if (isa<refold::ir::ConvOp, refold::ir::GemmOp, refold::ir::MatMulOp>(op)) {
+      if (auto reason = op->getAttrOfType<mlir::StringAttr>("refold.quant_skipped"))
+        ++skipped[reason.str()];
+      else
+        ++quantized;
+    }
+    op->removeAttr(refold::quant::kRangesAttr);
+    op->removeAttr(refold::quant::kInputRangesAttr);
+    op->removeAttr("refold.quant_skipped");
+  });
+  if (!quiet) {
+    outs() << "refold: quantized " << quantized << " Conv/Gemm/MatMul to int8 ("
+           << activationsType << " activations, " << weightsGranularity << " weights)";
+    for (auto &[reason, n] : skipped)
+      outs() << "; " << n << " left in float: " << reason;
+    outs() << "\n";
+  }
+  if (quantReport) {
+    auto data = refold::quant::CalibrationData::open(calibration, module, calibrationLimit);
+    if (!data)
+      return fail(toString(data.takeError())), mlir::failure();
+    constexpr size_t kReportSets = 32;
+    auto cost = refold::quant::measureCost(*floatModel, module, *data, kReportSets);
+    if (!cost)
+      return fail("--quant-report: " + toString(cost.takeError())), mlir::failure();
+    outs() << "quantization cost over " << cost->sets << " calibration input set"
+           << (cost->sets == 1 ? "" : "s") << " (the float -O2 model as reference):\n";
+    for (const auto &o : cost->outputs) {
+      outs() << "  output '" << o.name << "': SQNR " << format("%.1f", o.sqnrDb)
+             << " dB, max abs error " << format("%.3g", o.maxAbsError);
+      if (o.top1Agreement >= 0)
+        outs() << ", top-1 agreement " << format("%.1f", 100 * o.top1Agreement) << "%";
+      outs() << "\n";
+    }
+    uint64_t intBytes = weightBytes(module);
+    outs() << "  weights: " << floatBytes << " -> " << intBytes << " bytes ("
+           << format("%.2f", floatBytes ? double(intBytes) / double(floatBytes) : 1.0) << "x)\n";
+  }
+  return mlir::success();
+}
+
 int main(int argc, char **argv) {
   InitLLVM y(argc, argv);
   refold::registerRefoldPasses();
@@ -396,14 +520,17 @@ int main(int argc, char **argv) {
   }
   argc = args.size();
   argv = args.data();
-  cl::HideUnrelatedOptions(refoldCategory);
+  cl::HideUnrelatedOptions({&refoldCategory, &quantCategory});
   cl::SetVersionPrinter(printVersion);
   cl::ParseCommandLineOptions(
       argc, argv,
       "refold: rewrites a trained ONNX model into its deploy form\n\n"
       "  refold IN.onnx -o OUT.onnx [-O0|-O1|-O2] [--verify] [--stats]\n"
       "  refold IN.onnx -o OUT.c [-O0|-O1|-O2] [--dim NAME=VALUE]... [--c-prefix NAME]\n"
+      "  refold IN.onnx -o OUT.onnx --quantize=int8 --calibration=PATH [--quant-report]\n"
       "  refold run IN.onnx [--engine=interpreter|c] [--input NAME=FILE]... [--dim NAME=VALUE]... -o DIR\n");
+  if (!checkQuantOptions())
+    return 1;
 
   if (inputFile.empty())
     return fail("no input model given (see --help)");
@@ -500,6 +627,8 @@ int main(int argc, char **argv) {
     refold::ExplainLog::get().print(outs());
 
   refold::ModelStats statsAfter = refold::computeStats(*module);
+  if (!quantize.empty() && failed(quantizeModel(*module)))
+    return 1;
 
   std::vector<refold::VerifyResult> verifyResults;
   bool verifyFailed = false;

@@ -15,6 +15,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/ADT/StringMap.h"
 
+#include <functional>
 #include <map>
 
 namespace refold::interp {
@@ -31,6 +32,9 @@ struct RunOptions {
   uint64_t seed = 0;
   /// When set, receives the milliseconds spent per operator type.
   std::map<std::string, double> *profile = nullptr;
+  /// When set, sees every graph input and every op result as it is
+  /// computed (calibration), before the interpreter releases it.
+  std::function<void(mlir::Value, const Tensor &)> observe;
 };
 
 /// Runs `module`'s main graph. Inputs missing from `inputs` are generated
@@ -44,6 +48,9 @@ llvm::Expected<TensorMap> run(mlir::ModuleOp module, TensorMap &inputs,
 /// `inputs`).
 llvm::Expected<std::vector<Tensor>> bindInputs(mlir::ModuleOp module, TensorMap &inputs,
                                                const RunOptions &options);
+
+/// The ONNX names of the main graph's inputs, in order.
+std::vector<std::string> graphInputNames(mlir::ModuleOp module);
 
 /// The ONNX op types the interpreter implements.
 std::vector<std::string> supportedOps();

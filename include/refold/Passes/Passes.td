@@ -214,6 +214,55 @@ def FixedPoint : Pass<"onnx-fixed-point", "::mlir::func::FuncOp"> {
   ];
 }
 
+def QuantCalibrate : Pass<"onnx-quant-calibrate", "::mlir::ModuleOp"> {
+  let summary = "Run calibration data through the interpreter and record every value's range";
+  let description = [{
+    Reads the input sets at `calibration` one at a time (a directory of
+    NAME.npy files, ONNX's test_data_set_*/input_*.pb layout, or one .npy of
+    samples for a single-input model), runs each through the interpreter and
+    keeps the min and max of every float32 value: `refold.ranges` on each op
+    ([min, max] per result), `refold.input_ranges` on the graph. Memory does
+    not grow with the number of sets. Only the minmax method is implemented;
+    any other is an error.
+  }];
+  let options = [
+    Option<"calibration", "calibration", "std::string", "\"\"",
+           "Calibration data: a directory or a .npy of samples">,
+    Option<"method", "method", "std::string", "\"minmax\"",
+           "Range method (minmax)">,
+    Option<"limit", "limit", "uint64_t", "0", "Use at most this many input sets (0: all)">,
+    Option<"progress", "progress", "bool", "false",
+           "Report progress on stderr when calibration takes more than a second">
+  ];
+  let dependentDialects = ["::refold::ir::ONNXDialect"];
+}
+
+def QuantizeQDQ : Pass<"onnx-quant-qdq", "::mlir::func::FuncOp"> {
+  let summary = "Quantize Conv, Gemm and MatMul to int8 in QDQ form from recorded ranges";
+  let description = [{
+    Each Conv, Gemm and MatMul with a constant float32 weight whose input and
+    output have recorded ranges (onnx-quant-calibrate) runs on quantized
+    tensors: its activation input and its output pass through one
+    QuantizeLinear/DequantizeLinear pair per tensor (asymmetric, per tensor,
+    uint8 or int8), shared by all consumers; the weight becomes an int8
+    initializer (symmetric, per output channel or per tensor) feeding a
+    DequantizeLinear, and a 1-D bias an int32 initializer with scale input
+    scale x weight scale. A Relu, or a Clip from 0, that is the output's only
+    user is absorbed into the output's range (the quantized range starts at
+    0, so saturation does the clamping) and removed. Refused, with the reason
+    left in `refold.quant_skipped`: a weight computed at run time, a missing
+    range, a bias that is not a 1-D constant.
+  }];
+  let options = [
+    Option<"activations", "activations", "std::string", "\"uint8\"",
+           "Activation type: uint8 or int8">,
+    Option<"weights", "weights", "std::string", "\"per-channel\"",
+           "Weight scales: per-channel or per-tensor">
+  ];
+  let statistics = [Statistic<"numQuantized", "quantized", "ops quantized">];
+  let dependentDialects = ["::refold::ir::ONNXDialect"];
+}
+
 def TestBreakRewrite : Pass<"test-break-rewrite", "::mlir::func::FuncOp"> {
   let summary = "Test only: perturb one float weight, a wrong rewrite --verify must catch";
   let description = [{

@@ -1,0 +1,107 @@
+//===- Quantizer.h - int8 post-training quantization ------------*- C++ -*-===//
+//
+// The pieces the quantization passes share: calibration data read one
+// input set at a time, value ranges accumulated through the interpreter
+// (memory does not grow with the number of sets), the scales and zero
+// points chosen from them, and the measurement of what quantization cost.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef REFOLD_QUANTIZER_QUANTIZER_H
+#define REFOLD_QUANTIZER_QUANTIZER_H
+
+#include "refold/Interpreter/Interpreter.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/Support/Error.h"
+
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace refold::quant {
+
+/// The attribute on an op holding [min, max] per result (an empty array
+/// for a result without a range), and on the graph function for its inputs.
+inline constexpr llvm::StringLiteral kRangesAttr = "refold.ranges";
+inline constexpr llvm::StringLiteral kInputRangesAttr = "refold.input_ranges";
+
+/// Calibration input sets: a directory of NAME.npy files (one set), a
+/// directory in ONNX's test-data layout (test_data_set_*/input_*.pb, one
+/// set each), or, for a single-input model, one .npy whose first dimension
+/// counts the samples. Sets are read when asked for.
+class CalibrationData {
+public:
+  static llvm::Expected<CalibrationData> open(llvm::StringRef path, mlir::ModuleOp module,
+                                              size_t limit);
+  size_t size() const { return count; }
+  /// The i-th input set, named as the model's inputs.
+  llvm::Expected<interp::TensorMap> load(size_t i) const;
+  std::string describe() const;
+
+private:
+  enum class Layout { NamedNpy, TestData, Batched } layout = Layout::NamedNpy;
+  std::string path;
+  std::vector<std::string> inputNames;
+  std::vector<std::string> setDirs; // TestData
+  interp::Tensor batch;             // Batched
+  size_t count = 0;
+};
+
+struct Range {
+  float min = std::numeric_limits<float>::infinity();
+  float max = -std::numeric_limits<float>::infinity();
+  bool valid() const { return min <= max; }
+  void add(const interp::Tensor &t);
+};
+
+/// Runs every calibration set through the interpreter and keeps the
+/// min/max of every float32 value (graph inputs and op results). Progress
+/// goes to stderr once a run takes longer than a second.
+llvm::Expected<llvm::DenseMap<mlir::Value, Range>>
+collectRanges(mlir::ModuleOp module, const CalibrationData &data, bool progress);
+
+/// Records ranges as kRangesAttr / kInputRangesAttr, replacing old ones.
+void attachRanges(mlir::ModuleOp module, const llvm::DenseMap<mlir::Value, Range> &ranges);
+
+/// The recorded range of `value`, if calibration saw it.
+std::optional<Range> rangeOf(mlir::Value value);
+
+/// Scale and zero point of an asymmetric per-tensor activation
+/// quantization over `range` (widened to contain 0, so that zero padding
+/// and Relu's zero are exact), to uint8 [0, 255] or int8 [-128, 127].
+struct ActivationParams {
+  float scale;
+  int32_t zeroPoint;
+};
+ActivationParams activationParams(Range range, bool isUnsigned);
+
+/// Symmetric int8 scales (zero point 0, values in [-127, 127]) of a weight,
+/// one per index of `axis` or one for the whole tensor. A channel of zeros
+/// gets scale 1.
+std::vector<float> weightScales(llvm::ArrayRef<float> w, llvm::ArrayRef<int64_t> shape,
+                                int64_t axis, bool perChannel);
+
+/// ONNX QuantizeLinear arithmetic: round half to even, then saturate.
+int64_t quantizeValue(double x, double scale, int64_t zeroPoint, int64_t lo, int64_t hi);
+
+/// What quantization cost, measured on calibration sets: for each graph
+/// output the SQNR (dB) of the quantized model against the float one, the
+/// largest absolute error and, for [N, K] outputs, the share of rows whose
+/// arg-max agrees.
+struct OutputCost {
+  std::string name;
+  double sqnrDb = 0, maxAbsError = 0;
+  double top1Agreement = -1; // -1: not classifier-shaped
+};
+struct CostReport {
+  size_t sets = 0;
+  std::vector<OutputCost> outputs;
+};
+llvm::Expected<CostReport> measureCost(mlir::ModuleOp floatModel, mlir::ModuleOp quantModel,
+                                       const CalibrationData &data, size_t maxSets);
+
+} // namespace refold::quant
+
+#endif // REFOLD_QUANTIZER_QUANTIZER_H

@@ -1,0 +1,49 @@
+//===- QuantCalibrate.cpp - record value ranges from calibration data -------===//
+//
+// The first step of post-training quantization: run the user's input sets
+// through the interpreter and record the range of every float value on the
+// IR, where the scale choice and the QDQ rewrite read it.
+//
+//===----------------------------------------------------------------------===//
+
+#include "refold/Passes/Passes.h"
+#include "refold/Quantizer/Quantizer.h"
+
+namespace refold {
+#define GEN_PASS_DEF_QUANTCALIBRATE
+#include "refold/Passes/Passes.h.inc"
+} // namespace refold
+
+using namespace mlir;
+
+namespace {
+
+struct QuantCalibratePass : refold::impl::QuantCalibrateBase<QuantCalibratePass> {
+  using QuantCalibrateBase::QuantCalibrateBase;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    if (method != "minmax") {
+      module.emitError() << "calibration method '" << method
+                         << "' is not implemented (only minmax)";
+      return signalPassFailure();
+    }
+    if (calibration.empty()) {
+      module.emitError() << "no calibration data: pass calibration=PATH";
+      return signalPassFailure();
+    }
+    auto data = refold::quant::CalibrationData::open(calibration, module, limit);
+    if (!data) {
+      module.emitError() << llvm::toString(data.takeError());
+      return signalPassFailure();
+    }
+    auto ranges = refold::quant::collectRanges(module, *data, progress);
+    if (!ranges) {
+      module.emitError() << llvm::toString(ranges.takeError());
+      return signalPassFailure();
+    }
+    refold::quant::attachRanges(module, *ranges);
+  }
+};
+
+} // namespace

@@ -1,0 +1,282 @@
+//===- QuantizeQDQ.cpp - int8 Conv, Gemm and MatMul in QDQ form -------------===//
+//
+// The rewrite step of post-training quantization. Runtimes (onnxruntime,
+// TensorRT, NPU compilers) recognise DequantizeLinear -> op -> QuantizeLinear
+// and run the op in integer kernels, so the rewrite only places Q/DQ pairs
+// and stores weights as int8: the float graph stays readable and every
+// tensor's scale is visible. Scales come from the ranges onnx-quant-calibrate
+// recorded (quantization.md: asymmetric activations, symmetric per-channel
+// int8 weights, int32 bias at input scale x weight scale).
+//
+//===----------------------------------------------------------------------===//
+
+#include "refold/Dialect/ONNX/ONNXOps.h"
+#include "refold/Interpreter/Interpreter.h"
+#include "refold/Passes/Passes.h"
+#include "refold/Quantizer/Quantizer.h"
+#include "refold/Transforms/WeightUtils.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+
+namespace refold {
+#define GEN_PASS_DEF_QUANTIZEQDQ
+#include "refold/Passes/Passes.h.inc"
+} // namespace refold
+
+using namespace mlir;
+using namespace refold;
+using namespace refold::ir;
+
+namespace {
+
+inline constexpr llvm::StringLiteral kSkippedAttr = "refold.quant_skipped";
+
+struct QuantizeQDQPass : refold::impl::QuantizeQDQBase<QuantizeQDQPass> {
+  using QuantizeQDQBase::QuantizeQDQBase;
+
+  /// The DequantizeLinear output standing for each quantized tensor, and its
+  /// activation scale (the bias scale needs it).
+  llvm::DenseMap<Value, std::pair<Value, float>> quantized;
+  /// The dequantized int8 weight and its scales, per float weight (convs
+  /// sharing a weight share its int8 copy).
+  llvm::DenseMap<Value, std::pair<Value, std::vector<float>>> quantizedWeights;
+  bool unsignedActivations = true, perChannel = true;
+
+  void runOnOperation() override {
+    if (activations != "uint8" && activations != "int8") {
+      getOperation().emitError() << "activations must be uint8 or int8, got '" << activations
+                                 << "'";
+      return signalPassFailure();
+    }
+    if (weights != "per-channel" && weights != "per-tensor") {
+      getOperation().emitError() << "weights must be per-channel or per-tensor, got '" << weights
+                                 << "'";
+      return signalPassFailure();
+    }
+    unsignedActivations = activations == "uint8";
+    perChannel = weights == "per-channel";
+    SmallVector<Operation *> linear;
+    getOperation().walk([&](Operation *op) {
+      if (isa<ConvOp, GemmOp, MatMulOp>(op))
+        linear.push_back(op);
+    });
+    for (Operation *op : linear) {
+      std::string reason = quantizeOp(op);
+      if (reason.empty()) {
+        op->removeAttr(kSkippedAttr);
+        ++numQuantized;
+      } else {
+        op->setAttr(kSkippedAttr, StringAttr::get(op->getContext(), reason));
+      }
+    }
+  }
+
+  Type activationType(MLIRContext *ctx) const {
+    return IntegerType::get(ctx, 8, unsignedActivations ? IntegerType::Unsigned
+                                                        : IntegerType::Signless);
+  }
+
+  /// An initializer of `type`'s element type holding `values`.
+  Value intInitializer(OpBuilder &b, Location loc, StringRef name, interp::DType dtype,
+                       ArrayRef<int64_t> shape, ArrayRef<int64_t> values) {
+    interp::Tensor t(dtype, shape);
+    for (auto [i, v] : llvm::enumerate(values))
+      t.setDouble(i, double(v));
+    ElementsAttr attr = interp::tensorToAttr(t, b.getContext(), name);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&getOperation().getBody().front());
+    return b.create<InitializerOp>(loc, b.getStringAttr(name), attr);
+  }
+
+  Value floatInitializer(OpBuilder &b, Location loc, StringRef name, ArrayRef<int64_t> shape,
+                         ArrayRef<float> values) {
+    weights::F32Tensor t(shape);
+    t.data.assign(values.begin(), values.end());
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&getOperation().getBody().front());
+    return weights::createInitializer(b, loc, name, t);
+  }
+
+  /// The ONNX name of a tensor: its producer's output name or the graph
+  /// input's.
+  std::string tensorName(Value value) {
+    std::string name = weights::nameOf(value);
+    if (auto arg = dyn_cast<BlockArgument>(value)) {
+      auto graph = getOperation()->getAttrOfType<DictionaryAttr>(kGraphAttr);
+      auto inputs = graph ? graph.getAs<ArrayAttr>("inputs") : ArrayAttr();
+      if (inputs && arg.getArgNumber() < inputs.size())
+        if (auto record = dyn_cast<DictionaryAttr>(inputs[arg.getArgNumber()]))
+          if (auto n = record.getAs<StringAttr>("name"))
+            name = n.str();
+    }
+    return name.empty() ? "activation" : name;
+  }
+
+  /// The dequantized stand-in of activation `value`: one Q/DQ pair per
+  /// tensor, which every consumer then reads.
+  std::optional<std::pair<Value, float>> quantizeActivation(Value value) {
+    if (auto found = quantized.find(value); found != quantized.end())
+      return found->second;
+    auto range = quant::rangeOf(value);
+    auto type = dyn_cast<RankedTensorType>(value.getType());
+    if (!range || !type || !type.getElementType().isF32())
+      return std::nullopt;
+    auto params = quant::activationParams(*range, unsignedActivations);
+    MLIRContext *ctx = value.getContext();
+    OpBuilder b(ctx);
+    if (Operation *def = value.getDefiningOp())
+      b.setInsertionPointAfter(def);
+    else
+      b.setInsertionPointToStart(&getOperation().getBody().front());
+    Location loc = value.getLoc();
+    std::string name = tensorName(value);
+    Value scale = floatInitializer(b, loc, name + "_scale", {}, {params.scale});
+    Value zeroPoint =
+        intInitializer(b, loc, name + "_zero_point",
+                       unsignedActivations ? interp::DType::U8 : interp::DType::I8, {},
+                       {params.zeroPoint});
+    auto qType = RankedTensorType::get(type.getShape(), activationType(ctx));
+    Value q = b.create<QuantizeLinearOp>(loc, qType, value, scale, zeroPoint, IntegerAttr());
+    Value dq = b.create<DequantizeLinearOp>(loc, type, q, scale, zeroPoint, IntegerAttr());
+    value.replaceAllUsesExcept(dq, q.getDefiningOp());
+    // The dequantized tensor takes the name its consumers and the graph's
+    // outputs know; the float one and the int8 one get suffixes.
+    auto names = [&](StringRef n) { return b.getStrArrayAttr({n}); };
+    q.getDefiningOp()->setAttr(kOutputNamesAttr, names(name + "_quantized"));
+    dq.getDefiningOp()->setAttr(kOutputNamesAttr, names(name));
+    if (Operation *def = value.getDefiningOp(); def && def->getNumResults() == 1)
+      def->setAttr(kOutputNamesAttr, names(name + "_float"));
+    else if (!value.getDefiningOp())
+      dq.getDefiningOp()->setAttr(kOutputNamesAttr, names(name + "_dequantized"));
+    quantized[value] = quantized[dq] = {dq, params.scale};
+    return quantized[value];
+  }
+
+  /// Quantizes `op`; the reason when it cannot.
+  std::string quantizeOp(Operation *op) {
+    Value x = op->getOperand(0), w = op->getOperand(1);
+    Value bias = op->getNumOperands() > 2 && !isNoneValue(op->getOperand(2)) ? op->getOperand(2)
+                                                                              : Value();
+    auto wConst = weights::getConstantF32(w);
+    if (!wConst)
+      return "its weight is not a float32 constant (computed at run time)";
+    int64_t axis = 0;
+    if (auto gemm = dyn_cast<GemmOp>(op)) {
+      float alpha = gemm.getAlpha() ? gemm.getAlpha()->convertToFloat() : 1.0f;
+      float beta = gemm.getBeta() ? gemm.getBeta()->convertToFloat() : 1.0f;
+      if (gemm.getTransA().value_or(0) || alpha != 1.0f || beta != 1.0f)
+        return "a Gemm with transA, alpha or beta";
+      axis = gemm.getTransB().value_or(0) ? 0 : 1;
+    } else if (isa<MatMulOp>(op)) {
+      if (wConst->rank() != 2)
+        return "a MatMul whose weight is not 2-D";
+      axis = 1;
+    }
+    if (wConst->rank() < 1)
+      return "a scalar weight";
+    int64_t outChannels = wConst->dim(axis);
+    std::optional<weights::F32Tensor> biasConst;
+    if (bias) {
+      biasConst = weights::getConstantF32(bias);
+      if (!biasConst || biasConst->rank() != 1 || biasConst->dim(0) != outChannels)
+        return "its bias is not a 1-D float32 constant per output channel";
+    }
+    // The output: after a Relu or a Clip from 0 that is its only user.
+    Value out = op->getResult(0);
+    Operation *absorbed = nullptr;
+    if (out.hasOneUse()) {
+      Operation *user = *out.getUsers().begin();
+      if (isa<ReluOp>(user)) {
+        absorbed = user;
+      } else if (auto clip = dyn_cast<ClipOp>(user)) {
+        auto lo = isNoneValue(clip.getMin()) ? std::nullopt : weights::getScalarF32(clip.getMin());
+        if (lo && *lo == 0.0f)
+          absorbed = user;
+      }
+    }
+    Value finalOut = absorbed ? absorbed->getResult(0) : out;
+    if (!quant::rangeOf(finalOut))
+      return "no recorded range for its output (run onnx-quant-calibrate first)";
+    auto in = quantizeActivation(x);
+    if (!in)
+      return "no recorded range for its input (run onnx-quant-calibrate first)";
+
+    OpBuilder b(op);
+    Location loc = op->getLoc();
+    std::string name = weights::nameOf(w);
+    if (name.empty())
+      name = "weight";
+    // Weight: int8, symmetric, per output channel.
+    if (auto found = quantizedWeights.find(w); found != quantizedWeights.end()) {
+      op->setOperand(1, found->second.first);
+      return finishOp(op, b, loc, name, in->second, found->second.second, bias, biasConst, axis,
+                      outChannels, absorbed, out);
+    }
+    auto scales = quant::weightScales(wConst->data, wConst->shape, axis, perChannel);
+    int64_t inner = 1;
+    for (int64_t d = axis + 1; d < wConst->rank(); ++d)
+      inner *= wConst->dim(d);
+    std::vector<int64_t> wq(wConst->size());
+    for (int64_t i = 0; i < wConst->size(); ++i) {
+      float s = scales[perChannel ? (i / inner) % outChannels : 0];
+      wq[i] = quant::quantizeValue(wConst->data[i], s, 0, -127, 127);
+    }
+    Value wInit = intInitializer(b, loc, name + "_quantized", interp::DType::I8, wConst->shape, wq);
+    SmallVector<int64_t> scaleShape;
+    if (perChannel)
+      scaleShape.push_back(outChannels);
+    Value wScale = floatInitializer(b, loc, name + "_scale", scaleShape, scales);
+    IntegerAttr axisAttr = perChannel ? b.getI64IntegerAttr(axis) : IntegerAttr();
+    // Explicit zero points (0): runtimes read the weight type from them.
+    Value wZero = intInitializer(b, loc, name + "_zero_point", interp::DType::I8, scaleShape,
+                                 std::vector<int64_t>(scales.size(), 0));
+    Value wDq = b.create<DequantizeLinearOp>(loc, w.getType(), wInit, wScale, wZero, axisAttr);
+    quantizedWeights[w] = {wDq, scales};
+    op->setOperand(1, wDq);
+    return finishOp(op, b, loc, name, in->second, scales, bias, biasConst, axis, outChannels,
+                    absorbed, out);
+  }
+
+  /// The bias and the output of a quantized op.
+  std::string finishOp(Operation *op, OpBuilder &b, Location loc, const std::string &name,
+                       float inputScale, const std::vector<float> &scales, Value bias,
+                       const std::optional<weights::F32Tensor> &biasConst, int64_t axis,
+                       int64_t outChannels, Operation *absorbed, Value out) {
+    // Bias: int32 at input scale x weight scale, zero point 0.
+    if (bias) {
+      std::vector<float> biasScales(outChannels);
+      std::vector<int64_t> bq(outChannels);
+      for (int64_t c = 0; c < outChannels; ++c) {
+        biasScales[c] = inputScale * scales[perChannel ? c : 0];
+        bq[c] = quant::quantizeValue(biasConst->data[c], biasScales[c], 0, INT32_MIN, INT32_MAX);
+      }
+      std::string biasName = weights::nameOf(bias);
+      if (biasName.empty())
+        biasName = name + "_bias";
+      Value bInit = intInitializer(b, loc, biasName + "_quantized", interp::DType::I32,
+                                   {outChannels}, bq);
+      Value bScale = floatInitializer(b, loc, biasName + "_scale", {outChannels}, biasScales);
+      Value bZero = intInitializer(b, loc, biasName + "_zero_point", interp::DType::I32,
+                                   {outChannels}, std::vector<int64_t>(outChannels, 0));
+      Value bDq = b.create<DequantizeLinearOp>(loc, bias.getType(), bInit, bScale, bZero,
+                                               b.getI64IntegerAttr(0));
+      op->setOperand(2, bDq);
+    }
+    // The output, with the absorbed activation's range.
+    if (absorbed) {
+      // Keep the op's output name and range on the value that replaces the
+      // activation's, then drop the activation.
+      if (auto ranges = absorbed->getAttr(quant::kRangesAttr))
+        op->setAttr(quant::kRangesAttr, ranges);
+      if (auto names = absorbed->getAttr(kOutputNamesAttr))
+        op->setAttr(kOutputNamesAttr, names);
+      absorbed->getResult(0).replaceAllUsesWith(out);
+      absorbed->erase();
+    }
+    quantizeActivation(out);
+    return "";
+  }
+};
+
+} // namespace

@@ -1,0 +1,85 @@
+// RUN: refold-opt %s -split-input-file --pass-pipeline='builtin.module(func.func(onnx-quant-qdq))' | FileCheck %s
+// RUN: refold-opt %s -split-input-file --pass-pipeline='builtin.module(func.func(onnx-quant-qdq{activations=int8 weights=per-tensor}))' | FileCheck %s --check-prefix=INT8
+// RUN: not refold-opt %s -split-input-file --pass-pipeline='builtin.module(func.func(onnx-quant-qdq{activations=int4}))' 2>&1 | FileCheck %s --check-prefix=BADTYPE
+
+// Conv + Relu from recorded ranges. Input range [-1, 3] -> uint8 scale 4/255,
+// zero point 64 (0.0 exact); the Relu is absorbed into the output's range
+// [0, 2.55] (scale 0.01, zero point 0) and removed. Weights: int8 per output
+// channel, max |w| / 127 (channel 0: 0.5, channel 1: 2.0), zero points 0;
+// bias: int32 at input scale x weight scale, rounded half to even. One Q/DQ
+// pair per tensor: the DQ output keeps the tensor's name.
+// CHECK-LABEL: func.func @conv_relu
+// CHECK-DAG: onnx.initializer "x_scale" = dense<0.0156862754> : tensor<f32>
+// CHECK-DAG: onnx.initializer "x_zero_point" = dense<64> : tensor<ui8>
+// CHECK-DAG: onnx.initializer "w_quantized" = dense<{{\[\[\[\[}}127]]], {{\[\[\[}}-127]]]]> : tensor<2x1x1x1xi8>
+// CHECK-DAG: onnx.initializer "w_scale" = dense<[0.00393700786, 0.0157480314]> : tensor<2xf32>
+// CHECK-DAG: onnx.initializer "w_zero_point" = dense<0> : tensor<2xi8>
+// CHECK-DAG: onnx.initializer "b_quantized" = dense<[1619, 0]> : tensor<2xi32>
+// CHECK-DAG: onnx.initializer "b_zero_point" = dense<0> : tensor<2xi32>
+// CHECK-DAG: onnx.initializer "r_scale" = dense<0.00999999977> : tensor<f32>
+// CHECK-DAG: onnx.initializer "r_zero_point" = dense<0> : tensor<ui8>
+// CHECK: %[[Q:.*]] = onnx.QuantizeLinear(%arg0, {{.*}}) {onnx.outputs = ["x_quantized"]} : ({{.*}}) -> tensor<1x1x2x2xui8>
+// CHECK: %[[DQ:.*]] = onnx.DequantizeLinear(%[[Q]], {{.*}}) {onnx.outputs = ["x_dequantized"]}
+// CHECK: %[[W:.*]] = onnx.DequantizeLinear({{.*}}) {axis = 0 : i64
+// CHECK: %[[B:.*]] = onnx.DequantizeLinear({{.*}}) {axis = 0 : i64
+// CHECK: %[[C:.*]] = onnx.Conv(%[[DQ]], %[[W]], %[[B]]) {onnx.outputs = ["r_float"]
+// CHECK-NOT: onnx.Relu
+// CHECK: %[[QO:.*]] = onnx.QuantizeLinear(%[[C]], {{.*}}) {onnx.outputs = ["r_quantized"]}
+// CHECK: %[[DQO:.*]] = onnx.DequantizeLinear(%[[QO]], {{.*}}) {onnx.outputs = ["r"]}
+// CHECK: return %[[DQO]]
+// INT8-LABEL: func.func @conv_relu
+// INT8-DAG: onnx.initializer "x_zero_point" = dense<-64> : tensor<i8>
+// INT8-DAG: onnx.initializer "w_scale" = dense<0.0157480314> : tensor<f32>
+// INT8-DAG: onnx.initializer "r_zero_point" = dense<-128> : tensor<i8>
+// INT8: onnx.QuantizeLinear(%arg0, {{.*}}) -> tensor<1x1x2x2xi8>
+// INT8: onnx.DequantizeLinear({{.*}}) : (tensor<2x1x1x1xi8>, tensor<f32>, tensor<i8>) -> tensor<2x1x1x1xf32>
+// INT8: onnx.Conv
+func.func @conv_relu(%x: tensor<1x1x2x2xf32>) -> tensor<1x2x2x2xf32> attributes {onnx.graph = {inputs = [{name = "x"}], name = "g", outputs = [{name = "r"}]}, refold.input_ranges = [array<f32: -1.0, 3.0>]} {
+  %w = onnx.initializer "w" = dense<[[[[0.5]]], [[[-2.0]]]]> : tensor<2x1x1x1xf32>
+  %b = onnx.initializer "b" = dense<[0.1, 0.0001]> : tensor<2xf32>
+  %c = onnx.Conv(%x, %w, %b) {onnx.outputs = ["c"], refold.ranges = [array<f32: -6.0, 1.5>]} : (tensor<1x1x2x2xf32>, tensor<2x1x1x1xf32>, tensor<2xf32>) -> tensor<1x2x2x2xf32>
+  %r = onnx.Relu(%c) {onnx.outputs = ["r"], refold.ranges = [array<f32: 0.0, 2.55>]} : (tensor<1x2x2x2xf32>) -> tensor<1x2x2x2xf32>
+  return %r : tensor<1x2x2x2xf32>
+}
+
+// -----
+
+// Two convs in a chain share the tensor between them: one Q/DQ pair, which
+// the second conv reads. MatMul weights are per output column (axis 1).
+// CHECK-LABEL: func.func @chain
+// CHECK: onnx.initializer "w_quantized"
+// CHECK-NOT: onnx.initializer "w_quantized"
+// CHECK: onnx.QuantizeLinear(%arg0
+// CHECK: %[[C1:.*]] = onnx.Conv
+// CHECK: %[[Q1:.*]] = onnx.QuantizeLinear(%[[C1]]
+// CHECK: %[[DQ1:.*]] = onnx.DequantizeLinear(%[[Q1]]
+// CHECK: onnx.Conv(%[[DQ1]]
+// CHECK: onnx.DequantizeLinear({{.*}}) {axis = 1 : i64{{.*}} -> tensor<4x3xf32>
+// CHECK: onnx.MatMul
+func.func @chain(%x: tensor<1x1x2x2xf32>, %m: tensor<2x4xf32>) -> (tensor<1x1x2x2xf32>, tensor<2x3xf32>) attributes {refold.input_ranges = [array<f32: 0.0, 1.0>, array<f32: -1.0, 1.0>]} {
+  %none = onnx.none
+  %w = onnx.initializer "w" = dense<0.5> : tensor<1x1x1x1xf32>
+  %k = onnx.initializer "k" = dense<[[1.0, 2.0, 3.0], [1.0, 2.0, 3.0], [1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]> : tensor<4x3xf32>
+  %c1 = onnx.Conv(%x, %w, %none) {onnx.outputs = ["c1"], refold.ranges = [array<f32: 0.0, 0.5>]} : (tensor<1x1x2x2xf32>, tensor<1x1x1x1xf32>, none) -> tensor<1x1x2x2xf32>
+  %c2 = onnx.Conv(%c1, %w, %none) {onnx.outputs = ["c2"], refold.ranges = [array<f32: 0.0, 0.25>]} : (tensor<1x1x2x2xf32>, tensor<1x1x1x1xf32>, none) -> tensor<1x1x2x2xf32>
+  %p = onnx.MatMul(%m, %k) {onnx.outputs = ["p"], refold.ranges = [array<f32: -24.0, 24.0>]} : (tensor<2x4xf32>, tensor<4x3xf32>) -> tensor<2x3xf32>
+  return %c2, %p : tensor<1x1x2x2xf32>, tensor<2x3xf32>
+}
+
+// -----
+
+// Refused, with the reason recorded: a weight computed at run time, and a
+// conv whose output has no recorded range.
+// CHECK-LABEL: func.func @refusals
+// CHECK-NOT: onnx.QuantizeLinear
+// CHECK: onnx.Conv{{.*}}refold.quant_skipped = "its weight is not a float32 constant (computed at run time)"
+// CHECK: onnx.Conv{{.*}}refold.quant_skipped = "no recorded range for its output (run onnx-quant-calibrate first)"
+func.func @refusals(%x: tensor<1x1x2x2xf32>, %wx: tensor<1x1x1x1xf32>) -> (tensor<1x1x2x2xf32>, tensor<1x1x2x2xf32>) attributes {refold.input_ranges = [array<f32: 0.0, 1.0>, array<f32: 0.0, 1.0>]} {
+  %none = onnx.none
+  %w = onnx.initializer "w" = dense<0.5> : tensor<1x1x1x1xf32>
+  %a = onnx.Conv(%x, %wx, %none) {refold.ranges = [array<f32: 0.0, 1.0>]} : (tensor<1x1x2x2xf32>, tensor<1x1x1x1xf32>, none) -> tensor<1x1x2x2xf32>
+  %b = onnx.Conv(%x, %w, %none) : (tensor<1x1x2x2xf32>, tensor<1x1x1x1xf32>, none) -> tensor<1x1x2x2xf32>
+  return %a, %b : tensor<1x1x2x2xf32>, tensor<1x1x2x2xf32>
+}
+
+// BADTYPE: activations must be uint8 or int8, got 'int4'
