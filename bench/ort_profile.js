@@ -38,10 +38,11 @@ const ort = require(path.join(__dirname, '../.deps/npm/node_modules/onnxruntime-
   const nodes = events.filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time'));
   const perRun = nodes.length / (runs + 3);
   const last = nodes.slice(nodes.length - perRun * runs);
-  const byNode = new Map(), byType = new Map();
+  const byNode = new Map(), byType = new Map(), typeNodes = new Map();
   for (const e of last) {
     const name = e.name.replace(/_kernel_time$/, ''), type = e.args.op_name;
     const ms = e.dur / 1000 / runs;
+    if (!byNode.has(name)) typeNodes.set(type, (typeNodes.get(type) || 0) + 1);
     const n = byNode.get(name) || { type, ms: 0 };
     n.ms += ms;
     byNode.set(name, n);
@@ -50,7 +51,7 @@ const ort = require(path.join(__dirname, '../.deps/npm/node_modules/onnxruntime-
   const total = [...byType.values()].reduce((a, b) => a + b, 0);
   console.log(`${path.basename(model)}: ${total.toFixed(2)} ms in ${perRun} nodes per run (wall ${wall.toFixed(2)} ms, mean of ${runs} runs)`);
   for (const [type, ms] of [...byType].sort((a, b) => b[1] - a[1]))
-    console.log(`  ${type.padEnd(28)} ${ms.toFixed(3).padStart(8)} ms ${(100 * ms / total).toFixed(1).padStart(5)}%`);
+    console.log(`  ${type.padEnd(28)} ${ms.toFixed(3).padStart(8)} ms ${(100 * ms / total).toFixed(1).padStart(5)}% ${String(typeNodes.get(type)).padStart(5)} nodes`);
   console.log(`top ${top} nodes:`);
   for (const [name, n] of [...byNode].sort((a, b) => b[1].ms - a[1].ms).slice(0, top))
     console.log(`  ${n.ms.toFixed(3).padStart(7)} ms ${(100 * n.ms / total).toFixed(1).padStart(5)}%  ${n.type.padEnd(22)} ${name.slice(0, 90)}`);
