@@ -32,6 +32,8 @@
 #include "llvm/Support/Path.h"
 #include "llvm/Support/WithColor.h"
 #include "llvm/Support/Format.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/JSON.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <chrono>
@@ -182,6 +184,9 @@ cl::opt<bool> quantReport("quant-report",
                           cl::desc("Print what quantization cost, measured on the calibration "
                                    "data: per output SQNR, max error, top-1 agreement"),
                           cl::cat(quantCategory));
+cl::opt<std::string> quantReportJson("quant-report-json",
+                                     cl::desc("Write the quantization report as JSON to FILE"),
+                                     cl::value_desc("file"), cl::cat(quantCategory));
 cl::opt<unsigned> timeRuns("time-runs", cl::init(0), cl::Hidden,
                            cl::desc("run: also time this many runs and print the median"),
                            cl::cat(refoldCategory));
@@ -456,12 +461,15 @@ static mlir::LogicalResult quantizeModel(mlir::ModuleOp module) {
   // they are not part of the model.
   unsigned quantized = 0;
   std::map<std::string, unsigned> skipped;
+  std::vector<std::pair<std::string, std::string>> keptFloat; // (layer, why)
   module.walk([&](mlir::Operation *op) {
     if (isa<refold::ir::ConvOp, refold::ir::GemmOp, refold::ir::MatMulOp>(op)) {
-      if (auto reason = op->getAttrOfType<mlir::StringAttr>("refold.quant_skipped"))
+      if (auto reason = op->getAttrOfType<mlir::StringAttr>("refold.quant_skipped")) {
         ++skipped[reason.str()];
-      else
+        keptFloat.push_back({refold::ir::describeNode(op, /*outputFallback=*/true), reason.str()});
+      } else {
         ++quantized;
+      }
     }
     op->removeAttr(refold::quant::kRangesAttr);
     op->removeAttr(refold::quant::kInputRangesAttr);
@@ -474,14 +482,19 @@ static mlir::LogicalResult quantizeModel(mlir::ModuleOp module) {
       outs() << "; " << n << " left in float: " << reason;
     outs() << "\n";
   }
+  if (!quantReport && quantReportJson.empty())
+    return mlir::success();
+  auto data = refold::quant::CalibrationData::open(calibration, module, calibrationLimit);
+  if (!data)
+    return fail(toString(data.takeError())), mlir::failure();
+  constexpr size_t kReportSets = 32;
+  auto cost = refold::quant::measureCost(*floatModel, module, *data, kReportSets);
+  if (!cost)
+    return fail("--quant-report: " + toString(cost.takeError())), mlir::failure();
+  uint64_t intBytes = weightBytes(module);
+  // JSON has no infinity: an error-free output's SQNR is null.
+  auto dB = [](double v) { return std::isfinite(v) ? json::Value(v) : json::Value(nullptr); };
   if (quantReport) {
-    auto data = refold::quant::CalibrationData::open(calibration, module, calibrationLimit);
-    if (!data)
-      return fail(toString(data.takeError())), mlir::failure();
-    constexpr size_t kReportSets = 32;
-    auto cost = refold::quant::measureCost(*floatModel, module, *data, kReportSets);
-    if (!cost)
-      return fail("--quant-report: " + toString(cost.takeError())), mlir::failure();
     outs() << "quantization cost over " << cost->sets << " calibration input set"
            << (cost->sets == 1 ? "" : "s") << " (the float -O2 model as reference):\n";
     for (const auto &o : cost->outputs) {
@@ -491,9 +504,46 @@ static mlir::LogicalResult quantizeModel(mlir::ModuleOp module) {
         outs() << ", top-1 agreement " << format("%.1f", 100 * o.top1Agreement) << "%";
       outs() << "\n";
     }
-    uint64_t intBytes = weightBytes(module);
     outs() << "  weights: " << floatBytes << " -> " << intBytes << " bytes ("
            << format("%.2f", floatBytes ? double(intBytes) / double(floatBytes) : 1.0) << "x)\n";
+    outs() << "  layers (output SQNR graph-wise, weight SQNR):\n";
+    for (const auto &l : cost->layers)
+      outs() << "    " << l.name << ": " << format("%.1f", l.sqnrDb) << " dB, weight "
+             << format("%.1f", l.weightSqnrDb) << " dB\n";
+    for (const auto &[layer, why] : keptFloat)
+      outs() << "    " << layer << ": kept in float (" << why << ")\n";
+  }
+  if (!quantReportJson.empty()) {
+    json::Array outputs, layers, floats;
+    for (const auto &o : cost->outputs) {
+      json::Object entry{{"name", o.name}, {"sqnr_db", dB(o.sqnrDb)},
+                         {"max_abs_error", o.maxAbsError}};
+      if (o.top1Agreement >= 0)
+        entry["top1_agreement"] = o.top1Agreement;
+      outputs.push_back(std::move(entry));
+    }
+    for (const auto &l : cost->layers)
+      layers.push_back(json::Object{{"output", l.name},
+                                    {"weight", l.weightName},
+                                    {"sqnr_db", dB(l.sqnrDb)},
+                                    {"weight_sqnr_db", dB(l.weightSqnrDb)}});
+    for (const auto &[layer, why] : keptFloat)
+      floats.push_back(json::Object{{"layer", layer}, {"reason", why}});
+    json::Object root{{"calibration_sets", int64_t(cost->sets)},
+                      {"activations", std::string(activationsType)},
+                      {"weights", std::string(weightsGranularity)},
+                      {"quantized_layers", int64_t(quantized)},
+                      {"outputs", std::move(outputs)},
+                      {"layers", std::move(layers)},
+                      {"kept_float", std::move(floats)},
+                      {"weight_bytes_before", int64_t(floatBytes)},
+                      {"weight_bytes_after", int64_t(intBytes)}};
+    auto status = writeToOutput(quantReportJson, [&](raw_ostream &os) {
+      os << formatv("{0:2}", json::Value(std::move(root))) << "\n";
+      return Error::success();
+    });
+    if (status)
+      return fail(quantReportJson + ": " + toString(std::move(status))), mlir::failure();
   }
   return mlir::success();
 }

@@ -95,9 +95,18 @@ struct OutputCost {
   double sqnrDb = 0, maxAbsError = 0;
   double top1Agreement = -1; // -1: not classifier-shaped
 };
+/// A quantized layer: the SQNR of its (dequantized) output against the
+/// float model's, measured graph-wise (the quantized model run from the
+/// input, so earlier layers' errors count), and of its int8 weight.
+struct LayerCost {
+  std::string name;       // the ONNX name of the layer's output
+  std::string weightName; // the float weight it replaced
+  double sqnrDb = 0, weightSqnrDb = 0;
+};
 struct CostReport {
   size_t sets = 0;
   std::vector<OutputCost> outputs;
+  std::vector<LayerCost> layers; // in graph order
 };
 llvm::Expected<CostReport> measureCost(mlir::ModuleOp floatModel, mlir::ModuleOp quantModel,
                                        const CalibrationData &data, size_t maxSets);
