@@ -319,7 +319,7 @@ static llvm::Expected<Tensor> fromTensorProto(const onnx::TensorProto &proto, St
 }
 
 /// numpy .npy, version 1/2/3, little-endian, C order.
-static llvm::Expected<Tensor> fromNpy(StringRef bytes, StringRef path) {
+llvm::Expected<NpyHeader> parseNpyHeader(StringRef bytes, StringRef path) {
   if (!bytes.starts_with("\x93NUMPY") || bytes.size() < 10)
     return error(path + ": not a .npy file");
   unsigned major = (unsigned char)bytes[6];
@@ -376,10 +376,17 @@ static llvm::Expected<Tensor> fromNpy(StringRef bytes, StringRef path) {
       return error(path + ": bad .npy shape");
     shape.push_back(d);
   }
-  Tensor t(*dtype, shape);
-  StringRef payload = bytes.drop_front(start + headerLen);
+  return NpyHeader{*dtype, shape, start + headerLen};
+}
+
+static llvm::Expected<Tensor> fromNpy(StringRef bytes, StringRef path) {
+  auto header = parseNpyHeader(bytes, path);
+  if (!header)
+    return header.takeError();
+  Tensor t(header->dtype, header->shape);
+  StringRef payload = bytes.drop_front(header->dataOffset);
   if (payload.size() != t.byteSize())
-    return error(path + ": .npy data does not match its shape " + shapeString(shape));
+    return error(path + ": .npy data does not match its shape " + shapeString(header->shape));
   std::memcpy(t.raw(), payload.data(), payload.size());
   return t;
 }

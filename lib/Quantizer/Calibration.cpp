@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <fstream>
 
 using namespace mlir;
 using llvm::Error;
@@ -66,14 +67,32 @@ Expected<CalibrationData> CalibrationData::open(StringRef path, ModuleOp module,
       return error("calibration data '" + path + "': one .npy of samples fits a single-input "
                    "model; this one has " + std::to_string(data.inputNames.size()) +
                    " inputs (give a directory of NAME.npy files)");
-    auto batch = interp::readTensorFile(path);
-    if (!batch)
-      return batch.takeError();
-    if (batch->rank() < 1 || batch->dim(0) < 1)
+    // Only the header: samples are read one at a time.
+    std::string head(65536, '\0');
+    {
+      std::ifstream in(path.str(), std::ios::binary);
+      if (!in)
+        return error("calibration data '" + path + "': cannot read");
+      in.read(head.data(), head.size());
+      head.resize(in.gcount());
+    }
+    auto header = interp::parseNpyHeader(head, path);
+    if (!header)
+      return header.takeError();
+    if (header->shape.empty() || header->shape[0] < 1)
       return error("calibration data '" + path + "' holds no samples");
+    uint64_t fileSize = 0;
+    llvm::sys::fs::file_size(path, fileSize);
+    uint64_t expected = header->dataOffset;
+    uint64_t elements = 1;
+    for (int64_t d : header->shape)
+      elements *= uint64_t(d);
+    expected += elements * interp::dtypeSize(header->dtype);
+    if (fileSize != expected)
+      return error("calibration data '" + path + "': the data does not match its shape");
     data.layout = Layout::Batched;
-    data.batch = *batch;
-    data.count = batch->dim(0);
+    data.batch = *header;
+    data.count = header->shape[0];
   } else {
     data.setDirs = listDir(path, [](StringRef name) { return name.starts_with("test_data_set_"); });
     if (!data.setDirs.empty()) {
@@ -135,11 +154,14 @@ Expected<interp::TensorMap> CalibrationData::load(size_t i) const {
   }
   case Layout::Batched: {
     // Sample i as a batch of one: the rank the model's input expects.
-    llvm::SmallVector<int64_t> shape(batch.shape().begin(), batch.shape().end());
+    llvm::SmallVector<int64_t> shape(batch.shape.begin(), batch.shape.end());
     shape[0] = 1;
-    int64_t sampleBytes = batch.byteSize() / batch.dim(0);
-    interp::Tensor sample(batch.dtype(), shape);
-    std::copy_n(batch.raw() + i * sampleBytes, sampleBytes, sample.raw());
+    interp::Tensor sample(batch.dtype, shape);
+    std::ifstream in(path, std::ios::binary);
+    in.seekg(std::streamoff(batch.dataOffset + i * sample.byteSize()));
+    in.read(sample.raw(), std::streamsize(sample.byteSize()));
+    if (!in)
+      return error("calibration data '" + path + "': cannot read sample " + std::to_string(i));
     sets[inputNames[0]] = sample;
     break;
   }

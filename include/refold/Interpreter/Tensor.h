@@ -89,6 +89,16 @@ mlir::ElementsAttr tensorToAttr(const Tensor &tensor, mlir::MLIRContext *context
 
 /// TensorProto files (.pb) and numpy files (.npy).
 llvm::Expected<Tensor> readTensorFile(llvm::StringRef path);
+
+/// What a .npy file's header says: element type, shape, and where the
+/// row-major data starts (for reading part of a large file).
+struct NpyHeader {
+  DType dtype;
+  Shape shape;
+  size_t dataOffset;
+};
+/// Parses the header at the start of `bytes` (the first 64 KB suffice).
+llvm::Expected<NpyHeader> parseNpyHeader(llvm::StringRef bytes, llvm::StringRef path);
 llvm::Error writeTensorProto(const Tensor &tensor, llvm::StringRef name, llvm::StringRef path);
 
 } // namespace refold::interp

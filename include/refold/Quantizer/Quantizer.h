@@ -30,7 +30,8 @@ inline constexpr llvm::StringLiteral kInputRangesAttr = "refold.input_ranges";
 /// Calibration input sets: a directory of NAME.npy files (one set), a
 /// directory in ONNX's test-data layout (test_data_set_*/input_*.pb, one
 /// set each), or, for a single-input model, one .npy whose first dimension
-/// counts the samples. Sets are read when asked for.
+/// counts the samples. Sets are read when asked for (a sample of a large
+/// .npy too: the file is never loaded whole).
 class CalibrationData {
 public:
   static llvm::Expected<CalibrationData> open(llvm::StringRef path, mlir::ModuleOp module,
@@ -45,7 +46,7 @@ private:
   std::string path;
   std::vector<std::string> inputNames;
   std::vector<std::string> setDirs; // TestData
-  interp::Tensor batch;             // Batched
+  interp::NpyHeader batch;          // Batched: read one sample at a time
   size_t count = 0;
 };
 
