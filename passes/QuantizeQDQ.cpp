@@ -61,6 +61,7 @@ struct QuantizeQDQPass : refold::impl::QuantizeQDQBase<QuantizeQDQPass> {
       if (isa<ConvOp, GemmOp, MatMulOp>(op))
         linear.push_back(op);
     });
+    groupScalePreservingTensors();
     for (Operation *op : linear) {
       std::string reason = quantizeOp(op);
       if (reason.empty()) {
@@ -98,6 +99,66 @@ struct QuantizeQDQPass : refold::impl::QuantizeQDQBase<QuantizeQDQPass> {
     return weights::createInitializer(b, loc, name, t);
   }
 
+  /// Tensors that must share one scale: a Concat's inputs and output (so
+  /// that it is a copy in int8), and the input and output of ops that only
+  /// move or select values (MaxPool, Reshape, Transpose, Flatten, Squeeze,
+  /// Unsqueeze, Slice, Identity), which carry the scale through. Each group
+  /// is quantized over the union of its members' ranges.
+  llvm::DenseMap<Value, Value> groupParent;        // union-find over tensors
+  llvm::DenseMap<Value, quant::Range> groupRanges; // by group root
+  llvm::DenseSet<Value> incompleteGroups;          // a member has no range
+
+  Value groupOf(Value v) {
+    auto it = groupParent.find(v);
+    if (it == groupParent.end() || it->second == v)
+      return v;
+    Value root = groupOf(it->second);
+    groupParent[v] = root;
+    return root;
+  }
+  void unite(Value a, Value b) {
+    Value ra = groupOf(a), rb = groupOf(b);
+    if (ra != rb)
+      groupParent[rb] = ra;
+    groupParent.try_emplace(ra, ra);
+  }
+
+  void groupScalePreservingTensors() {
+    getOperation().walk([&](Operation *op) {
+      if (isa<ConcatOp>(op)) {
+        for (Value in : op->getOperands())
+          unite(op->getResult(0), in);
+      } else if (isa<MaxPoolOp, ReshapeOp, TransposeOp, FlattenOp, SqueezeOp, UnsqueezeOp, SliceOp,
+                     IdentityOp>(op) &&
+                 op->getNumResults() >= 1) {
+        unite(op->getOperand(0), op->getResult(0));
+      }
+    });
+    for (auto &entry : groupParent) {
+      Value member = entry.first, root = groupOf(member);
+      auto r = quant::rangeOf(member);
+      if (!r) {
+        // A member calibration never saw: the group is not shared.
+        incompleteGroups.insert(root);
+        continue;
+      }
+      quant::Range &all = groupRanges[root];
+      all.min = std::min(all.min, r->min);
+      all.max = std::max(all.max, r->max);
+    }
+  }
+
+  /// The range `value` is quantized over: its group's, or its own.
+  std::optional<quant::Range> quantRange(Value value) {
+    if (groupParent.count(value)) {
+      Value root = groupOf(value);
+      if (!incompleteGroups.count(root))
+        if (auto it = groupRanges.find(root); it != groupRanges.end() && it->second.valid())
+          return it->second;
+    }
+    return quant::rangeOf(value);
+  }
+
   /// The ONNX name of a tensor: its producer's output name or the graph
   /// input's.
   std::string tensorName(Value value) {
@@ -118,7 +179,7 @@ struct QuantizeQDQPass : refold::impl::QuantizeQDQBase<QuantizeQDQPass> {
   std::optional<std::pair<Value, float>> quantizeActivation(Value value) {
     if (auto found = quantized.find(value); found != quantized.end())
       return found->second;
-    auto range = quant::rangeOf(value);
+    auto range = quantRange(value);
     auto type = dyn_cast<RankedTensorType>(value.getType());
     if (!range || !type || !type.getElementType().isF32())
       return std::nullopt;
@@ -155,6 +216,13 @@ struct QuantizeQDQPass : refold::impl::QuantizeQDQBase<QuantizeQDQPass> {
 
   /// Quantizes `op`; the reason when it cannot.
   std::string quantizeOp(Operation *op) {
+    if (!keepFloat.empty()) {
+      auto node = op->getAttrOfType<StringAttr>(kNodeNameAttr);
+      std::string output = weights::nameOf(op->getResult(0));
+      for (const std::string &kept : keepFloat)
+        if ((node && node.getValue() == kept) || output == kept)
+          return "kept in float by --keep-float";
+    }
     Value x = op->getOperand(0), w = op->getOperand(1);
     Value bias = op->getNumOperands() > 2 && !isNoneValue(op->getOperand(2)) ? op->getOperand(2)
                                                                               : Value();
@@ -271,6 +339,9 @@ struct QuantizeQDQPass : refold::impl::QuantizeQDQBase<QuantizeQDQPass> {
         op->setAttr(quant::kRangesAttr, ranges);
       if (auto names = absorbed->getAttr(kOutputNamesAttr))
         op->setAttr(kOutputNamesAttr, names);
+      // The op's output takes the activation's place in its scale group.
+      if (groupParent.count(absorbed->getResult(0)))
+        unite(absorbed->getResult(0), out);
       absorbed->getResult(0).replaceAllUsesWith(out);
       absorbed->erase();
     }

@@ -68,6 +68,30 @@ func.func @chain(%x: tensor<1x1x2x2xf32>, %m: tensor<2x4xf32>) -> (tensor<1x1x2x
 
 // -----
 
+// One scale for a Concat's inputs and output (ranges [-1, 2] and [0, 4]:
+// union [-1, 4], scale 5/255, zero point 51), and carried through MaxPool.
+// CHECK-LABEL: func.func @shared_scales
+// CHECK-DAG: %[[S:.*]] = onnx.initializer "a_scale" = dense<0.0196078438> : tensor<f32>
+// CHECK-DAG: %[[Z:.*]] = onnx.initializer "a_zero_point" = dense<51> : tensor<ui8>
+// CHECK-DAG: %[[S2:.*]] = onnx.initializer "b_scale" = dense<0.0196078438> : tensor<f32>
+// CHECK-DAG: %[[Z2:.*]] = onnx.initializer "b_zero_point" = dense<51> : tensor<ui8>
+// CHECK-DAG: onnx.initializer "p_scale" = dense<0.0196078438> : tensor<f32>
+// CHECK: onnx.Concat
+// CHECK: onnx.MaxPool
+func.func @shared_scales(%x: tensor<1x1x2x2xf32>) -> tensor<1x1x1x1xf32> attributes {refold.input_ranges = [array<f32: 0.0, 1.0>]} {
+  %none = onnx.none
+  %w = onnx.initializer "w" = dense<0.5> : tensor<1x1x1x1xf32>
+  %v = onnx.initializer "v" = dense<0.25> : tensor<1x2x1x1xf32>
+  %a = onnx.Conv(%x, %w, %none) {onnx.outputs = ["a"], refold.ranges = [array<f32: -1.0, 2.0>]} : (tensor<1x1x2x2xf32>, tensor<1x1x1x1xf32>, none) -> tensor<1x1x2x2xf32>
+  %b = onnx.Conv(%x, %w, %none) {onnx.outputs = ["b"], refold.ranges = [array<f32: 0.0, 4.0>]} : (tensor<1x1x2x2xf32>, tensor<1x1x1x1xf32>, none) -> tensor<1x1x2x2xf32>
+  %c = onnx.Concat(%a, %b) {axis = 1 : i64, onnx.outputs = ["c"], refold.ranges = [array<f32: -1.0, 4.0>]} : (tensor<1x1x2x2xf32>, tensor<1x1x2x2xf32>) -> tensor<1x2x2x2xf32>
+  %p, %i = onnx.MaxPool(%c) {kernel_shape = array<i64: 2, 2>, onnx.outputs = ["p", ""], refold.ranges = [array<f32: 1.0, 4.0>, array<f32>]} : (tensor<1x2x2x2xf32>) -> (tensor<1x2x1x1xf32>, none)
+  %y = onnx.Conv(%p, %v, %none) {onnx.outputs = ["y"], refold.ranges = [array<f32: 0.0, 1.0>]} : (tensor<1x2x1x1xf32>, tensor<1x2x1x1xf32>, none) -> tensor<1x1x1x1xf32>
+  return %y : tensor<1x1x1x1xf32>
+}
+
+// -----
+
 // Refused, with the reason recorded: a weight computed at run time, and a
 // conv whose output has no recorded range.
 // CHECK-LABEL: func.func @refusals

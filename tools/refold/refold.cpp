@@ -180,6 +180,10 @@ cl::opt<std::string> activationsType("activations", cl::init("uint8"),
 cl::opt<std::string> weightsGranularity("weights", cl::init("per-channel"),
                                         cl::desc("Weight scales: per-channel or per-tensor"),
                                         cl::cat(quantCategory));
+cl::list<std::string> keepFloat("keep-float", cl::CommaSeparated,
+                                cl::desc("Leave these Conv/Gemm/MatMul nodes in float (node or "
+                                         "output names, comma-separated)"),
+                                cl::value_desc("NODE,..."), cl::cat(quantCategory));
 cl::opt<bool> quantReport("quant-report",
                           cl::desc("Print what quantization cost, measured on the calibration "
                                    "data: per output SQNR, max error, top-1 agreement"),
@@ -453,6 +457,8 @@ static mlir::LogicalResult quantizeModel(mlir::ModuleOp module) {
   refold::QuantizeQDQOptions rewrite;
   rewrite.activations = activationsType;
   rewrite.weights = weightsGranularity;
+  std::vector<std::string> kept(keepFloat.begin(), keepFloat.end()); // the options view it
+  rewrite.keepFloat = kept;
   pm.nest<mlir::func::FuncOp>().addPass(refold::createQuantizeQDQ(rewrite));
   pm.nest<mlir::func::FuncOp>().addPass(refold::createCleanup());
   if (failed(pm.run(module)))

@@ -251,13 +251,15 @@ def QuantizeQDQ : Pass<"onnx-quant-qdq", "::mlir::func::FuncOp"> {
     user is absorbed into the output's range (the quantized range starts at
     0, so saturation does the clamping) and removed. Refused, with the reason
     left in `refold.quant_skipped`: a weight computed at run time, a missing
-    range, a bias that is not a 1-D constant.
+    range, a bias that is not a 1-D constant, a node named in `keep-float`.
   }];
   let options = [
     Option<"activations", "activations", "std::string", "\"uint8\"",
            "Activation type: uint8 or int8">,
     Option<"weights", "weights", "std::string", "\"per-channel\"",
-           "Weight scales: per-channel or per-tensor">
+           "Weight scales: per-channel or per-tensor">,
+    ListOption<"keepFloat", "keep-float", "std::string",
+               "Nodes to leave in float, by node name or output name">
   ];
   let statistics = [Statistic<"numQuantized", "quantized", "ops quantized">];
   let dependentDialects = ["::refold::ir::ONNXDialect"];
