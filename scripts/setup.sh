@@ -14,7 +14,8 @@ PKGS=(cmake ninja-build g++ lld
       libonnx-testdata python3-onnx python3-numpy nodejs npm
       clang-19 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
 # The benchmarks export torchvision models; they are not needed for the tests.
-if [ "${REFOLD_WITH_TORCH:-0}" = 1 ]; then PKGS+=(python3-torch python3-torchvision); fi
+# The trained quantization corpus takes its photos from scikit-image.
+if [ "${REFOLD_WITH_TORCH:-0}" = 1 ]; then PKGS+=(python3-torch python3-torchvision python3-skimage); fi
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
