@@ -55,6 +55,7 @@ std::string outputName(Value v) {
 struct Layer {
   std::string output, weightInt8;
   Value weightDq;
+  double rangeMin = 0, rangeMax = 0;
 };
 std::vector<Layer> quantizedLayers(ModuleOp quantModel) {
   std::vector<Layer> layers;
@@ -70,10 +71,20 @@ std::vector<Layer> quantizedLayers(ModuleOp quantModel) {
       layer.weightInt8 = init.getName().str();
     // Output -> QuantizeLinear -> DequantizeLinear: the dequantized name.
     for (Operation *q : op->getResult(0).getUsers())
-      if (isa<ir::QuantizeLinearOp>(q))
+      if (isa<ir::QuantizeLinearOp>(q)) {
         for (Operation *dq : q->getResult(0).getUsers())
           if (isa<ir::DequantizeLinearOp>(dq))
             layer.output = outputName(dq->getResult(0));
+        // The range the output's 256 levels cover.
+        auto scale = interp::constantValue(q->getOperand(1));
+        auto zero = interp::constantValue(q->getOperand(2));
+        if (scale && zero && scale->size() == 1 && zero->size() == 1) {
+          bool isUnsigned = zero->dtype() == interp::DType::U8;
+          double lo = isUnsigned ? 0 : -128, hi = isUnsigned ? 255 : 127;
+          layer.rangeMin = (lo - zero->asDouble(0)) * scale->asDouble(0);
+          layer.rangeMax = (hi - zero->asDouble(0)) * scale->asDouble(0);
+        }
+      }
     if (!layer.output.empty())
       layers.push_back(layer);
   });
@@ -169,6 +180,8 @@ Expected<CostReport> measureCost(ModuleOp floatModel, ModuleOp quantModel,
     LayerCost cost;
     cost.name = layer.output;
     cost.sqnrDb = sums.sqnrDb();
+    cost.rangeMin = layer.rangeMin;
+    cost.rangeMax = layer.rangeMax;
     StringRef weightName = StringRef(layer.weightInt8).drop_back(StringRef("_quantized").size());
     if (!StringRef(layer.weightInt8).ends_with("_quantized"))
       weightName = "";

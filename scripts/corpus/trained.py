@@ -4,13 +4,14 @@ scikit-image's sample photos, in four architectures whose quantization
 behaves differently: a RepVGG-style net (3x3 + 1x1 + identity branches with
 BatchNorm: the merged kernels get outlier channels), a MobileNetV2-style net
 (depthwise convs, ReLU6), a small ResNet, and a VoVNet-style net (Concat).
-Training takes 90 seconds per model on one core (seeds fixed).
+Training runs a fixed number of steps (about 90 s per model on one core;
+seeds fixed, so the weights are the same on every run).
 Exports, for OUT/trained_<model>:
   _preserve.onnx   the training form, every BatchNormalization kept
   _calib.npy       64 noisy training patches (calibration samples)
   _eval_x.npy      256 noisy patches of photos not trained on
   _eval_y.npy      their clean versions
-usage: trained.py OUT --model repvgg|mbv2|resnet|vovnet [--seconds S]
+usage: trained.py OUT --model repvgg|mbv2|resnet|vovnet [--steps N]
 """
 import argparse
 import os
@@ -131,7 +132,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
     parser.add_argument("--model", choices=["repvgg", "mbv2", "resnet", "vovnet"], required=True)
-    parser.add_argument("--seconds", type=float, default=90)
+    parser.add_argument("--steps", type=int, default=300)
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(0)
@@ -140,8 +141,8 @@ def main():
     train = patches(TRAIN_IMAGES, 20000, rng)
     model = build(args.model)
     opt = torch.optim.Adam(model.parameters(), 2e-3)
-    start, step = time.time(), 0
-    while time.time() - start < args.seconds:
+    start = time.time()
+    for step in range(1, args.steps + 1):
         idx = rng.integers(len(train), size=64)
         clean = torch.from_numpy(train[idx])
         noisy = clean + SIGMA * torch.randn_like(clean)
@@ -149,7 +150,6 @@ def main():
         opt.zero_grad()
         loss.backward()
         opt.step()
-        step += 1
     model.eval()
     base = os.path.join(args.out, f"trained_{args.model}")
     eval_rng = np.random.default_rng(1)
@@ -166,7 +166,7 @@ def main():
     torch.onnx.export(model, x, base + "_preserve.onnx", opset_version=13, input_names=["noisy"],
                       output_names=["denoised"], dynamic_axes={"noisy": {0: "N"}, "denoised": {0: "N"}},
                       training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
-    print(f"{args.model}: {step} steps in {args.seconds:.0f} s; eval PSNR noisy {psnr(eval_x, eval_y):.2f} dB, "
+    print(f"{args.model}: {args.steps} steps in {time.time() - start:.0f} s; eval PSNR noisy {psnr(eval_x, eval_y):.2f} dB, "
           f"denoised {psnr(out, eval_y):.2f} dB")
 
 

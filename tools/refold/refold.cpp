@@ -512,10 +512,11 @@ static mlir::LogicalResult quantizeModel(mlir::ModuleOp module) {
     }
     outs() << "  weights: " << floatBytes << " -> " << intBytes << " bytes ("
            << format("%.2f", floatBytes ? double(intBytes) / double(floatBytes) : 1.0) << "x)\n";
-    outs() << "  layers (output SQNR graph-wise, weight SQNR):\n";
+    outs() << "  layers (output SQNR graph-wise, weight SQNR, quantized output range):\n";
     for (const auto &l : cost->layers)
       outs() << "    " << l.name << ": " << format("%.1f", l.sqnrDb) << " dB, weight "
-             << format("%.1f", l.weightSqnrDb) << " dB\n";
+             << format("%.1f", l.weightSqnrDb) << " dB, range [" << format("%.4g", l.rangeMin)
+             << ", " << format("%.4g", l.rangeMax) << "]\n";
     for (const auto &[layer, why] : keptFloat)
       outs() << "    " << layer << ": kept in float (" << why << ")\n";
   }
@@ -532,7 +533,8 @@ static mlir::LogicalResult quantizeModel(mlir::ModuleOp module) {
       layers.push_back(json::Object{{"output", l.name},
                                     {"weight", l.weightName},
                                     {"sqnr_db", dB(l.sqnrDb)},
-                                    {"weight_sqnr_db", dB(l.weightSqnrDb)}});
+                                    {"weight_sqnr_db", dB(l.weightSqnrDb)},
+                                    {"range", json::Array{l.rangeMin, l.rangeMax}}});
     for (const auto &[layer, why] : keptFloat)
       floats.push_back(json::Object{{"layer", layer}, {"reason", why}});
     json::Object root{{"calibration_sets", int64_t(cost->sets)},

@@ -103,6 +103,7 @@ struct LayerCost {
   std::string name;       // the ONNX name of the layer's output
   std::string weightName; // the float weight it replaced
   double sqnrDb = 0, weightSqnrDb = 0;
+  double rangeMin = 0, rangeMax = 0; // the output's quantized range
 };
 struct CostReport {
   size_t sets = 0;
