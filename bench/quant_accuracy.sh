@@ -30,7 +30,7 @@ for m in "${MODELS[@]}"; do
   "$REFOLD" "${base}_preserve.onnx" -o "$work/int8.onnx" --quiet --quantize=int8 \
     --calibration="${base}_calib.npy"
   "$REFOLD" "${base}_preserve.onnx" -o "$work/base.onnx" --quiet --quantize=int8 \
-    --calibration="${base}_calib.npy" --weights=per-tensor --activations=int8
+    --calibration="${base}_calib.npy" --weights=per-tensor --activations=int8 --equalize=false
   for v in float int8 base; do
     "$REFOLD" run "$work/$v.onnx" --input noisy="${base}_eval_x.npy" -o "$work/run_$v" --quiet
   done

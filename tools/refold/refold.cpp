@@ -184,6 +184,10 @@ cl::list<std::string> keepFloat("keep-float", cl::CommaSeparated,
                                 cl::desc("Leave these Conv/Gemm/MatMul nodes in float (node or "
                                          "output names, comma-separated)"),
                                 cl::value_desc("NODE,..."), cl::cat(quantCategory));
+cl::opt<bool> equalize("equalize", cl::init(true),
+                       cl::desc("Cross-layer equalization of Conv -> (Relu) -> Conv pairs before "
+                                "calibration (default on; --equalize=false to skip)"),
+                       cl::cat(quantCategory));
 cl::opt<bool> quantReport("quant-report",
                           cl::desc("Print what quantization cost, measured on the calibration "
                                    "data: per output SQNR, max error, top-1 agreement"),
@@ -445,6 +449,14 @@ static bool checkQuantOptions() {
 
 /// --quantize: calibrate, rewrite to QDQ, report what it cost.
 static mlir::LogicalResult quantizeModel(mlir::ModuleOp module) {
+  if (equalize) {
+    mlir::PassManager prepare(module.getContext(), mlir::ModuleOp::getOperationName());
+    prepare.nest<mlir::func::FuncOp>().addPass(refold::createQuantEqualize());
+    if (failed(prepare.run(module)))
+      return mlir::failure();
+  }
+  // The reference of the report: the float model as quantized (equalization
+  // is exact, but it changes the tensors the layers are compared on).
   mlir::OwningOpRef<mlir::ModuleOp> floatModel = module.clone();
   uint64_t floatBytes = weightBytes(module);
   mlir::PassManager pm(module.getContext(), mlir::ModuleOp::getOperationName());

@@ -237,6 +237,27 @@ def QuantCalibrate : Pass<"onnx-quant-calibrate", "::mlir::ModuleOp"> {
   let dependentDialects = ["::refold::ir::ONNXDialect"];
 }
 
+def QuantEqualize : Pass<"onnx-quant-equalize", "::mlir::func::FuncOp"> {
+  let summary = "Cross-layer equalization of Conv -> (Relu) -> Conv pairs before quantization";
+  let description = [{
+    Data-free quantization's first step (Nagel et al. 2019): for a Conv whose
+    output feeds another Conv (groups 1), directly or through a Relu, and
+    nothing else, output channel c of the first is divided by
+    s_c = sqrt(r1_c / r2_c) (weights and bias) and input channel c of the
+    second multiplied by it, where r1_c and r2_c are the largest |weight| of
+    the two channels. Exact in float (Relu(x / s) = Relu(x) / s for s > 0);
+    it evens out the per-channel ranges one scale per tensor must cover (the
+    outlier channels of merged RepVGG kernels). Relu6 and Clip are not
+    exact under it and stop a pair. Repeats over all pairs until the scales
+    settle (at most `max-rounds` rounds).
+  }];
+  let options = [
+    Option<"maxRounds", "max-rounds", "unsigned", "20", "Most rounds over all pairs">
+  ];
+  let statistics = [Statistic<"numPairs", "pairs", "conv pairs equalized">];
+  let dependentDialects = ["::refold::ir::ONNXDialect"];
+}
+
 def QuantizeQDQ : Pass<"onnx-quant-qdq", "::mlir::func::FuncOp"> {
   let summary = "Quantize Conv, Gemm and MatMul to int8 in QDQ form from recorded ranges";
   let description = [{
