@@ -2,6 +2,8 @@
 
 #include "refold/Interpreter/Tensor.h"
 
+#include "refold/Dialect/ONNX/ONNXOps.h"
+
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/BuiltinTypes.h"
@@ -253,7 +255,7 @@ ElementsAttr tensorToAttr(const Tensor &tensor, MLIRContext *context, StringRef 
     return DenseElementsAttr::getFromRawBuffer(type, bytes);
   }
   return DenseResourceElementsAttr::get(
-      type, blobName.empty() ? "folded" : blobName,
+      type, ir::resourceKey(blobName.empty() ? "folded" : blobName),
       HeapAsmResourceBlob::allocateAndCopyWithAlign(bytes, dtypeSize(tensor.dtype())));
 }
 

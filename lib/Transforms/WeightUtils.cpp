@@ -79,7 +79,7 @@ Value createInitializer(OpBuilder &builder, Location loc, StringRef nameHint,
   } else {
     // Weights are blobs, not uniqued attributes: they are freed with the module.
     value = DenseResourceElementsAttr::get(
-        type, nameHint.empty() ? "weight" : nameHint,
+        type, ir::resourceKey(nameHint.empty() ? "weight" : nameHint),
         HeapAsmResourceBlob::allocateAndCopyInferAlign(ArrayRef<float>(tensor.data)));
   }
   // Initializers live at the top of the graph, before their users.

@@ -503,13 +503,8 @@ FailureOr<ElementsAttr> Importer::convertTensor(onnx::TensorProto &tensor) {
       data, alignment,
       [owned = std::move(holder)](void *, size_t, size_t) mutable { owned.reset(); },
       /*dataIsMutable=*/true);
-  std::string key = tensor.name().empty() ? "tensor" : tensor.name();
-  for (char &c : key)
-    if (!llvm::isAlnum(c) && c != '_' && c != '.')
-      c = '_';
-  if (!llvm::isAlpha(key.front()) && key.front() != '_')
-    key = "t_" + key;
-  return ElementsAttr(DenseResourceElementsAttr::get(type, key, std::move(blob)));
+  return ElementsAttr(
+      DenseResourceElementsAttr::get(type, ir::resourceKey(tensor.name()), std::move(blob)));
 }
 
 FailureOr<Attribute> Importer::convertAttribute(onnx::AttributeProto &attr) {

@@ -10,6 +10,7 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringExtras.h"
 
 using namespace mlir;
 using namespace refold::ir;
@@ -312,6 +313,16 @@ LogicalResult NodeOp::verify() {
 
 // Subgraph bodies are dataflow graphs, like the top-level graph.
 RegionKind NodeOp::getRegionKind(unsigned) { return RegionKind::SSACFG; }
+
+std::string refold::ir::resourceKey(StringRef name) {
+  std::string key = name.empty() ? "tensor" : name.str();
+  for (char &c : key)
+    if (!llvm::isAlnum(c) && c != '_' && c != '.')
+      c = '_';
+  if (!llvm::isAlpha(key.front()) && key.front() != '_')
+    key = "t_" + key;
+  return key;
+}
 
 StringRef refold::ir::opTypeOf(Operation *op) {
   if (auto node = dyn_cast<NodeOp>(op))

@@ -39,6 +39,11 @@ inline bool isNoneValue(mlir::Value value) {
   return llvm::isa<mlir::NoneType>(value.getType());
 }
 
+/// A blob resource key for a tensor named `name`: MLIR's textual form
+/// reads keys back only when they are identifiers ([A-Za-z_][A-Za-z0-9_.]*),
+/// so other characters become '_' (an ONNX name like "/blocks/conv" too).
+std::string resourceKey(llvm::StringRef name);
+
 /// The ONNX op type of a typed op or generic node ("Conv", "TopK").
 llvm::StringRef opTypeOf(mlir::Operation *op);
 
