@@ -283,6 +283,46 @@ static std::optional<DirectGeometry> directGeometry(const ConvGeometry &g) {
   return d;
 }
 
+/// A conv's weights in the GEMM's panels (both conv kernels read them):
+/// packed at generation time when constant, else packed at run time into
+/// the first `runtimeBytes` of the step's scratch.
+struct PackedConvWeights {
+  std::string constant; // the packed constant's pointer expression, or ""
+  uint64_t runtimeBytes = 0;
+  Value w;
+  int64_t groups = 1, mg = 0, k = 0;
+
+  /// The pointer the kernel reads, after printing the run-time packing.
+  std::string print(Emitter &e, raw_ostream &os) const {
+    if (!constant.empty())
+      return constant;
+    std::string wp = e.scratch();
+    int64_t mpad = (mg + kMR - 1) / kMR * kMR;
+    os << "  { int g; for (g = 0; g < " << groups << "; ++g) rf_pack_a(" << mg << ", " << k << ", "
+       << e.ptr(w) << " + (ptrdiff_t)g * " << mg * k << ", " << k << ", 1, " << wp
+       << " + (ptrdiff_t)g * " << mpad * k << "); }\n";
+    return wp;
+  }
+};
+
+static PackedConvWeights packConvWeights(Emitter &e, Step &step, Value w,
+                                         const std::optional<interp::Tensor> &constW,
+                                         int64_t groups, int64_t mg, int64_t k) {
+  PackedConvWeights packed;
+  packed.w = w;
+  packed.groups = groups;
+  packed.mg = mg;
+  packed.k = k;
+  if (constW) {
+    uint64_t offset = e.addFloats(packRows(constW->data<float>(), groups, mg, k));
+    packed.constant = "(const float *)(const void *)(wb + " + std::to_string(offset) + ")";
+  } else {
+    step.reads.push_back(w);
+    packed.runtimeBytes = uint64_t(groups * ((mg + kMR - 1) / kMR * kMR) * k) * 4;
+  }
+  return packed;
+}
+
 static Error lowerConv(Emitter &e, Operation *op) {
   if (auto err = requireFloat(e, op))
     return err;
@@ -338,6 +378,15 @@ static Error lowerConv(Emitter &e, Operation *op) {
   std::string shape = convShape(e, kernelShape);
   std::string actText = actArgs(act);
 
+  // Both depthwise kernels take the same arguments (ONNX-layout weights).
+  auto printDepthwise = [=](StringRef kernel) {
+    return [=, kernel = kernel.str()](Emitter &e, raw_ostream &os) {
+      os << "  " << kernel << "(" << e.ptr(x) << ", " << e.ptr(result, true) << ", " << e.ptr(w)
+         << ", " << (bias ? e.ptr(bias) : "NULL") << ", " << (residual ? e.ptr(residual) : "NULL")
+         << ", &" << shape << ", " << e.scratch() << ", " << actText << ");\n";
+    };
+  };
+
   // Small-image "same" depthwise convs on one flat run per channel
   // (rf_depthwise_same): 1.3-6x faster than the row kernel up to 28x28,
   // slower from 56x56 (measured on MobileNet shapes).
@@ -352,11 +401,7 @@ static Error lowerConv(Emitter &e, Operation *op) {
     step.scratchBytes = uint64_t(g.kh * padded + 2 * guard + padded) * 4;
     // The output is written channel by channel over a residual it reads
     // at the same positions, so it may take over the residual's buffer.
-    step.print = [=](Emitter &e, raw_ostream &os) {
-      os << "  rf_depthwise_same(" << e.ptr(x) << ", " << e.ptr(result, true) << ", " << e.ptr(w)
-         << ", " << (bias ? e.ptr(bias) : "NULL") << ", " << (residual ? e.ptr(residual) : "NULL")
-         << ", &" << shape << ", " << e.scratch() << ", " << actText << ");\n";
-    };
+    step.print = printDepthwise("rf_depthwise_same");
     e.steps.push_back(std::move(step));
     return Error::success();
   }
@@ -376,43 +421,25 @@ static Error lowerConv(Emitter &e, Operation *op) {
     }
     // The output may not overwrite the residual: rows are written whole.
     step.inPlaceCandidates.clear();
-    step.print = [=](Emitter &e, raw_ostream &os) {
-      os << "  rf_conv2d_depthwise(" << e.ptr(x) << ", " << e.ptr(result, true) << ", " << e.ptr(w)
-         << ", " << (bias ? e.ptr(bias) : "NULL") << ", " << (residual ? e.ptr(residual) : "NULL")
-         << ", &" << shape << ", " << e.scratch() << ", " << actText << ");\n";
-    };
+    step.print = printDepthwise("rf_conv2d_depthwise");
     e.steps.push_back(std::move(step));
     return Error::success();
   }
 
+  PackedConvWeights weights = packConvWeights(e, step, w, constW, g.groups, mg, k);
   if (direct) {
     // Read in place, the input must outlive the whole step: the output may
     // not take over its buffer through the residual (Add(conv(x), x)).
     if (direct->plane == 0 && residual == x)
       step.inPlaceCandidates.clear();
-    int64_t mpad = (mg + kMR - 1) / kMR * kMR;
-    uint64_t packedBytes = constW ? 0 : uint64_t(g.groups * mpad * k) * 4;
-    uint64_t planeOffset = (packedBytes + 63) / 64 * 64;
+    uint64_t planeOffset = (weights.runtimeBytes + 63) / 64 * 64;
     step.scratchBytes = planeOffset + uint64_t(cg * g.sh * g.sw * direct->plane) * 4;
-    std::string packedW;
-    if (constW) {
-      uint64_t offset = e.addFloats(packRows(constW->data<float>(), g.groups, mg, k));
-      packedW = "(const float *)(const void *)(wb + " + std::to_string(offset) + ")";
-    } else {
-      step.reads.push_back(w);
-    }
     std::string geometry =
         e.declare("direct", "rf_direct_geometry",
                   " = {" + std::to_string(direct->wpad) + ", " + std::to_string(direct->plane) + "}");
     step.comment += " (direct)";
     step.print = [=](Emitter &e, raw_ostream &os) {
-      std::string wp = packedW;
-      if (wp.empty()) {
-        wp = e.scratch();
-        os << "  { int g; for (g = 0; g < " << g.groups << "; ++g) rf_pack_a(" << mg << ", " << k
-           << ", " << e.ptr(w) << " + (ptrdiff_t)g * " << mg * k << ", " << k << ", 1, " << wp
-           << " + (ptrdiff_t)g * " << mpad * k << "); }\n";
-      }
+      std::string wp = weights.print(e, os);
       os << "  rf_conv2d_direct(" << e.ptr(x) << ", " << e.ptr(result, true) << ", " << wp << ", "
          << (bias ? e.ptr(bias) : "NULL") << ", " << (residual ? e.ptr(residual) : "NULL") << ", &"
          << shape << ", &" << geometry << ", " << e.scratch("float", planeOffset) << ", " << actText
@@ -426,27 +453,11 @@ static Error lowerConv(Emitter &e, Operation *op) {
   // width, the whole image when it fits the budget.
   int64_t ohwPadded = (ohw + kNR - 1) / kNR * kNR;
   int64_t tile = std::min(ohwPadded, std::max<int64_t>(kNR, kIm2colBudget / (4 * k) / kNR * kNR));
-  int64_t mpad = (mg + kMR - 1) / kMR * kMR;
-  uint64_t packedBytes = constW ? 0 : uint64_t(g.groups * mpad * k) * 4;
   uint64_t colBytes = uint64_t(k * tile) * 4;
-  step.scratchBytes = (packedBytes + 63) / 64 * 64 + colBytes;
-  std::string packedW;
-  if (constW) {
-    uint64_t offset = e.addFloats(packRows(constW->data<float>(), g.groups, mg, k));
-    packedW = "(const float *)(const void *)(wb + " + std::to_string(offset) + ")";
-  } else {
-    step.reads.push_back(w);
-  }
-  uint64_t colOffset = (packedBytes + 63) / 64 * 64;
+  uint64_t colOffset = (weights.runtimeBytes + 63) / 64 * 64;
+  step.scratchBytes = colOffset + colBytes;
   step.print = [=](Emitter &e, raw_ostream &os) {
-    std::string wp = packedW;
-    if (wp.empty()) {
-      // Weights computed at run time are packed at run time.
-      wp = e.scratch();
-      os << "  { int g; for (g = 0; g < " << g.groups << "; ++g) rf_pack_a(" << mg << ", " << k
-         << ", " << e.ptr(w) << " + (ptrdiff_t)g * " << mg * k << ", " << k << ", 1, " << wp
-         << " + (ptrdiff_t)g * " << mpad * k << "); }\n";
-    }
+    std::string wp = weights.print(e, os);
     std::string col = "NULL";
     if (colBytes)
       col = e.scratch("float", colOffset);
