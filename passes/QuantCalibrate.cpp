@@ -23,9 +23,14 @@ struct QuantCalibratePass : refold::impl::QuantCalibrateBase<QuantCalibratePass>
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    if (method != "minmax") {
-      module.emitError() << "calibration method '" << method
-                         << "' is not implemented (only minmax)";
+    auto rangeMethod = refold::quant::parseRangeMethod(method);
+    if (!rangeMethod) {
+      module.emitError() << "unknown calibration method '" << method
+                         << "' (expected minmax, percentile, entropy or mse)";
+      return signalPassFailure();
+    }
+    if (!(percentile > 50.0 && percentile <= 100.0)) {
+      module.emitError() << "percentile must be in (50, 100], got " << percentile;
       return signalPassFailure();
     }
     if (calibration.empty()) {
@@ -37,7 +42,8 @@ struct QuantCalibratePass : refold::impl::QuantCalibrateBase<QuantCalibratePass>
       module.emitError() << llvm::toString(data.takeError());
       return signalPassFailure();
     }
-    auto ranges = refold::quant::collectRanges(module, *data, progress);
+    auto ranges = refold::quant::collectRanges(
+        module, *data, refold::quant::RangeOptions{*rangeMethod, percentile}, progress);
     if (!ranges) {
       module.emitError() << llvm::toString(ranges.takeError());
       return signalPassFailure();

@@ -56,13 +56,19 @@ struct QuantizeQDQPass : refold::impl::QuantizeQDQBase<QuantizeQDQPass> {
     }
     unsignedActivations = activations == "uint8";
     perChannel = weights == "per-channel";
-    SmallVector<Operation *> linear;
+    // In graph order, so that an Add sees its inputs already quantized.
+    SmallVector<Operation *> candidates;
     getOperation().walk([&](Operation *op) {
-      if (isa<ConvOp, GemmOp, MatMulOp>(op))
-        linear.push_back(op);
+      if (isa<ConvOp, GemmOp, MatMulOp, AddOp>(op))
+        candidates.push_back(op);
     });
     groupScalePreservingTensors();
-    for (Operation *op : linear) {
+    for (Operation *op : candidates) {
+      if (isa<AddOp>(op)) {
+        if (quantizeAdd(cast<AddOp>(op)))
+          ++numAdds;
+        continue;
+      }
       std::string reason = quantizeOp(op);
       if (reason.empty()) {
         op->removeAttr(kSkippedAttr);
@@ -214,6 +220,55 @@ struct QuantizeQDQPass : refold::impl::QuantizeQDQBase<QuantizeQDQPass> {
     return quantized[value];
   }
 
+  /// A Relu, or a Clip from 0, that is `out`'s only user: quantizing `out`
+  /// over its range (which starts at 0) saturates exactly as it clamps.
+  static Operation *absorbableActivation(Value out) {
+    if (!out.hasOneUse())
+      return nullptr;
+    Operation *user = *out.getUsers().begin();
+    if (isa<ReluOp>(user))
+      return user;
+    if (auto clip = dyn_cast<ClipOp>(user)) {
+      auto lo = isNoneValue(clip.getMin()) ? std::nullopt : weights::getScalarF32(clip.getMin());
+      if (lo && *lo == 0.0f)
+        return user;
+    }
+    return nullptr;
+  }
+
+  /// Removes `absorbed` (a Relu or Clip reading `op`'s only result), giving
+  /// `op` its output name, range and scale group.
+  void absorb(Operation *op, Operation *absorbed) {
+    Value out = op->getResult(0);
+    if (auto ranges = absorbed->getAttr(quant::kRangesAttr))
+      op->setAttr(quant::kRangesAttr, ranges);
+    if (auto names = absorbed->getAttr(kOutputNamesAttr))
+      op->setAttr(kOutputNamesAttr, names);
+    if (groupParent.count(absorbed->getResult(0)))
+      unite(absorbed->getResult(0), out);
+    absorbed->getResult(0).replaceAllUsesWith(out);
+    absorbed->erase();
+  }
+
+  /// An Add of two quantized tensors gets a quantized output too, so that
+  /// runtimes add in int8 (onnxruntime's QLinearAdd) instead of leaving a
+  /// float island between two dequantizes and a quantize.
+  bool quantizeAdd(AddOp add) {
+    Value out = add.getResult();
+    auto type = dyn_cast<RankedTensorType>(out.getType());
+    if (!type || !type.getElementType().isF32())
+      return false;
+    for (Value in : add->getOperands())
+      if (!quantized.count(in) || quantized[in].first != in)
+        return false; // an input that is not a dequantized tensor
+    Operation *absorbed = absorbableActivation(out);
+    if (!quant::rangeOf(absorbed ? absorbed->getResult(0) : out))
+      return false;
+    if (absorbed)
+      absorb(add, absorbed);
+    return quantizeActivation(out).has_value();
+  }
+
   /// Quantizes `op`; the reason when it cannot.
   std::string quantizeOp(Operation *op) {
     if (!keepFloat.empty()) {
@@ -250,19 +305,8 @@ struct QuantizeQDQPass : refold::impl::QuantizeQDQBase<QuantizeQDQPass> {
       if (!biasConst || biasConst->rank() != 1 || biasConst->dim(0) != outChannels)
         return "its bias is not a 1-D float32 constant per output channel";
     }
-    // The output: after a Relu or a Clip from 0 that is its only user.
     Value out = op->getResult(0);
-    Operation *absorbed = nullptr;
-    if (out.hasOneUse()) {
-      Operation *user = *out.getUsers().begin();
-      if (isa<ReluOp>(user)) {
-        absorbed = user;
-      } else if (auto clip = dyn_cast<ClipOp>(user)) {
-        auto lo = isNoneValue(clip.getMin()) ? std::nullopt : weights::getScalarF32(clip.getMin());
-        if (lo && *lo == 0.0f)
-          absorbed = user;
-      }
-    }
+    Operation *absorbed = absorbableActivation(out);
     Value finalOut = absorbed ? absorbed->getResult(0) : out;
     if (!quant::rangeOf(finalOut))
       return "no recorded range for its output (run onnx-quant-calibrate first)";
@@ -332,19 +376,8 @@ struct QuantizeQDQPass : refold::impl::QuantizeQDQBase<QuantizeQDQPass> {
       op->setOperand(2, bDq);
     }
     // The output, with the absorbed activation's range.
-    if (absorbed) {
-      // Keep the op's output name and range on the value that replaces the
-      // activation's, then drop the activation.
-      if (auto ranges = absorbed->getAttr(quant::kRangesAttr))
-        op->setAttr(quant::kRangesAttr, ranges);
-      if (auto names = absorbed->getAttr(kOutputNamesAttr))
-        op->setAttr(kOutputNamesAttr, names);
-      // The op's output takes the activation's place in its scale group.
-      if (groupParent.count(absorbed->getResult(0)))
-        unite(absorbed->getResult(0), out);
-      absorbed->getResult(0).replaceAllUsesWith(out);
-      absorbed->erase();
-    }
+    if (absorbed)
+      absorb(op, absorbed);
     quantizeActivation(out);
     return "";
   }

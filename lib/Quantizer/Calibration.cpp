@@ -1,8 +1,8 @@
 //===- Calibration.cpp - calibration data and value ranges -------------------===//
 //
 // Input sets are read one at a time and dropped after their run; ranges
-// are two floats per value, so calibrating on 1,000 sets needs no more
-// memory than on 10.
+// are two floats per value and histograms a fixed number of bins, so
+// calibrating on 1,000 sets needs no more memory than on 10.
 //
 //===----------------------------------------------------------------------===//
 
@@ -182,12 +182,18 @@ void Range::add(const interp::Tensor &t) {
 }
 
 Expected<llvm::DenseMap<Value, Range>> collectRanges(ModuleOp module, const CalibrationData &data,
+                                                     const RangeOptions &rangeOptions,
                                                      bool progress) {
   llvm::DenseMap<Value, Range> ranges;
+  llvm::DenseMap<Value, Histogram> histograms;
+  bool wantHistograms = rangeOptions.method != RangeMethod::MinMax;
   interp::RunOptions options;
   options.observe = [&](Value value, const interp::Tensor &t) {
-    if (t.dtype() == interp::DType::F32)
-      ranges[value].add(t);
+    if (t.dtype() != interp::DType::F32)
+      return;
+    ranges[value].add(t);
+    if (wantHistograms)
+      histograms[value].add(t);
   };
   auto start = std::chrono::steady_clock::now();
   bool reported = false;
@@ -207,6 +213,9 @@ Expected<llvm::DenseMap<Value, Range>> collectRanges(ModuleOp module, const Cali
       reported = true;
     }
   }
+  if (wantHistograms)
+    for (auto &[value, range] : ranges)
+      range = chooseRange(range, histograms[value], rangeOptions);
   return ranges;
 }
 

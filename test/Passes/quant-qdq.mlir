@@ -92,6 +92,33 @@ func.func @shared_scales(%x: tensor<1x1x2x2xf32>) -> tensor<1x1x1x1xf32> attribu
 
 // -----
 
+// A residual Add of two quantized tensors (the block's input and its conv's
+// output) is quantized too, with the Relu after it absorbed, so that it runs
+// as an integer add. An Add with a float constant operand stays float.
+// CHECK-LABEL: func.func @residual_add
+// CHECK: %[[DQX:.*]] = onnx.DequantizeLinear({{.*}}) {onnx.outputs = ["x_dequantized"]}
+// CHECK: %[[C:.*]] = onnx.Conv(%[[DQX]]
+// CHECK: %[[DQC:.*]] = onnx.DequantizeLinear({{.*}}) {onnx.outputs = ["c"]}
+// CHECK: %[[A:.*]] = onnx.Add(%[[DQC]], %[[DQX]]) {onnx.outputs = ["r_float"]
+// CHECK-NOT: onnx.Relu
+// CHECK: %[[QA:.*]] = onnx.QuantizeLinear(%[[A]], {{.*}}) {onnx.outputs = ["r_quantized"]}
+// CHECK: %[[DQA:.*]] = onnx.DequantizeLinear(%[[QA]], {{.*}}) {onnx.outputs = ["r"]}
+// CHECK: %[[B:.*]] = onnx.Add(%[[DQA]], %{{.*}}) {onnx.outputs = ["biased"]
+// CHECK-NOT: onnx.QuantizeLinear
+// CHECK: return %[[B]]
+func.func @residual_add(%x: tensor<1x1x2x2xf32>) -> tensor<1x1x2x2xf32> attributes {onnx.graph = {inputs = [{name = "x"}], name = "g", outputs = [{name = "biased"}]}, refold.input_ranges = [array<f32: 0.0, 1.0>]} {
+  %none = onnx.none
+  %w = onnx.initializer "w" = dense<0.5> : tensor<1x1x1x1xf32>
+  %k = onnx.initializer "k" = dense<0.25> : tensor<1xf32>
+  %c = onnx.Conv(%x, %w, %none) {onnx.outputs = ["c"], refold.ranges = [array<f32: 0.0, 0.5>]} : (tensor<1x1x2x2xf32>, tensor<1x1x1x1xf32>, none) -> tensor<1x1x2x2xf32>
+  %a = onnx.Add(%c, %x) {onnx.outputs = ["a"], refold.ranges = [array<f32: -0.5, 1.5>]} : (tensor<1x1x2x2xf32>, tensor<1x1x2x2xf32>) -> tensor<1x1x2x2xf32>
+  %r = onnx.Relu(%a) {onnx.outputs = ["r"], refold.ranges = [array<f32: 0.0, 1.5>]} : (tensor<1x1x2x2xf32>) -> tensor<1x1x2x2xf32>
+  %b = onnx.Add(%r, %k) {onnx.outputs = ["biased"], refold.ranges = [array<f32: 0.25, 1.75>]} : (tensor<1x1x2x2xf32>, tensor<1xf32>) -> tensor<1x1x2x2xf32>
+  return %b : tensor<1x1x2x2xf32>
+}
+
+// -----
+
 // Refused, with the reason recorded: a weight computed at run time, and a
 // conv whose output has no recorded range.
 // CHECK-LABEL: func.func @refusals

@@ -168,8 +168,15 @@ cl::opt<std::string> calibration(
     cl::desc("Calibration data: a directory of NAME.npy files, of test_data_set_*/input_*.pb "
              "sets, or one .npy of samples (single-input models)"),
     cl::value_desc("path"), cl::cat(quantCategory));
-cl::opt<std::string> calibrationMethod("calibration-method", cl::init("minmax"),
-                                       cl::desc("Range method (minmax)"), cl::cat(quantCategory));
+cl::opt<std::string> calibrationMethod(
+    "calibration-method", cl::init("minmax"),
+    cl::desc("How each activation's range is chosen: minmax (default), percentile, entropy or "
+             "mse (clipped ranges from a streamed histogram)"),
+    cl::cat(quantCategory));
+cl::opt<double> calibrationPercentile(
+    "calibration-percentile", cl::init(99.99),
+    cl::desc("For --calibration-method=percentile: share of values (%) inside the range"),
+    cl::cat(quantCategory));
 cl::opt<uint64_t> calibrationLimit("calibration-limit", cl::init(0),
                                    cl::desc("Use at most N calibration input sets (0: all)"),
                                    cl::cat(quantCategory));
@@ -435,9 +442,13 @@ static bool checkQuantOptions() {
                 "test_data_set_* directories, or one .npy of samples): data-free quantization "
                 "is not implemented yet"),
            false;
-  if (calibrationMethod != "minmax")
-    return fail("--calibration-method '" + calibrationMethod +
-                "' is not implemented (only minmax)"),
+  if (!refold::quant::parseRangeMethod(calibrationMethod))
+    return fail("--calibration-method must be minmax, percentile, entropy or mse, got '" +
+                calibrationMethod + "'"),
+           false;
+  if (!(calibrationPercentile > 50.0 && calibrationPercentile <= 100.0))
+    return fail("--calibration-percentile must be in (50, 100], got " +
+                std::to_string(calibrationPercentile.getValue())),
            false;
   if (activationsType != "uint8" && activationsType != "int8")
     return fail("--activations must be uint8 or int8, got '" + activationsType + "'"), false;
@@ -463,6 +474,7 @@ static mlir::LogicalResult quantizeModel(mlir::ModuleOp module) {
   refold::QuantCalibrateOptions calibrate;
   calibrate.calibration = calibration;
   calibrate.method = calibrationMethod;
+  calibrate.percentile = calibrationPercentile;
   calibrate.limit = calibrationLimit;
   calibrate.progress = !quiet;
   pm.addPass(refold::createQuantCalibrate(calibrate));

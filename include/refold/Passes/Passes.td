@@ -220,16 +220,23 @@ def QuantCalibrate : Pass<"onnx-quant-calibrate", "::mlir::ModuleOp"> {
     Reads the input sets at `calibration` one at a time (a directory of
     NAME.npy files, ONNX's test_data_set_*/input_*.pb layout, or one .npy of
     samples for a single-input model), runs each through the interpreter and
-    keeps the min and max of every float32 value: `refold.ranges` on each op
-    ([min, max] per result), `refold.input_ranges` on the graph. Memory does
-    not grow with the number of sets. Only the minmax method is implemented;
-    any other is an error.
+    keeps the range to quantize every float32 value over: `refold.ranges` on
+    each op ([min, max] per result), `refold.input_ranges` on the graph.
+    `method` chooses it: `minmax` (what the sets reached), or, from a
+    histogram of 2048 bins a side that widens as it streams, `percentile`
+    (the |x| below which `percentile` % of the values lie), `entropy` (the
+    threshold of least KL divergence at 128 levels, as TensorRT) or `mse`
+    (the threshold of least expected squared error at 256 levels). Clipped
+    ranges never reach past min/max. Memory does not grow with the number
+    of sets.
   }];
   let options = [
     Option<"calibration", "calibration", "std::string", "\"\"",
            "Calibration data: a directory or a .npy of samples">,
     Option<"method", "method", "std::string", "\"minmax\"",
-           "Range method (minmax)">,
+           "Range method: minmax, percentile, entropy or mse">,
+    Option<"percentile", "percentile", "double", "99.99",
+           "Share of values (%) inside the range, for method=percentile">,
     Option<"limit", "limit", "uint64_t", "0", "Use at most this many input sets (0: all)">,
     Option<"progress", "progress", "bool", "false",
            "Report progress on stderr when calibration takes more than a second">
@@ -270,7 +277,10 @@ def QuantizeQDQ : Pass<"onnx-quant-qdq", "::mlir::func::FuncOp"> {
     DequantizeLinear, and a 1-D bias an int32 initializer with scale input
     scale x weight scale. A Relu, or a Clip from 0, that is the output's only
     user is absorbed into the output's range (the quantized range starts at
-    0, so saturation does the clamping) and removed. Refused, with the reason
+    0, so saturation does the clamping) and removed. An Add whose two inputs
+    are both dequantized tensors gets a quantized output as well (with its
+    Relu absorbed the same way), so that it runs as an integer add
+    (onnxruntime's QLinearAdd). Refused, with the reason
     left in `refold.quant_skipped`: a weight computed at run time, a missing
     range, a bias that is not a 1-D constant, a node named in `keep-float`.
   }];
@@ -282,7 +292,8 @@ def QuantizeQDQ : Pass<"onnx-quant-qdq", "::mlir::func::FuncOp"> {
     ListOption<"keepFloat", "keep-float", "std::string",
                "Nodes to leave in float, by node name or output name">
   ];
-  let statistics = [Statistic<"numQuantized", "quantized", "ops quantized">];
+  let statistics = [Statistic<"numQuantized", "quantized", "ops quantized">,
+                    Statistic<"numAdds", "adds", "Adds of quantized tensors quantized">];
   let dependentDialects = ["::refold::ir::ONNXDialect"];
 }
 

@@ -57,11 +57,39 @@ struct Range {
   void add(const interp::Tensor &t);
 };
 
+/// How a tensor's quantization range is chosen from what calibration saw:
+/// its min and max, or a clipped range from its histogram (the |x| below
+/// which `percentile` % of the values lie; the threshold of least KL
+/// divergence at 128 levels; the threshold of least expected squared
+/// error at 256 levels).
+enum class RangeMethod { MinMax, Percentile, Entropy, MSE };
+std::optional<RangeMethod> parseRangeMethod(llvm::StringRef name);
+struct RangeOptions {
+  RangeMethod method = RangeMethod::MinMax;
+  double percentile = 99.99;
+};
+
+/// Counts of a tensor's values in kBins bins of `width` on each side of 0
+/// (bin b holds |x| in [b * width, (b + 1) * width)). A value past the last
+/// bin doubles the width and merges bin pairs, so memory stays fixed.
+struct Histogram {
+  static constexpr int kBins = 2048;
+  double width = 0;
+  std::vector<double> positive, negative;
+  void add(const interp::Tensor &t);
+};
+
+/// The range to quantize over: `seen` (min/max) for MinMax, else the
+/// clipped range the histogram suggests, never wider than `seen`.
+Range chooseRange(const Range &seen, const Histogram &histogram, const RangeOptions &options);
+
 /// Runs every calibration set through the interpreter and keeps the
-/// min/max of every float32 value (graph inputs and op results). Progress
-/// goes to stderr once a run takes longer than a second.
+/// min/max (and, for the histogram methods, a histogram) of every float32
+/// value (graph inputs and op results); returns each value's chosen range.
+/// Progress goes to stderr once a run takes longer than a second.
 llvm::Expected<llvm::DenseMap<mlir::Value, Range>>
-collectRanges(mlir::ModuleOp module, const CalibrationData &data, bool progress);
+collectRanges(mlir::ModuleOp module, const CalibrationData &data, const RangeOptions &options,
+              bool progress);
 
 /// Records ranges as kRangesAttr / kInputRangesAttr, replacing old ones.
 void attachRanges(mlir::ModuleOp module, const llvm::DenseMap<mlir::Value, Range> &ranges);
