@@ -183,6 +183,8 @@ struct LowerUnfolded : OpRewritePattern<BatchNormalizationOp> {
       weight.data = affine->scale;
       result = createConv(rewriter, loc, bn.getX(), weight, affine->shift, channels, {1, 1},
                           {0, 0, 0, 0}, bn.getY().getType(), name, bn, bn);
+      if (auto stats = weights::batchNormOutputStats(bn))
+        weights::setOutputStats(result.getDefiningOp(), *stats);
     } else {
       SmallVector<int64_t> shape{channels};
       shape.append(type.getRank() - 2, 1);

@@ -109,7 +109,21 @@ FailureOr<Value> mergeRun(ArrayRef<Branch> run, PatternRewriter &rewriter, Locat
     state.addAttribute("strides", rewriter.getDenseI64ArrayAttr(run.front().stride));
   if (auto name = run.front().op->getAttr(kNodeNameAttr))
     state.addAttribute(kNodeNameAttr, name);
-  return rewriter.create(state)->getResult(0);
+  Operation *conv = rewriter.create(state);
+  // The stacked output's statistics, when every branch has them.
+  weights::ChannelStats stacked;
+  for (const Branch &b : run) {
+    auto stats = weights::getOutputStats(b.op);
+    if (!stats) {
+      stacked.mean.clear();
+      break;
+    }
+    stacked.mean.insert(stacked.mean.end(), stats->mean.begin(), stats->mean.end());
+    stacked.std.insert(stacked.std.end(), stats->std.begin(), stats->std.end());
+  }
+  if (!stacked.mean.empty() && int64_t(stacked.mean.size()) == out)
+    weights::setOutputStats(conv, stacked);
+  return conv->getResult(0);
 }
 
 struct MergeConcat : OpRewritePattern<ConcatOp> {

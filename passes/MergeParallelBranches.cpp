@@ -299,6 +299,40 @@ void collectInputs(Value value, SmallVectorImpl<Value> &inputs, int depth = 0) {
         collectInputs(operand, inputs, depth + 1);
 }
 
+/// Output statistics of a sum whose operands each carry them (or are
+/// constants): means add; the standard deviation is bounded by the sum of
+/// the branches' (they read the same input, so they are not independent).
+std::optional<weights::ChannelStats> summedStats(Operation *sum) {
+  weights::ChannelStats total;
+  for (Value operand : sum->getOperands()) {
+    if (auto c = weights::getConstantF32(operand)) {
+      if (c->size() != 1)
+        return std::nullopt;
+      for (float &m : total.mean)
+        m += c->data[0];
+      continue;
+    }
+    auto stats = weights::getOutputStats(operand.getDefiningOp());
+    if (!stats)
+      stats = weights::batchNormOutputStats(operand.getDefiningOp());
+    if (!stats)
+      return std::nullopt;
+    if (total.mean.empty()) {
+      total = *stats;
+      continue;
+    }
+    if (stats->mean.size() != total.mean.size())
+      return std::nullopt;
+    for (size_t c = 0; c < total.mean.size(); ++c) {
+      total.mean[c] += stats->mean[c];
+      total.std[c] += stats->std[c];
+    }
+  }
+  if (total.mean.empty())
+    return std::nullopt;
+  return total;
+}
+
 template <typename SumOp> struct MergeRegion : OpRewritePattern<SumOp> {
   using OpRewritePattern<SumOp>::OpRewritePattern;
 
@@ -342,6 +376,8 @@ template <typename SumOp> struct MergeRegion : OpRewritePattern<SumOp> {
                               f.offset ? nullptr : sum.getOperation());
     if (f.offset)
       result = createAddConstant(rewriter, sum.getLoc(), result, *f.offset, base, sum);
+    else if (auto stats = summedStats(sum))
+      weights::setOutputStats(result.getDefiningOp(), *stats);
     rewriter.replaceOp(sum, result);
     // Consumers come first: each producer is unused when its turn comes.
     for (Operation *producer : ArrayRef(f.producers).drop_front())

@@ -235,6 +235,8 @@ struct MergeConvs : OpRewritePattern<ConvOp> {
       F32Tensor map = borderCorrection(c2.weight, c2.group, c1.bias, c2.stride, c2.pads,
                                        inShape[0], inShape[1], outShape[0], outShape[1]);
       merged = createAddConstant(rewriter, conv2Op->getLoc(), merged, map, base, conv2Op);
+    } else if (auto stats = weights::getOutputStats(conv2Op)) {
+      weights::setOutputStats(merged.getDefiningOp(), *stats); // the same output
     }
     rewriter.replaceOp(conv2Op, merged);
     rewriter.eraseOp(c1.op);

@@ -100,6 +100,15 @@ struct QuantEqualizePass : refold::impl::QuantEqualizeBase<QuantEqualizePass> {
     };
     pair.first->setOperand(1, weights::createInitializer(
                                   b, loc, named(pair.first.getW(), "weight"), *w1));
+    if (auto stats = weights::getOutputStats(pair.first)) {
+      if (int64_t(stats->mean.size()) == channels) {
+        for (int64_t c = 0; c < channels; ++c) {
+          stats->mean[c] /= s[c];
+          stats->std[c] /= s[c];
+        }
+        weights::setOutputStats(pair.first, *stats);
+      }
+    }
     if (b1) {
       for (int64_t c = 0; c < channels; ++c)
         b1->data[c] /= s[c];

@@ -224,7 +224,17 @@ struct ShrinkConv : OpRewritePattern<ConvOp> {
     }
     Value wv = weights::createInitializer(rewriter, conv.getLoc(), base + "_shrunk", newW);
     Value bv = weights::createInitializer(rewriter, conv.getLoc(), base + "_shrunk_bias", newB);
+    auto stats = weights::getOutputStats(conv);
     rewriter.modifyOpInPlace(conv, [&] {
+      conv->removeAttr(weights::kOutputStatsAttr);
+      if (stats && int64_t(stats->mean.size()) == w->dim(0)) {
+        weights::ChannelStats subset;
+        for (int64_t i = 0; i < keep; ++i) {
+          subset.mean.push_back(stats->mean[kept[i]]);
+          subset.std.push_back(stats->std[kept[i]]);
+        }
+        weights::setOutputStats(conv, subset);
+      }
       conv.getWMutable().assign(wv);
       conv.getBMutable().assign(bv);
       conv->getResult(0).setType(withChannels(conv.getY().getType(), keep));

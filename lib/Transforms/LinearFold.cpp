@@ -40,6 +40,27 @@ std::string hint(Value v, StringRef suffix) {
   return (name.empty() ? std::string("weight") : name.str()) + suffix.str();
 }
 
+
+/// The output statistics of `folded` (a clone of `from` with the affine map
+/// folded in): a BatchNorm's own, or `from`'s mapped through the affine.
+void carryOutputStats(Operation *from, Operation *folded, Operation *affineOp,
+                      ArrayRef<float> scale, ArrayRef<float> shift) {
+  folded->removeAttr(weights::kOutputStatsAttr);
+  if (auto bn = weights::batchNormOutputStats(affineOp)) {
+    if (bn->mean.size() == scale.size())
+      weights::setOutputStats(folded, *bn);
+    return;
+  }
+  auto stats = weights::getOutputStats(from);
+  if (!stats || stats->mean.size() != scale.size())
+    return;
+  for (size_t c = 0; c < scale.size(); ++c) {
+    stats->mean[c] = stats->mean[c] * scale[c] + shift[c];
+    stats->std[c] = stats->std[c] * std::fabs(scale[c]);
+  }
+  weights::setOutputStats(folded, *stats);
+}
+
 template <typename ConvLike>
 LogicalResult foldIntoConv(PatternRewriter &rewriter, Operation *affineOp, Value linear,
                            ArrayRef<float> scale, ArrayRef<float> shift) {
@@ -93,6 +114,7 @@ LogicalResult foldIntoConv(PatternRewriter &rewriter, Operation *affineOp, Value
       1, weights::createInitializer(rewriter, conv.getLoc(), hint(conv.getW(), "_folded"), newW));
   folded->setOperand(2, weights::createInitializer(rewriter, conv.getLoc(),
                                                    hint(conv.getW(), "_folded_bias"), newB));
+  carryOutputStats(conv, folded, affineOp, scale, shift);
   adoptOutputNames(folded, affineOp);
   rewriter.replaceOp(affineOp, folded->getResults());
   rewriter.eraseOp(conv);
@@ -136,6 +158,7 @@ LogicalResult foldIntoGemm(PatternRewriter &rewriter, Operation *affineOp, Value
       1, weights::createInitializer(rewriter, gemm.getLoc(), hint(gemm.getB(), "_folded"), newW));
   folded->setOperand(2, weights::createInitializer(rewriter, gemm.getLoc(),
                                                    hint(gemm.getB(), "_folded_bias"), newC));
+  carryOutputStats(gemm, folded, affineOp, scale, shift);
   // alpha and beta are now inside B and C.
   folded->removeAttr("alpha");
   folded->removeAttr("beta");

@@ -7,6 +7,8 @@
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
 
+#include <cmath>
+
 using namespace mlir;
 
 namespace refold::weights {
@@ -110,6 +112,40 @@ std::string nameOf(Value value) {
           return s.str();
     }
   return "";
+}
+
+std::optional<ChannelStats> getOutputStats(Operation *op) {
+  auto record = op ? op->getAttrOfType<ArrayAttr>(kOutputStatsAttr) : ArrayAttr();
+  if (!record || record.size() != 2)
+    return std::nullopt;
+  auto mean = dyn_cast<DenseF32ArrayAttr>(record[0]);
+  auto std = dyn_cast<DenseF32ArrayAttr>(record[1]);
+  if (!mean || !std || mean.size() != std.size())
+    return std::nullopt;
+  ChannelStats stats;
+  stats.mean.assign(mean.asArrayRef().begin(), mean.asArrayRef().end());
+  stats.std.assign(std.asArrayRef().begin(), std.asArrayRef().end());
+  return stats;
+}
+
+void setOutputStats(Operation *op, const ChannelStats &stats) {
+  Builder b(op->getContext());
+  op->setAttr(kOutputStatsAttr, b.getArrayAttr({b.getDenseF32ArrayAttr(stats.mean),
+                                                b.getDenseF32ArrayAttr(stats.std)}));
+}
+
+std::optional<ChannelStats> batchNormOutputStats(Operation *op) {
+  auto bn = dyn_cast_or_null<ir::BatchNormalizationOp>(op);
+  if (!bn)
+    return std::nullopt;
+  auto gamma = getConstantF32(bn.getScale()), beta = getConstantF32(bn.getB());
+  if (!gamma || !beta || gamma->size() != beta->size())
+    return std::nullopt;
+  ChannelStats stats;
+  stats.mean = beta->data;
+  for (float g : gamma->data)
+    stats.std.push_back(std::fabs(g));
+  return stats;
 }
 
 } // namespace refold::weights

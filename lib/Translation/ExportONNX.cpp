@@ -307,7 +307,10 @@ LogicalResult Exporter::exportOp(Operation &op, onnx::NodeProto &node) {
   }
   // Typed op: its inherent attributes are the ONNX attributes.
   for (NamedAttribute attr : op.getAttrDictionary()) {
-    if (attr.getName().getValue().starts_with("onnx."))
+    // onnx.*: names and value info, written elsewhere; refold.*: the
+    // compiler's own annotations (statistics, ranges), not ONNX attributes.
+    if (attr.getName().getValue().starts_with("onnx.") ||
+        attr.getName().getValue().starts_with("refold."))
       continue;
     if (failed(exportAttribute(attr.getName(), attr.getValue(), *node.add_attribute())))
       return failure();

@@ -2,10 +2,12 @@
 // RUN: refold-opt %s -split-input-file --pass-pipeline='builtin.module(func.func(onnx-fold-batchnorm{lower-unfolded=true}))' | FileCheck %s --check-prefix=LOWER
 
 // s = scale / sqrt(var + eps) = [4/2, 3/3] = [2, 1]; W' = W * s; b' = (b - mean) * s + B.
+// The BatchNorm's output statistics (mean beta, deviation |scale|) stay with
+// the conv for data-free quantization.
 // CHECK-LABEL: func.func @conv
 // CHECK-DAG: %[[W:.*]] = onnx.initializer "w_folded" = dense<{{\[\[\[\[}}2.000000e+00]]], {{\[\[\[}}1.000000e+00]]]]> : tensor<2x1x1x1xf32>
 // CHECK-DAG: %[[B:.*]] = onnx.initializer "w_folded_bias" = dense<[5.000000e-01, 2.000000e+00]> : tensor<2xf32>
-// CHECK: %[[C:.*]] = onnx.Conv(%arg0, %[[W]], %[[B]]) {onnx.name = "conv", onnx.outputs = ["bn_out"]}
+// CHECK: %[[C:.*]] = onnx.Conv(%arg0, %[[W]], %[[B]]) {onnx.name = "conv", onnx.outputs = ["bn_out"], refold.output_stats = [array<f32: 5.000000e-01, 0.000000e+00>, array<f32: 4.000000e+00, 3.000000e+00>]}
 // CHECK-NOT: onnx.BatchNormalization
 // CHECK: return %[[C]]
 func.func @conv(%x: tensor<1x1x4x4xf32>) -> tensor<1x2x4x4xf32> {
@@ -67,7 +69,7 @@ func.func @conv_transpose(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x8x8xf32> {
 
 // Gemm with transB: scale rows of B; alpha and beta move into B and C.
 // CHECK-LABEL: func.func @gemm
-// CHECK: %[[G:.*]] = onnx.Gemm(%arg0, %{{.*}}, %{{.*}}) {onnx.outputs = ["y"], transB = 1 : i64}
+// CHECK: %[[G:.*]] = onnx.Gemm(%arg0, %{{.*}}, %{{.*}}) {onnx.outputs = ["y"], refold.output_stats = [array<f32: 1.000000e+00, 2.000000e+00>, array<f32: 1.000000e+00, 2.000000e+00>], transB = 1 : i64}
 // CHECK-NOT: onnx.BatchNormalization
 // CHECK: return %[[G]]
 func.func @gemm(%a: tensor<3x4xf32>) -> tensor<3x2xf32> {

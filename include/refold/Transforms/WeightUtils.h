@@ -59,6 +59,19 @@ double staticElements(mlir::Value value);
 /// The name recorded for `value` (initializer name or producer's output name).
 std::string nameOf(mlir::Value value);
 
+/// Per-channel mean and standard deviation of a linear op's output as
+/// training saw it: the shift (beta) and |scale| (gamma) of the BatchNorm
+/// folded into it. The folds and merges keep them up to date (or drop
+/// them) so that data-free quantization can size each range from them.
+inline constexpr llvm::StringLiteral kOutputStatsAttr = "refold.output_stats";
+struct ChannelStats {
+  std::vector<float> mean, std;
+};
+std::optional<ChannelStats> getOutputStats(mlir::Operation *op);
+void setOutputStats(mlir::Operation *op, const ChannelStats &stats);
+/// The statistics a BatchNormalization's output has by construction.
+std::optional<ChannelStats> batchNormOutputStats(mlir::Operation *batchNorm);
+
 } // namespace refold::weights
 
 #endif // REFOLD_TRANSFORMS_WEIGHTUTILS_H
