@@ -299,22 +299,28 @@ void collectInputs(Value value, SmallVectorImpl<Value> &inputs, int depth = 0) {
         collectInputs(operand, inputs, depth + 1);
 }
 
-/// Output statistics of a sum whose operands each carry them (or are
-/// constants): means add; the standard deviation is bounded by the sum of
-/// the branches' (they read the same input, so they are not independent).
-std::optional<weights::ChannelStats> summedStats(Operation *sum) {
+/// Output statistics of a sum whose terms each carry them (convs with a
+/// folded BatchNorm, BatchNorms, nested sums) or are scalar constants:
+/// means add; the standard deviation is bounded by the sum of the terms'
+/// (they read the same input, so they are not independent).
+std::optional<weights::ChannelStats> summedStats(Operation *sum, int depth = 0) {
+  if (depth > 16 || !isa<AddOp>(sum))
+    return std::nullopt;
   weights::ChannelStats total;
+  std::vector<float> offsets;
   for (Value operand : sum->getOperands()) {
     if (auto c = weights::getConstantF32(operand)) {
       if (c->size() != 1)
         return std::nullopt;
-      for (float &m : total.mean)
-        m += c->data[0];
+      offsets.push_back(c->data[0]);
       continue;
     }
-    auto stats = weights::getOutputStats(operand.getDefiningOp());
+    Operation *def = operand.getDefiningOp();
+    auto stats = weights::getOutputStats(def);
     if (!stats)
-      stats = weights::batchNormOutputStats(operand.getDefiningOp());
+      stats = weights::batchNormOutputStats(def);
+    if (!stats && isa_and_nonnull<AddOp>(def))
+      stats = summedStats(def, depth + 1);
     if (!stats)
       return std::nullopt;
     if (total.mean.empty()) {
@@ -330,6 +336,9 @@ std::optional<weights::ChannelStats> summedStats(Operation *sum) {
   }
   if (total.mean.empty())
     return std::nullopt;
+  for (float offset : offsets)
+    for (float &m : total.mean)
+      m += offset;
   return total;
 }
 

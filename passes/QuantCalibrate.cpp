@@ -42,13 +42,14 @@ struct QuantCalibratePass : refold::impl::QuantCalibrateBase<QuantCalibratePass>
       module.emitError() << llvm::toString(data.takeError());
       return signalPassFailure();
     }
-    auto ranges = refold::quant::collectRanges(
+    auto calibrated = refold::quant::collectRanges(
         module, *data, refold::quant::RangeOptions{*rangeMethod, percentile}, progress);
-    if (!ranges) {
-      module.emitError() << llvm::toString(ranges.takeError());
+    if (!calibrated) {
+      module.emitError() << llvm::toString(calibrated.takeError());
       return signalPassFailure();
     }
-    refold::quant::attachRanges(module, *ranges);
+    refold::quant::attachRanges(module, calibrated->ranges);
+    refold::quant::attachMeans(module, calibrated->means);
   }
 };
 

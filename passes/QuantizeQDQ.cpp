@@ -42,6 +42,9 @@ struct QuantizeQDQPass : refold::impl::QuantizeQDQBase<QuantizeQDQPass> {
   /// sharing a weight share its int8 copy).
   llvm::DenseMap<Value, std::pair<Value, std::vector<float>>> quantizedWeights;
   bool unsignedActivations = true, perChannel = true;
+  /// The float tensor each dequantized stand-in replaced (its recorded
+  /// means stay on the float tensor's producer).
+  llvm::DenseMap<Value, Value> floatOf;
 
   void runOnOperation() override {
     if (activations != "uint8" && activations != "int8") {
@@ -217,6 +220,7 @@ struct QuantizeQDQPass : refold::impl::QuantizeQDQBase<QuantizeQDQPass> {
     else if (!value.getDefiningOp())
       dq.getDefiningOp()->setAttr(kOutputNamesAttr, names(name + "_dequantized"));
     quantized[value] = quantized[dq] = {dq, params.scale};
+    floatOf[dq] = value;
     return quantized[value];
   }
 
@@ -267,6 +271,55 @@ struct QuantizeQDQPass : refold::impl::QuantizeQDQBase<QuantizeQDQPass> {
     if (absorbed)
       absorb(add, absorbed);
     return quantizeActivation(out).has_value();
+  }
+
+  /// Bias correction (quantization.md: Nagel et al. 2019, sec. 4.2): the
+  /// int8 weight shifts each output's mean by (Wq - W) E[x]; subtracting
+  /// that from the bias removes it. E[x] per input channel is what
+  /// calibration measured or the data-free estimate carried. Nothing when
+  /// the means are unknown, the op has nowhere to put a bias (MatMul) or
+  /// the shift is zero.
+  std::optional<weights::F32Tensor>
+  correctedBias(Value x, const weights::F32Tensor &w, ArrayRef<int64_t> wq,
+                ArrayRef<float> scales, const std::optional<weights::F32Tensor> &biasConst,
+                Operation *op, int64_t axis, int64_t outChannels) {
+    if (isa<MatMulOp>(op))
+      return std::nullopt;
+    Value source = floatOf.count(x) ? floatOf[x] : x;
+    auto means = quant::meansOf(source);
+    if (!means)
+      return std::nullopt;
+    // Input channels per group and the taps each reads.
+    int64_t group = 1, inPerGroup, taps = 1;
+    if (auto conv = dyn_cast<ConvOp>(op)) {
+      group = conv.getGroup().value_or(1);
+      inPerGroup = w.dim(1);
+      for (int64_t d = 2; d < w.rank(); ++d)
+        taps *= w.dim(d);
+    } else {
+      inPerGroup = w.dim(1 - axis); // Gemm: [N, K] (transB) or [K, N]
+    }
+    if (int64_t(means->size()) != inPerGroup * group)
+      return std::nullopt;
+    int64_t outPerGroup = outChannels / group;
+    weights::F32Tensor corrected(llvm::ArrayRef<int64_t>{outChannels});
+    bool changed = false;
+    for (int64_t o = 0; o < outChannels; ++o) {
+      float s = scales[perChannel ? o : 0];
+      int64_t g = o / outPerGroup;
+      double shift = 0;
+      for (int64_t i = 0; i < inPerGroup; ++i)
+        for (int64_t k = 0; k < taps; ++k) {
+          int64_t at = axis == 0 ? (o * inPerGroup + i) * taps + k : i * outChannels + o;
+          shift += (double(wq[at]) * s - double(w.data[at])) * (*means)[g * inPerGroup + i];
+        }
+      double b = biasConst ? biasConst->data[o] : 0.0;
+      corrected.data[o] = float(b - shift);
+      changed |= shift != 0;
+    }
+    if (!changed)
+      return std::nullopt;
+    return corrected;
   }
 
   /// Quantizes `op`; the reason when it cannot.
@@ -334,6 +387,16 @@ struct QuantizeQDQPass : refold::impl::QuantizeQDQBase<QuantizeQDQPass> {
       float s = scales[perChannel ? (i / inner) % outChannels : 0];
       wq[i] = quant::quantizeValue(wConst->data[i], s, 0, -127, 127);
     }
+    if (biasCorrection)
+      if (auto corrected = correctedBias(x, *wConst, wq, scales, biasConst, op, axis, outChannels)) {
+        if (!bias) {
+          std::string biasName = name + "_bias";
+          bias = floatInitializer(b, loc, biasName, {outChannels}, corrected->data);
+          op->setOperand(2, bias);
+        }
+        biasConst = std::move(corrected);
+        ++numBiasCorrected;
+      }
     Value wInit = intInitializer(b, loc, name + "_quantized", interp::DType::I8, wConst->shape, wq);
     SmallVector<int64_t> scaleShape;
     if (perChannel)

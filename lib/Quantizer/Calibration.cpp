@@ -181,17 +181,47 @@ void Range::add(const interp::Tensor &t) {
   }
 }
 
-Expected<llvm::DenseMap<Value, Range>> collectRanges(ModuleOp module, const CalibrationData &data,
-                                                     const RangeOptions &rangeOptions,
-                                                     bool progress) {
-  llvm::DenseMap<Value, Range> ranges;
+namespace {
+/// Running per-channel sums (axis 1) of a value.
+struct ChannelSums {
+  std::vector<double> sum;
+  double count = 0; // elements per channel seen
+  void add(const interp::Tensor &t) {
+    if (t.rank() < 2 || t.shape()[1] <= 0)
+      return;
+    int64_t channels = t.shape()[1], outer = t.shape()[0], inner = 1;
+    for (int64_t d = 2; d < t.rank(); ++d)
+      inner *= t.shape()[d];
+    if (sum.empty())
+      sum.assign(channels, 0);
+    if (int64_t(sum.size()) != channels)
+      return;
+    const float *p = t.data<float>();
+    for (int64_t n = 0; n < outer; ++n)
+      for (int64_t c = 0; c < channels; ++c) {
+        double s = 0;
+        const float *row = p + (n * channels + c) * inner;
+        for (int64_t i = 0; i < inner; ++i)
+          s += std::isfinite(row[i]) ? row[i] : 0.0f;
+        sum[c] += s;
+      }
+    count += double(outer * inner);
+  }
+};
+} // namespace
+
+Expected<Calibrated> collectRanges(ModuleOp module, const CalibrationData &data,
+                                   const RangeOptions &rangeOptions, bool progress) {
+  Calibrated result;
   llvm::DenseMap<Value, Histogram> histograms;
+  llvm::DenseMap<Value, ChannelSums> sums;
   bool wantHistograms = rangeOptions.method != RangeMethod::MinMax;
   interp::RunOptions options;
   options.observe = [&](Value value, const interp::Tensor &t) {
     if (t.dtype() != interp::DType::F32)
       return;
-    ranges[value].add(t);
+    result.ranges[value].add(t);
+    sums[value].add(t);
     if (wantHistograms)
       histograms[value].add(t);
   };
@@ -214,9 +244,17 @@ Expected<llvm::DenseMap<Value, Range>> collectRanges(ModuleOp module, const Cali
     }
   }
   if (wantHistograms)
-    for (auto &[value, range] : ranges)
+    for (auto &[value, range] : result.ranges)
       range = chooseRange(range, histograms[value], rangeOptions);
-  return ranges;
+  for (auto &[value, s] : sums) {
+    if (s.sum.empty() || s.count == 0)
+      continue;
+    std::vector<float> means(s.sum.size());
+    for (size_t c = 0; c < means.size(); ++c)
+      means[c] = float(s.sum[c] / s.count);
+    result.means[value] = std::move(means);
+  }
+  return result;
 }
 
 static Attribute rangeAttr(Builder &b, const Range *range) {
@@ -274,6 +312,54 @@ std::optional<Range> rangeOf(Value value) {
   r.min = pair[0];
   r.max = pair[1];
   return r.valid() ? std::optional<Range>(r) : std::nullopt;
+}
+
+void attachMeans(ModuleOp module, const ChannelMeans &means) {
+  func::FuncOp main = mainGraph(module);
+  if (!main)
+    return;
+  Builder b(module.getContext());
+  auto record = [&](Value v) -> Attribute {
+    auto it = means.find(v);
+    return b.getDenseF32ArrayAttr(it == means.end() ? llvm::ArrayRef<float>()
+                                                    : llvm::ArrayRef<float>(it->second));
+  };
+  SmallVector<Attribute> inputs;
+  for (Value arg : main.getBody().front().getArguments())
+    inputs.push_back(record(arg));
+  main->setAttr(kInputMeansAttr, b.getArrayAttr(inputs));
+  main.walk([&](Operation *op) {
+    if (op->getNumResults() == 0 || isa<ir::InitializerOp, ir::ConstantOp>(op))
+      return;
+    SmallVector<Attribute> perResult;
+    bool any = false;
+    for (Value r : op->getResults()) {
+      any |= means.count(r) > 0;
+      perResult.push_back(record(r));
+    }
+    if (any)
+      op->setAttr(kMeansAttr, b.getArrayAttr(perResult));
+    else
+      op->removeAttr(kMeansAttr);
+  });
+}
+
+std::optional<std::vector<float>> meansOf(Value value) {
+  ArrayAttr records;
+  unsigned index = 0;
+  if (auto arg = dyn_cast<BlockArgument>(value)) {
+    records = arg.getOwner()->getParentOp()->getAttrOfType<ArrayAttr>(kInputMeansAttr);
+    index = arg.getArgNumber();
+  } else if (Operation *def = value.getDefiningOp()) {
+    records = def->getAttrOfType<ArrayAttr>(kMeansAttr);
+    index = cast<OpResult>(value).getResultNumber();
+  }
+  if (!records || index >= records.size())
+    return std::nullopt;
+  auto means = dyn_cast<DenseF32ArrayAttr>(records[index]);
+  if (!means || means.empty())
+    return std::nullopt;
+  return std::vector<float>(means.asArrayRef().begin(), means.asArrayRef().end());
 }
 
 } // namespace refold::quant

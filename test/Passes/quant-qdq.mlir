@@ -1,5 +1,6 @@
 // RUN: refold-opt %s -split-input-file --pass-pipeline='builtin.module(func.func(onnx-quant-qdq))' | FileCheck %s
 // RUN: refold-opt %s -split-input-file --pass-pipeline='builtin.module(func.func(onnx-quant-qdq{activations=int8 weights=per-tensor}))' | FileCheck %s --check-prefix=INT8
+// RUN: refold-opt %s -split-input-file --pass-pipeline='builtin.module(func.func(onnx-quant-qdq{bias-correction=false}))' | FileCheck %s --check-prefix=NOBC
 // RUN: not refold-opt %s -split-input-file --pass-pipeline='builtin.module(func.func(onnx-quant-qdq{activations=int4}))' 2>&1 | FileCheck %s --check-prefix=BADTYPE
 
 // Conv + Relu from recorded ranges. Input range [-1, 3] -> uint8 scale 4/255,
@@ -115,6 +116,30 @@ func.func @residual_add(%x: tensor<1x1x2x2xf32>) -> tensor<1x1x2x2xf32> attribut
   %r = onnx.Relu(%a) {onnx.outputs = ["r"], refold.ranges = [array<f32: 0.0, 1.5>]} : (tensor<1x1x2x2xf32>) -> tensor<1x1x2x2xf32>
   %b = onnx.Add(%r, %k) {onnx.outputs = ["biased"], refold.ranges = [array<f32: 0.25, 1.75>]} : (tensor<1x1x2x2xf32>, tensor<1xf32>) -> tensor<1x1x2x2xf32>
   return %b : tensor<1x1x2x2xf32>
+}
+
+// -----
+
+// Bias correction from the input's recorded channel means [0, 2]: weight
+// 0.3 becomes 38/127 = 0.299213, which shifts the output's mean by
+// (0.299213 - 0.3) * 2 = -0.0015748; the bias makes up for it (0.1 ->
+// 0.1015748, int32 1645 at scale 2/255 * 1/127 instead of 1619). A conv with
+// no bias gets one. Off with bias-correction=false.
+// CHECK-LABEL: func.func @bias_correction
+// CHECK-DAG: onnx.initializer "b_quantized" = dense<1645> : tensor<1xi32>
+// CHECK-DAG: onnx.initializer "w2_bias_quantized" = dense<26> : tensor<1xi32>
+// NOBC-LABEL: func.func @bias_correction
+// NOBC-DAG: onnx.initializer "b_quantized" = dense<1619> : tensor<1xi32>
+// NOBC-NOT: w2_bias
+func.func @bias_correction(%x: tensor<1x2x2x2xf32>) -> tensor<1x1x2x2xf32> attributes {onnx.graph = {inputs = [{name = "x"}], name = "g", outputs = [{name = "s"}]}, refold.input_ranges = [array<f32: 0.0, 2.0>], refold.input_means = [array<f32: 0.0, 2.0>]} {
+  %none = onnx.none
+  %w = onnx.initializer "w" = dense<[[[[1.0]], [[0.3]]]]> : tensor<1x2x1x1xf32>
+  %b = onnx.initializer "b" = dense<[0.1]> : tensor<1xf32>
+  %w2 = onnx.initializer "w2" = dense<[[[[1.0]], [[0.3]]]]> : tensor<1x2x1x1xf32>
+  %c = onnx.Conv(%x, %w, %b) {onnx.outputs = ["y"], refold.ranges = [array<f32: 0.0, 2.55>]} : (tensor<1x2x2x2xf32>, tensor<1x2x1x1xf32>, tensor<1xf32>) -> tensor<1x1x2x2xf32>
+  %d = onnx.Conv(%x, %w2, %none) {onnx.outputs = ["z"], refold.ranges = [array<f32: 0.0, 2.55>]} : (tensor<1x2x2x2xf32>, tensor<1x2x1x1xf32>, none) -> tensor<1x1x2x2xf32>
+  %s = onnx.Add(%c, %d) {onnx.outputs = ["s"]} : (tensor<1x1x2x2xf32>, tensor<1x1x2x2xf32>) -> tensor<1x1x2x2xf32>
+  return %s : tensor<1x1x2x2xf32>
 }
 
 // -----

@@ -177,6 +177,22 @@ cl::opt<double> calibrationPercentile(
     "calibration-percentile", cl::init(99.99),
     cl::desc("For --calibration-method=percentile: share of values (%) inside the range"),
     cl::cat(quantCategory));
+cl::list<double> inputRange(
+    "input-range", cl::CommaSeparated,
+    cl::desc("Data-free quantization (no --calibration): the range of the model's float inputs "
+             "(default -3,3: standardized data)"),
+    cl::value_desc("LO,HI"), cl::cat(quantCategory));
+cl::opt<double> dataFreeSigmas(
+    "data-free-sigmas", cl::init(6),
+    cl::desc("Data-free quantization: standard deviations each side of a channel's mean (from "
+             "its BatchNorm) an activation range covers"),
+    cl::cat(quantCategory));
+cl::opt<bool> biasCorrection(
+    "bias-correction", cl::init(true),
+    cl::desc("Correct each quantized layer's bias for the mean shift its int8 weight causes, "
+             "from the input's channel means (measured, or from BatchNorm statistics when "
+             "data-free; default on)"),
+    cl::cat(quantCategory));
 cl::opt<uint64_t> calibrationLimit("calibration-limit", cl::init(0),
                                    cl::desc("Use at most N calibration input sets (0: all)"),
                                    cl::cat(quantCategory));
@@ -437,11 +453,20 @@ static bool checkQuantOptions() {
     return true;
   if (quantize != "int8")
     return fail("--quantize must be int8, got '" + quantize + "'"), false;
-  if (calibration.empty())
-    return fail("--quantize=int8 needs --calibration=PATH (a directory of NAME.npy files, of "
-                "test_data_set_* directories, or one .npy of samples): data-free quantization "
-                "is not implemented yet"),
+  if (calibration.empty()) {
+    for (const auto *opt : std::initializer_list<const cl::Option *>{
+             &calibrationMethod, &calibrationPercentile, &calibrationLimit})
+      if (opt->getNumOccurrences())
+        return fail("--" + opt->ArgStr.str() + " needs --calibration=PATH"), false;
+  } else if (inputRange.getNumOccurrences() || dataFreeSigmas.getNumOccurrences()) {
+    return fail("--input-range and --data-free-sigmas are for data-free quantization; with "
+                "--calibration the ranges are measured"),
            false;
+  }
+  if (inputRange.getNumOccurrences() && (inputRange.size() != 2 || !(inputRange[0] < inputRange[1])))
+    return fail("--input-range expects LO,HI with LO < HI"), false;
+  if (!(dataFreeSigmas > 0))
+    return fail("--data-free-sigmas must be positive"), false;
   if (!refold::quant::parseRangeMethod(calibrationMethod))
     return fail("--calibration-method must be minmax, percentile, entropy or mse, got '" +
                 calibrationMethod + "'"),
@@ -477,8 +502,23 @@ static mlir::LogicalResult quantizeModel(mlir::ModuleOp module) {
   calibrate.percentile = calibrationPercentile;
   calibrate.limit = calibrationLimit;
   calibrate.progress = !quiet;
-  pm.addPass(refold::createQuantCalibrate(calibrate));
+  if (calibration.empty()) {
+    refold::QuantEstimateOptions estimate;
+    estimate.inputRange = std::vector<double>(inputRange.begin(), inputRange.end());
+    estimate.sigmas = dataFreeSigmas;
+    pm.addPass(refold::createQuantEstimate(estimate));
+    if (!quiet) {
+      double lo = inputRange.empty() ? -3 : inputRange[0], hi = inputRange.empty() ? 3 : inputRange[1];
+      errs() << "refold: no --calibration: quantizing data-free (activation ranges from the "
+                "BatchNorm statistics kept in the model; inputs taken as in ["
+             << format("%g", lo) << ", " << format("%g", hi) << "]"
+             << (inputRange.empty() ? ", set --input-range" : "") << ")\n";
+    }
+  } else {
+    pm.addPass(refold::createQuantCalibrate(calibrate));
+  }
   refold::QuantizeQDQOptions rewrite;
+  rewrite.biasCorrection = biasCorrection;
   rewrite.activations = activationsType;
   rewrite.weights = weightsGranularity;
   std::vector<std::string> kept(keepFloat.begin(), keepFloat.end()); // the options view it
@@ -501,9 +541,10 @@ static mlir::LogicalResult quantizeModel(mlir::ModuleOp module) {
         ++quantized;
       }
     }
-    op->removeAttr(refold::quant::kRangesAttr);
-    op->removeAttr(refold::quant::kInputRangesAttr);
-    op->removeAttr("refold.quant_skipped");
+    for (llvm::StringRef attr : std::initializer_list<llvm::StringRef>{
+             refold::quant::kRangesAttr, refold::quant::kInputRangesAttr,
+             refold::quant::kMeansAttr, refold::quant::kInputMeansAttr, "refold.quant_skipped"})
+      op->removeAttr(attr);
   });
   if (!quiet) {
     outs() << "refold: quantized " << quantized << " Conv/Gemm/MatMul to int8 ("
@@ -514,6 +555,41 @@ static mlir::LogicalResult quantizeModel(mlir::ModuleOp module) {
   }
   if (!quantReport && quantReportJson.empty())
     return mlir::success();
+  uint64_t intBytes = weightBytes(module);
+  if (calibration.empty()) {
+    // Nothing to run the two models on: say so, and report what is known.
+    if (quantReport) {
+      outs() << "quantization cost not measured: no calibration data (pass --calibration to "
+                "measure output and per-layer SQNR)\n";
+      outs() << "  weights: " << floatBytes << " -> " << intBytes << " bytes ("
+             << format("%.2f", floatBytes ? double(intBytes) / double(floatBytes) : 1.0)
+             << "x)\n";
+      for (const auto &[layer, why] : keptFloat)
+        outs() << "    " << layer << ": kept in float (" << why << ")\n";
+    }
+    if (!quantReportJson.empty()) {
+      json::Array floats;
+      for (const auto &[layer, why] : keptFloat)
+        floats.push_back(json::Object{{"layer", layer}, {"reason", why}});
+      json::Object root{{"calibration_sets", 0},
+                        {"data_free", true},
+                        {"activations", std::string(activationsType)},
+                        {"weights", std::string(weightsGranularity)},
+                        {"quantized_layers", int64_t(quantized)},
+                        {"outputs", json::Array()},
+                        {"layers", json::Array()},
+                        {"kept_float", std::move(floats)},
+                        {"weight_bytes_before", int64_t(floatBytes)},
+                        {"weight_bytes_after", int64_t(intBytes)}};
+      auto status = writeToOutput(quantReportJson, [&](raw_ostream &os) {
+        os << formatv("{0:2}", json::Value(std::move(root))) << "\n";
+        return Error::success();
+      });
+      if (status)
+        return fail(quantReportJson + ": " + toString(std::move(status))), mlir::failure();
+    }
+    return mlir::success();
+  }
   auto data = refold::quant::CalibrationData::open(calibration, module, calibrationLimit);
   if (!data)
     return fail(toString(data.takeError())), mlir::failure();
@@ -521,7 +597,6 @@ static mlir::LogicalResult quantizeModel(mlir::ModuleOp module) {
   auto cost = refold::quant::measureCost(*floatModel, module, *data, kReportSets);
   if (!cost)
     return fail("--quant-report: " + toString(cost.takeError())), mlir::failure();
-  uint64_t intBytes = weightBytes(module);
   // JSON has no infinity: an error-free output's SQNR is null.
   auto dB = [](double v) { return std::isfinite(v) ? json::Value(v) : json::Value(nullptr); };
   if (quantReport) {
@@ -562,6 +637,7 @@ static mlir::LogicalResult quantizeModel(mlir::ModuleOp module) {
     for (const auto &[layer, why] : keptFloat)
       floats.push_back(json::Object{{"layer", layer}, {"reason", why}});
     json::Object root{{"calibration_sets", int64_t(cost->sets)},
+                      {"data_free", false},
                       {"activations", std::string(activationsType)},
                       {"weights", std::string(weightsGranularity)},
                       {"quantized_layers", int64_t(quantized)},

@@ -244,6 +244,32 @@ def QuantCalibrate : Pass<"onnx-quant-calibrate", "::mlir::ModuleOp"> {
   let dependentDialects = ["::refold::ir::ONNXDialect"];
 }
 
+def QuantEstimate : Pass<"onnx-quant-estimate", "::mlir::ModuleOp"> {
+  let summary = "Data-free ranges from the BatchNorm statistics kept with each op";
+  let description = [{
+    Records the same `refold.ranges` / `refold.input_ranges` (and
+    `refold.means`, per channel) as onnx-quant-calibrate without running
+    anything: an op carrying `refold.output_stats` (a folded BatchNorm's
+    beta and |gamma|) has those per-channel moments; others get moments
+    carried from their inputs (linear ops: means exactly, variances as if
+    the inputs were independent; Relu, Clip, HardSwish, Sigmoid by the
+    moments of a clipped Gaussian; Add, Mul by constants, Concat, pooling
+    and reshaping ops). Graph inputs are taken as uniform over
+    `input-range`. Each range is mean +- `sigmas` deviations over the
+    channels, cut to what the ops bound. A value whose moments cannot be
+    carried (an op with no rule) gets no range, so the QDQ rewrite leaves
+    what reads it in float and says why.
+  }];
+  let options = [
+    ListOption<"inputRange", "input-range", "double",
+               "Range of the graph's float inputs: LO,HI (default -3,3)">,
+    Option<"sigmas", "sigmas", "double", "6",
+           "Standard deviations each side of the mean a range covers">
+  ];
+  let statistics = [Statistic<"numEstimated", "ranges", "values given a range">];
+  let dependentDialects = ["::refold::ir::ONNXDialect"];
+}
+
 def QuantEqualize : Pass<"onnx-quant-equalize", "::mlir::func::FuncOp"> {
   let summary = "Cross-layer equalization of Conv -> (Relu) -> Conv pairs before quantization";
   let description = [{
@@ -290,9 +316,13 @@ def QuantizeQDQ : Pass<"onnx-quant-qdq", "::mlir::func::FuncOp"> {
     Option<"weights", "weights", "std::string", "\"per-channel\"",
            "Weight scales: per-channel or per-tensor">,
     ListOption<"keepFloat", "keep-float", "std::string",
-               "Nodes to leave in float, by node name or output name">
+               "Nodes to leave in float, by node name or output name">,
+    Option<"biasCorrection", "bias-correction", "bool", "true",
+           "Subtract the mean shift of the int8 weight, (Wq - W) E[x], from the bias "
+           "where the input's channel means are recorded (refold.means)">
   ];
   let statistics = [Statistic<"numQuantized", "quantized", "ops quantized">,
+                    Statistic<"numBiasCorrected", "bias-corrected", "biases corrected">,
                     Statistic<"numAdds", "adds", "Adds of quantized tensors quantized">];
   let dependentDialects = ["::refold::ir::ONNXDialect"];
 }

@@ -12,6 +12,7 @@
 
 #include "refold/Interpreter/Interpreter.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/Support/Error.h"
@@ -57,6 +58,9 @@ struct Range {
   void add(const interp::Tensor &t);
 };
 
+/// Per-channel (axis 1) means of values.
+using ChannelMeans = llvm::DenseMap<mlir::Value, std::vector<float>>;
+
 /// How a tensor's quantization range is chosen from what calibration saw:
 /// its min and max, or a clipped range from its histogram (the |x| below
 /// which `percentile` % of the values lie; the threshold of least KL
@@ -87,15 +91,40 @@ Range chooseRange(const Range &seen, const Histogram &histogram, const RangeOpti
 /// min/max (and, for the histogram methods, a histogram) of every float32
 /// value (graph inputs and op results); returns each value's chosen range.
 /// Progress goes to stderr once a run takes longer than a second.
-llvm::Expected<llvm::DenseMap<mlir::Value, Range>>
-collectRanges(mlir::ModuleOp module, const CalibrationData &data, const RangeOptions &options,
-              bool progress);
+struct Calibrated {
+  llvm::DenseMap<mlir::Value, Range> ranges;
+  ChannelMeans means; // per channel (axis 1) of every float value of rank >= 2
+};
+llvm::Expected<Calibrated> collectRanges(mlir::ModuleOp module, const CalibrationData &data,
+                                         const RangeOptions &options, bool progress);
 
 /// Records ranges as kRangesAttr / kInputRangesAttr, replacing old ones.
 void attachRanges(mlir::ModuleOp module, const llvm::DenseMap<mlir::Value, Range> &ranges);
 
 /// The recorded range of `value`, if calibration saw it.
 std::optional<Range> rangeOf(mlir::Value value);
+
+/// Per-channel means (axis 1) of values, for bias correction: kMeansAttr on
+/// each op (one array per result, empty when unknown), kInputMeansAttr on
+/// the graph.
+inline constexpr llvm::StringLiteral kMeansAttr = "refold.means";
+inline constexpr llvm::StringLiteral kInputMeansAttr = "refold.input_means";
+void attachMeans(mlir::ModuleOp module, const ChannelMeans &means);
+std::optional<std::vector<float>> meansOf(mlir::Value value);
+
+/// Data-free ranges: the graph's inputs are taken as uniform over
+/// [inputMin, inputMax]; every value with known moments gets mean +-
+/// `sigmas` deviations (per channel, then over channels), cut to the
+/// bounds its ops impose.
+struct DataFreeOptions {
+  double inputMin = -3, inputMax = 3;
+  double sigmas = 6;
+};
+struct DataFreeEstimate {
+  llvm::DenseMap<mlir::Value, Range> ranges;
+  ChannelMeans means;
+};
+DataFreeEstimate estimateRanges(mlir::func::FuncOp graph, const DataFreeOptions &options);
 
 /// Scale and zero point of an asymmetric per-tensor activation
 /// quantization over `range` (widened to contain 0, so that zero padding
