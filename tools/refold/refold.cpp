@@ -16,6 +16,7 @@
 #include "refold/Passes/FixedPointReport.h"
 #include "refold/Passes/Passes.h"
 #include "refold/Quantizer/Quantizer.h"
+#include "refold/Transforms/WeightUtils.h"
 #include "refold/Translation/ONNXModel.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -193,6 +194,11 @@ cl::opt<bool> biasCorrection(
              "from the input's channel means (measured, or from BatchNorm statistics when "
              "data-free; default on)"),
     cl::cat(quantCategory));
+cl::opt<unsigned> maxFloatLayers(
+    "max-float-layers", cl::init(0),
+    cl::desc("Keep in float the K quantizable layers whose staying float raises the output "
+             "SQNR most (each measured alone on the calibration data; needs --calibration)"),
+    cl::value_desc("K"), cl::cat(quantCategory));
 cl::opt<uint64_t> calibrationLimit("calibration-limit", cl::init(0),
                                    cl::desc("Use at most N calibration input sets (0: all)"),
                                    cl::cat(quantCategory));
@@ -455,7 +461,7 @@ static bool checkQuantOptions() {
     return fail("--quantize must be int8, got '" + quantize + "'"), false;
   if (calibration.empty()) {
     for (const auto *opt : std::initializer_list<const cl::Option *>{
-             &calibrationMethod, &calibrationPercentile, &calibrationLimit})
+             &calibrationMethod, &calibrationPercentile, &calibrationLimit, &maxFloatLayers})
       if (opt->getNumOccurrences())
         return fail("--" + opt->ArgStr.str() + " needs --calibration=PATH"), false;
   } else if (inputRange.getNumOccurrences() || dataFreeSigmas.getNumOccurrences()) {
@@ -481,6 +487,90 @@ static bool checkQuantOptions() {
     return fail("--weights must be per-channel or per-tensor, got '" + weightsGranularity + "'"),
            false;
   return true;
+}
+
+/// The name --keep-float knows a layer by: its node name, else its output's.
+static std::string layerKey(mlir::Operation *op) {
+  if (!isa<refold::ir::ConvOp, refold::ir::GemmOp, refold::ir::MatMulOp>(op))
+    return "";
+  if (auto node = op->getAttrOfType<mlir::StringAttr>(refold::ir::kNodeNameAttr))
+    if (!node.getValue().empty())
+      return node.str();
+  return refold::weights::nameOf(op->getResult(0));
+}
+
+/// The QDQ rewrite of a module with recorded ranges, `keep` left float.
+static mlir::LogicalResult rewriteQDQ(mlir::ModuleOp module, llvm::ArrayRef<std::string> keep) {
+  mlir::PassManager pm(module.getContext(), mlir::ModuleOp::getOperationName());
+  refold::QuantizeQDQOptions rewrite;
+  rewrite.biasCorrection = biasCorrection;
+  rewrite.activations = activationsType;
+  rewrite.weights = weightsGranularity;
+  rewrite.keepFloat = keep; // a view: `keep` outlives the pass manager
+  pm.nest<mlir::func::FuncOp>().addPass(refold::createQuantizeQDQ(rewrite));
+  pm.nest<mlir::func::FuncOp>().addPass(refold::createCleanup());
+  return pm.run(module);
+}
+
+/// The mean output SQNR (dB) of `quantModel` against `floatModel`.
+static llvm::Expected<double> outputSqnr(mlir::ModuleOp floatModel, mlir::ModuleOp quantModel,
+                                         const refold::quant::CalibrationData &data,
+                                         size_t sets) {
+  auto cost = refold::quant::measureCost(floatModel, quantModel, data, sets);
+  if (!cost)
+    return cost.takeError();
+  double sum = 0;
+  for (const auto &o : cost->outputs)
+    sum += std::isfinite(o.sqnrDb) ? o.sqnrDb : 200.0;
+  return cost->outputs.empty() ? 0.0 : sum / double(cost->outputs.size());
+}
+
+/// --max-float-layers: for every layer the rewrite would quantize, the
+/// output SQNR with that layer alone kept float, measured on a few
+/// calibration sets; the K that gain most.
+static llvm::Expected<std::vector<std::pair<std::string, double>>>
+chooseFloatLayers(mlir::ModuleOp calibrated, mlir::ModuleOp floatModel,
+                  llvm::ArrayRef<std::string> userKept, unsigned k) {
+  constexpr size_t kSensitivitySets = 8;
+  auto data = refold::quant::CalibrationData::open(calibration, calibrated, calibrationLimit);
+  if (!data)
+    return data.takeError();
+  std::vector<std::string> candidates;
+  calibrated.walk([&](mlir::Operation *op) {
+    std::string key = layerKey(op);
+    if (!key.empty() && !llvm::is_contained(userKept, key) &&
+        !llvm::is_contained(candidates, key))
+      candidates.push_back(key);
+  });
+  auto quantizedWith = [&](llvm::ArrayRef<std::string> keep) -> llvm::Expected<double> {
+    mlir::OwningOpRef<mlir::ModuleOp> trial = calibrated.clone();
+    if (failed(rewriteQDQ(*trial, keep)))
+      return llvm::createStringError(llvm::inconvertibleErrorCode(), "the QDQ rewrite failed");
+    return outputSqnr(floatModel, *trial, *data, kSensitivitySets);
+  };
+  auto all = quantizedWith(userKept);
+  if (!all)
+    return all.takeError();
+  std::vector<std::pair<std::string, double>> gains;
+  auto start = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    std::vector<std::string> keep(userKept.begin(), userKept.end());
+    keep.push_back(candidates[i]);
+    auto sqnr = quantizedWith(keep);
+    if (!sqnr)
+      return sqnr.takeError();
+    gains.push_back({candidates[i], *sqnr - *all});
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!quiet && seconds > 1 && ((i + 1) % 5 == 0 || i + 1 == candidates.size()))
+      errs() << format("refold: --max-float-layers: %zu/%zu layers measured, %.1f s\n", i + 1,
+                       candidates.size(), seconds);
+  }
+  std::stable_sort(gains.begin(), gains.end(),
+                   [](const auto &a, const auto &b) { return a.second > b.second; });
+  if (gains.size() > k)
+    gains.resize(k);
+  return gains;
 }
 
 /// --quantize: calibrate, rewrite to QDQ, report what it cost.
@@ -517,16 +607,32 @@ static mlir::LogicalResult quantizeModel(mlir::ModuleOp module) {
   } else {
     pm.addPass(refold::createQuantCalibrate(calibrate));
   }
-  refold::QuantizeQDQOptions rewrite;
-  rewrite.biasCorrection = biasCorrection;
-  rewrite.activations = activationsType;
-  rewrite.weights = weightsGranularity;
-  std::vector<std::string> kept(keepFloat.begin(), keepFloat.end()); // the options view it
-  rewrite.keepFloat = kept;
-  pm.nest<mlir::func::FuncOp>().addPass(refold::createQuantizeQDQ(rewrite));
-  pm.nest<mlir::func::FuncOp>().addPass(refold::createCleanup());
   if (failed(pm.run(module)))
     return mlir::failure();
+  std::vector<std::string> kept(keepFloat.begin(), keepFloat.end());
+  std::vector<std::pair<std::string, double>> autoKept; // (layer, SQNR gain)
+  if (maxFloatLayers > 0) {
+    auto chosen = chooseFloatLayers(module, *floatModel, kept, maxFloatLayers);
+    if (!chosen)
+      return fail("--max-float-layers: " + toString(chosen.takeError())), mlir::failure();
+    autoKept = std::move(*chosen);
+    for (auto &[layer, gain] : autoKept)
+      kept.push_back(layer);
+  }
+  if (failed(rewriteQDQ(module, kept)))
+    return mlir::failure();
+  // The layers --max-float-layers chose say so.
+  module.walk([&](mlir::Operation *op) {
+    std::string name = layerKey(op);
+    for (auto &[layer, gain] : autoKept)
+      if (!name.empty() && name == layer)
+        op->setAttr("refold.quant_skipped",
+                    mlir::StringAttr::get(op->getContext(),
+                                          formatv("kept in float by --max-float-layers (output "
+                                                  "SQNR +{0:f1} dB)",
+                                                  gain)
+                                              .str()));
+  });
   // What was quantized and what stayed float, then the recorded ranges go:
   // they are not part of the model.
   unsigned quantized = 0;
