@@ -244,8 +244,13 @@ struct QuantizeQDQPass : refold::impl::QuantizeQDQBase<QuantizeQDQPass> {
   /// `op` its output name, range and scale group.
   void absorb(Operation *op, Operation *absorbed) {
     Value out = op->getResult(0);
-    if (auto ranges = absorbed->getAttr(quant::kRangesAttr))
-      op->setAttr(quant::kRangesAttr, ranges);
+    // The op's output is now the activation's: its range and means too.
+    for (StringRef attr : {quant::kRangesAttr, quant::kMeansAttr}) {
+      if (auto value = absorbed->getAttr(attr))
+        op->setAttr(attr, value);
+      else
+        op->removeAttr(attr);
+    }
     if (auto names = absorbed->getAttr(kOutputNamesAttr))
       op->setAttr(kOutputNamesAttr, names);
     if (groupParent.count(absorbed->getResult(0)))

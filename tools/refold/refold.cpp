@@ -592,9 +592,10 @@ static mlir::LogicalResult quantizeModel(mlir::ModuleOp module) {
   calibrate.percentile = calibrationPercentile;
   calibrate.limit = calibrationLimit;
   calibrate.progress = !quiet;
+  std::vector<double> range(inputRange.begin(), inputRange.end()); // the options view it
   if (calibration.empty()) {
     refold::QuantEstimateOptions estimate;
-    estimate.inputRange = std::vector<double>(inputRange.begin(), inputRange.end());
+    estimate.inputRange = range;
     estimate.sigmas = dataFreeSigmas;
     pm.addPass(refold::createQuantEstimate(estimate));
     if (!quiet) {
