@@ -129,10 +129,11 @@ Range mseRange(const Histogram &h, const Range &seen) {
   return best;
 }
 
-/// TensorRT's entropy calibration on |x|: the threshold whose 128-level
-/// quantization of the clipped distribution diverges least (KL) from it.
+/// TensorRT's entropy calibration on |x|: the threshold whose quantization
+/// of the clipped distribution diverges least (KL) from it, at 128 levels a
+/// side, or 256 for a tensor with no negative values (all 8 bits on one side).
 Range entropyRange(const Histogram &h, const Range &seen) {
-  constexpr int kLevels = 128;
+  const int kLevels = seen.min >= 0 ? 256 : 128;
   std::vector<double> m = magnitudes(h);
   int used = Histogram::kBins;
   while (used > kLevels && m[used - 1] == 0)

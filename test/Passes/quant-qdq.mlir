@@ -144,6 +144,23 @@ func.func @bias_correction(%x: tensor<1x2x2x2xf32>) -> tensor<1x1x2x2xf32> attri
 
 // -----
 
+// An absorbed Relu's means (1.0) replace the conv's pre-activation ones
+// (-0.5) for the next conv's correction: (38/127 - 0.3) * 1.0 = -0.000787,
+// a bias of +0.000787 = 13 at scale 2/255 * 1/127 (-6 with the wrong means).
+// CHECK-LABEL: func.func @absorbed_means
+// CHECK-DAG: onnx.initializer "w3_bias_quantized" = dense<13> : tensor<1xi32>
+func.func @absorbed_means(%x: tensor<1x2x2x2xf32>) -> tensor<1x1x2x1xf32> attributes {onnx.graph = {inputs = [{name = "x"}], name = "g", outputs = [{name = "y"}]}, refold.input_ranges = [array<f32: 0.0, 2.0>], refold.input_means = [array<f32: 0.0, 2.0>]} {
+  %none = onnx.none
+  %w = onnx.initializer "w" = dense<[[[[1.0]], [[0.5]]]]> : tensor<1x2x1x1xf32>
+  %w3 = onnx.initializer "w3" = dense<[[[[1.0, 0.3]]]]> : tensor<1x1x1x2xf32>
+  %c = onnx.Conv(%x, %w, %none) {onnx.outputs = ["c"], refold.ranges = [array<f32: -1.0, 2.0>], refold.means = [array<f32: -0.5>]} : (tensor<1x2x2x2xf32>, tensor<1x2x1x1xf32>, none) -> tensor<1x1x2x2xf32>
+  %r = onnx.Relu(%c) {onnx.outputs = ["r"], refold.ranges = [array<f32: 0.0, 2.0>], refold.means = [array<f32: 1.0>]} : (tensor<1x1x2x2xf32>) -> tensor<1x1x2x2xf32>
+  %y = onnx.Conv(%r, %w3, %none) {onnx.outputs = ["y"], refold.ranges = [array<f32: 0.0, 2.55>]} : (tensor<1x1x2x2xf32>, tensor<1x1x1x2xf32>, none) -> tensor<1x1x2x1xf32>
+  return %y : tensor<1x1x2x1xf32>
+}
+
+// -----
+
 // Refused, with the reason recorded: a weight computed at run time, and a
 // conv whose output has no recorded range.
 // CHECK-LABEL: func.func @refusals

@@ -225,7 +225,8 @@ def QuantCalibrate : Pass<"onnx-quant-calibrate", "::mlir::ModuleOp"> {
     `method` chooses it: `minmax` (what the sets reached), or, from a
     histogram of 2048 bins a side that widens as it streams, `percentile`
     (the |x| below which `percentile` % of the values lie), `entropy` (the
-    threshold of least KL divergence at 128 levels, as TensorRT) or `mse`
+    threshold of least KL divergence at 128 levels a side or 256 for a tensor
+    without negative values, as TensorRT) or `mse`
     (the threshold of least expected squared error at 256 levels). Clipped
     ranges never reach past min/max. Memory does not grow with the number
     of sets.

@@ -64,8 +64,8 @@ using ChannelMeans = llvm::DenseMap<mlir::Value, std::vector<float>>;
 /// How a tensor's quantization range is chosen from what calibration saw:
 /// its min and max, or a clipped range from its histogram (the |x| below
 /// which `percentile` % of the values lie; the threshold of least KL
-/// divergence at 128 levels; the threshold of least expected squared
-/// error at 256 levels).
+/// divergence at 128 levels a side, 256 without negatives; the threshold
+/// of least expected squared error at 256 levels).
 enum class RangeMethod { MinMax, Percentile, Entropy, MSE };
 std::optional<RangeMethod> parseRangeMethod(llvm::StringRef name);
 struct RangeOptions {
