@@ -293,19 +293,25 @@ void attachRanges(ModuleOp module, const llvm::DenseMap<Value, Range> &ranges) {
   });
 }
 
-std::optional<Range> rangeOf(Value value) {
+/// The per-value record of `value`: entry `i` of `inputAttr` on the graph
+/// for its i-th input, of `opAttr` on the producer for its i-th result.
+static DenseF32ArrayAttr recordOf(Value value, StringRef inputAttr, StringRef opAttr) {
   ArrayAttr records;
   unsigned index = 0;
   if (auto arg = dyn_cast<BlockArgument>(value)) {
-    records = arg.getOwner()->getParentOp()->getAttrOfType<ArrayAttr>(kInputRangesAttr);
+    records = arg.getOwner()->getParentOp()->getAttrOfType<ArrayAttr>(inputAttr);
     index = arg.getArgNumber();
   } else if (Operation *def = value.getDefiningOp()) {
-    records = def->getAttrOfType<ArrayAttr>(kRangesAttr);
+    records = def->getAttrOfType<ArrayAttr>(opAttr);
     index = cast<OpResult>(value).getResultNumber();
   }
   if (!records || index >= records.size())
-    return std::nullopt;
-  auto pair = dyn_cast<DenseF32ArrayAttr>(records[index]);
+    return {};
+  return dyn_cast<DenseF32ArrayAttr>(records[index]);
+}
+
+std::optional<Range> rangeOf(Value value) {
+  auto pair = recordOf(value, kInputRangesAttr, kRangesAttr);
   if (!pair || pair.size() != 2)
     return std::nullopt;
   Range r;
@@ -345,18 +351,7 @@ void attachMeans(ModuleOp module, const ChannelMeans &means) {
 }
 
 std::optional<std::vector<float>> meansOf(Value value) {
-  ArrayAttr records;
-  unsigned index = 0;
-  if (auto arg = dyn_cast<BlockArgument>(value)) {
-    records = arg.getOwner()->getParentOp()->getAttrOfType<ArrayAttr>(kInputMeansAttr);
-    index = arg.getArgNumber();
-  } else if (Operation *def = value.getDefiningOp()) {
-    records = def->getAttrOfType<ArrayAttr>(kMeansAttr);
-    index = cast<OpResult>(value).getResultNumber();
-  }
-  if (!records || index >= records.size())
-    return std::nullopt;
-  auto means = dyn_cast<DenseF32ArrayAttr>(records[index]);
+  auto means = recordOf(value, kInputMeansAttr, kMeansAttr);
   if (!means || means.empty())
     return std::nullopt;
   return std::vector<float>(means.asArrayRef().begin(), means.asArrayRef().end());
