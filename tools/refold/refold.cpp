@@ -573,6 +573,17 @@ chooseFloatLayers(mlir::ModuleOp calibrated, mlir::ModuleOp floatModel,
   return gains;
 }
 
+/// Writes --quant-report-json's file (atomically).
+static mlir::LogicalResult writeReportJson(json::Object root) {
+  auto status = writeToOutput(quantReportJson, [&](raw_ostream &os) {
+    os << formatv("{0:2}", json::Value(std::move(root))) << "\n";
+    return Error::success();
+  });
+  if (status)
+    return fail(quantReportJson + ": " + toString(std::move(status))), mlir::failure();
+  return mlir::success();
+}
+
 /// --quantize: calibrate, rewrite to QDQ, report what it cost.
 static mlir::LogicalResult quantizeModel(mlir::ModuleOp module) {
   if (equalize) {
@@ -688,12 +699,7 @@ static mlir::LogicalResult quantizeModel(mlir::ModuleOp module) {
                         {"kept_float", std::move(floats)},
                         {"weight_bytes_before", int64_t(floatBytes)},
                         {"weight_bytes_after", int64_t(intBytes)}};
-      auto status = writeToOutput(quantReportJson, [&](raw_ostream &os) {
-        os << formatv("{0:2}", json::Value(std::move(root))) << "\n";
-        return Error::success();
-      });
-      if (status)
-        return fail(quantReportJson + ": " + toString(std::move(status))), mlir::failure();
+      return writeReportJson(std::move(root));
     }
     return mlir::success();
   }
@@ -753,12 +759,7 @@ static mlir::LogicalResult quantizeModel(mlir::ModuleOp module) {
                       {"kept_float", std::move(floats)},
                       {"weight_bytes_before", int64_t(floatBytes)},
                       {"weight_bytes_after", int64_t(intBytes)}};
-    auto status = writeToOutput(quantReportJson, [&](raw_ostream &os) {
-      os << formatv("{0:2}", json::Value(std::move(root))) << "\n";
-      return Error::success();
-    });
-    if (status)
-      return fail(quantReportJson + ": " + toString(std::move(status))), mlir::failure();
+    return writeReportJson(std::move(root));
   }
   return mlir::success();
 }
