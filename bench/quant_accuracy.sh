@@ -1,38 +1,42 @@
 #!/usr/bin/env bash
 # What int8 costs on models with trained weights (scripts/corpus/trained.py:
 # denoisers trained on scikit-image's photos, judged by PSNR on photos they
-# were not trained on). For each model, each variant quantized from the
-# training-form ONNX and run in refold's interpreter on 256 evaluation
-# patches; PSNR against the clean patches, output SQNR against float:
+# were not trained on, and a classifier of patches of those photos, judged by
+# top-1 on the parts it was not trained on). For each model, each variant
+# quantized from the training-form ONNX and run in refold's interpreter on
+# the evaluation inputs; the task metric (PSNR against the clean patches, or
+# top-1 % and agreement with float's top-1), output SQNR against float:
 #   float     the float -O2 model
 #   int8      refold's default (per-channel weights, uint8 activations,
 #             equalization, bias correction), calibrated on 64 training patches
 #   base      onnxruntime's quantizer by default (one scale per weight tensor,
 #             int8 activations, MinMax, no equalization or bias correction)
 #   df        refold data-free (no calibration data; --input-range=-0.5,1.5,
-#             what noisy [0, 1] images span)
+#             what noisy [0, 1] images span; 0,1 for the classifier's clean
+#             patches)
 #   df-base   data-free with the baseline's settings
 # Then the calibration methods side by side (int8 SQNR), which the default
 # method is chosen by.
-# Goals: int8 PSNR within 0.5 dB of float, its SQNR at least 3 dB above the
-# baseline's wherever the baseline loses more than 0.1 dB of PSNR (and never
-# below it); data-free within 1 dB of float on the MobileNetV2-style model.
-# usage: bench/quant_accuracy.sh [MODEL...]   (repvgg mbv2 resnet vovnet)
+# Goals: int8 PSNR within 0.5 dB of float (top-1 within 0.5 points and
+# agreement >= 99 % for the classifier), its SQNR at least 3 dB above the
+# baseline's wherever the baseline loses anything (more than 0.1 dB of PSNR,
+# or any top-1 point), and never below it; data-free within 1 dB (1 point)
+# of float on the MobileNetV2-style models.
+# usage: bench/quant_accuracy.sh [MODEL...]   (repvgg mbv2 resnet vovnet mbv2cls)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${BENCH_OUT:-$ROOT/bench/out}/corpus"
 REFOLD="${REFOLD:-$ROOT/build/bin/refold}"
 MODELS=("$@")
-[ ${#MODELS[@]} -gt 0 ] || MODELS=(repvgg mbv2 resnet vovnet)
+[ ${#MODELS[@]} -gt 0 ] || MODELS=(repvgg mbv2 resnet vovnet mbv2cls)
 REFOLD_WITH_TORCH=1 "$ROOT/scripts/setup.sh" >/dev/null
 mkdir -p "$OUT"
 BASELINE=(--weights=per-tensor --activations=int8 --equalize=false --bias-correction=false)
-DATAFREE=(--input-range=-0.5,1.5)
 METHODS=(minmax percentile entropy mse)
 missed=()
 summary=()
-printf '%-8s %9s %9s %9s %9s %9s %10s %10s %10s  %s\n' model "float dB" "int8 dB" "base dB" \
-  "df dB" "df-base" "int8 SQNR" "base SQNR" "df SQNR" goal
+printf '%-8s %-7s %9s %9s %9s %9s %9s %10s %10s %10s  %s\n' model metric float int8 base \
+  df df-base "int8 SQNR" "base SQNR" "df SQNR" goal
 for m in "${MODELS[@]}"; do
   base="$OUT/trained_$m"
   [ -f "${base}_preserve.onnx" ] ||
@@ -40,6 +44,10 @@ for m in "${MODELS[@]}"; do
   work="$OUT/qacc_$m"; rm -rf "$work"; mkdir -p "$work"
   calib=(--calibration="${base}_calib.npy")
   q=(--quiet --quantize=int8)
+  DATAFREE=(--input-range=-0.5,1.5)
+  [ "$m" != mbv2cls ] || DATAFREE=(--input-range=0,1)
+  read -r input output < <(/usr/bin/python3 -c "import onnx, sys; g = onnx.load(sys.argv[1]).graph; \
+print(g.input[0].name, g.output[0].name)" "${base}_preserve.onnx")
   "$REFOLD" "${base}_preserve.onnx" -o "$work/float.onnx" --quiet
   "$REFOLD" "${base}_preserve.onnx" -o "$work/int8.onnx" "${q[@]}" "${calib[@]}"
   "$REFOLD" "${base}_preserve.onnx" -o "$work/base.onnx" "${q[@]}" "${calib[@]}" "${BASELINE[@]}"
@@ -53,37 +61,51 @@ for m in "${MODELS[@]}"; do
     variants+=("m_$method")
   done
   for v in "${variants[@]}"; do
-    "$REFOLD" run "$work/$v.onnx" --input noisy="${base}_eval_x.npy" -o "$work/run_$v" --quiet
+    "$REFOLD" run "$work/$v.onnx" --input "$input=${base}_eval_x.npy" -o "$work/run_$v" --quiet
   done
-  line=$(/usr/bin/python3 - "$work" "${base}_eval_y.npy" "$m" "${METHODS[*]}" <<'PY'
+  line=$(/usr/bin/python3 - "$work" "${base}_eval_y.npy" "$m" "${METHODS[*]}" "$output" <<'PY'
 import sys
 import numpy as np
 import onnx
 from onnx import numpy_helper
-work, clean_path, name, methods = sys.argv[1:]
+work, truth_path, name, methods, output = sys.argv[1:]
 methods = methods.split()
-clean = np.load(clean_path)
+truth = np.load(truth_path)
+classifier = truth.ndim == 1
 names = ["float", "int8", "base", "df", "dfbase"] + ["m_" + m for m in methods]
-out = {v: numpy_helper.to_array(onnx.load_tensor(f"{work}/run_{v}/denoised.pb")) for v in names}
-psnr = {v: 10 * np.log10(1.0 / np.mean((o - clean) ** 2)) for v, o in out.items()}
+out = {v: numpy_helper.to_array(onnx.load_tensor(f"{work}/run_{v}/{output}.pb")) for v in names}
+if classifier:
+    metric = {v: 100 * np.mean(o.argmax(1) == truth) for v, o in out.items()}
+    agree = {v: 100 * np.mean(o.argmax(1) == out["float"].argmax(1)) for v, o in out.items()}
+    loses = lambda v, tol: metric["float"] - metric[v] > tol
+    ok = not loses("int8", 0.5) and agree["int8"] >= 99
+    base_loses = loses("base", 0)
+else:
+    metric = {v: 10 * np.log10(1.0 / np.mean((o - truth) ** 2)) for v, o in out.items()}
+    loses = lambda v, tol: metric["float"] - metric[v] > tol
+    ok = not loses("int8", 0.5)
+    base_loses = loses("base", 0.1)
 def sqnr(v):
     f = out["float"].astype(np.float64)
     return 10 * np.log10(np.sum(f ** 2) / np.sum((f - out[v]) ** 2))
 s = {v: sqnr(v) for v in names if v != "float"}
-ok = psnr["float"] - psnr["int8"] <= 0.5 and s["int8"] >= s["base"] - 0.05
-if psnr["float"] - psnr["base"] > 0.1:
+ok = ok and s["int8"] >= s["base"] - 0.05
+if base_loses:
     ok = ok and s["int8"] >= s["base"] + 3
-if name == "mbv2":
-    ok = ok and psnr["float"] - psnr["df"] <= 1.0
+if name.startswith("mbv2"):
+    ok = ok and not loses("df", 1.0)
 verdict = "met" if ok else "MISSED"
-print(f"{name:8s} {psnr['float']:9.2f} {psnr['int8']:9.2f} {psnr['base']:9.2f} {psnr['df']:9.2f} "
-      f"{psnr['dfbase']:9.2f} {s['int8']:10.1f} {s['base']:10.1f} {s['df']:10.1f}  {verdict}")
+unit = "top-1 %" if classifier else "PSNR dB"
+print(f"{name:8s} {unit:7s} {metric['float']:9.2f} {metric['int8']:9.2f} {metric['base']:9.2f} "
+      f"{metric['df']:9.2f} {metric['dfbase']:9.2f} {s['int8']:10.1f} {s['base']:10.1f} {s['df']:10.1f}  "
+      f"{verdict}" + (f" (top-1 agreement: int8 {agree['int8']:.1f} %, base {agree['base']:.1f} %, "
+                      f"df {agree['df']:.1f} %)" if classifier else ""))
 print("methods " + " ".join(f"{m}={s['m_' + m]:.2f}" for m in methods))
 PY
 )
   echo "${line%%$'\n'*}"
   summary+=("$m ${line#*$'\n'}")
-  [[ "${line%%$'\n'*}" == *MISSED ]] && missed+=("$m")
+  [[ "${line%%$'\n'*}" == *MISSED* ]] && missed+=("$m")
 done
 echo
 echo "calibration methods, int8 output SQNR (dB) against float:"

@@ -3,15 +3,21 @@ Gaussian denoisers (sigma 0.1 on [0, 1] grayscale) trained on patches of
 scikit-image's sample photos, in four architectures whose quantization
 behaves differently: a RepVGG-style net (3x3 + 1x1 + identity branches with
 BatchNorm: the merged kernels get outlier channels), a MobileNetV2-style net
-(depthwise convs, ReLU6), a small ResNet, and a VoVNet-style net (Concat).
+(depthwise convs, ReLU6), a small ResNet, and a VoVNet-style net (Concat);
+and a classifier (MobileNetV2-style, strided, global pooling and a linear
+head: `mbv2cls`) that tells which of ten photos a 32x32 patch was cut from,
+trained on the photos' left three quarters and judged by top-1 on their
+right quarter.
 Training runs a fixed number of steps (about 90 s per model on one core;
 seeds fixed, so the weights are the same on every run).
 Exports, for OUT/trained_<model>:
   _preserve.onnx   the training form, every BatchNormalization kept
-  _calib.npy       64 noisy training patches (calibration samples)
-  _eval_x.npy      256 noisy patches of photos not trained on
-  _eval_y.npy      their clean versions
-usage: trained.py OUT --model repvgg|mbv2|resnet|vovnet [--steps N]
+  _calib.npy       64 training inputs (calibration samples)
+  _eval_x.npy      evaluation inputs: 256 noisy patches of photos not
+                   trained on; for the classifier 1,000 patches of the
+                   quarters not trained on
+  _eval_y.npy      their clean versions; for the classifier the labels
+usage: trained.py OUT --model repvgg|mbv2|resnet|vovnet|mbv2cls [--steps N]
 """
 import argparse
 import os
@@ -47,8 +53,27 @@ def patches(names, count, rng):
     return out
 
 
-def conv_bn(cin, cout, k, groups=1):
-    return nn.Sequential(nn.Conv2d(cin, cout, k, 1, k // 2, groups=groups, bias=False),
+CLASS_IMAGES = ["camera", "astronaut", "coffee", "chelsea", "coins", "page", "moon", "brick",
+                "grass", "gravel"]
+
+
+def labelled_patches(count, rng, train):
+    """Patches of CLASS_IMAGES labelled by their photo: from the left three
+    quarters of each photo for training, from the right quarter otherwise."""
+    images = [gray(n) for n in CLASS_IMAGES]
+    x = np.empty((count, 1, PATCH, PATCH), np.float32)
+    y = rng.integers(len(images), size=count)
+    for i in range(count):
+        img = images[y[i]]
+        split = img.shape[1] * 3 // 4
+        lo, hi = (0, split - PATCH) if train else (split, img.shape[1] - PATCH)
+        r, c = rng.integers(img.shape[0] - PATCH), rng.integers(lo, hi)
+        x[i, 0] = img[r:r + PATCH, c:c + PATCH]
+    return x, y.astype(np.int64)
+
+
+def conv_bn(cin, cout, k, groups=1, stride=1):
+    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
                          nn.BatchNorm2d(cout))
 
 
@@ -62,14 +87,29 @@ class RepBlock(nn.Module):
 
 
 class InvertedResidual(nn.Module):
-    def __init__(self, c, expand=4):
+    def __init__(self, c, expand=4, cout=None, stride=1):
         super().__init__()
-        h = c * expand
-        self.body = nn.Sequential(conv_bn(c, h, 1), nn.ReLU6(), conv_bn(h, h, 3, groups=h), nn.ReLU6(),
-                                  conv_bn(h, c, 1))
+        h, cout = c * expand, cout or c
+        self.residual = stride == 1 and cout == c
+        self.body = nn.Sequential(conv_bn(c, h, 1), nn.ReLU6(), conv_bn(h, h, 3, groups=h, stride=stride),
+                                  nn.ReLU6(), conv_bn(h, cout, 1))
 
     def forward(self, x):
-        return x + self.body(x)
+        return x + self.body(x) if self.residual else self.body(x)
+
+
+class Classifier(nn.Module):
+    def __init__(self, classes):
+        super().__init__()
+        self.features = nn.Sequential(
+            conv_bn(1, 16, 3), nn.ReLU6(), InvertedResidual(16),
+            InvertedResidual(16, cout=24, stride=2), InvertedResidual(24),
+            InvertedResidual(24, cout=32, stride=2), InvertedResidual(32),
+            conv_bn(32, 64, 1), nn.ReLU6(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(64, classes)
+
+    def forward(self, x):
+        return self.head(self.features(x))
 
 
 class BasicBlock(nn.Module):
@@ -121,6 +161,8 @@ def build(name):
         return Denoiser([BasicBlock(c) for _ in range(3)], c)
     if name == "vovnet":
         return Denoiser([OSAModule(c), OSAModule(c)], c)
+    if name == "mbv2cls":
+        return Classifier(len(CLASS_IMAGES))
     raise ValueError(name)
 
 
@@ -131,13 +173,16 @@ def psnr(a, b):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
-    parser.add_argument("--model", choices=["repvgg", "mbv2", "resnet", "vovnet"], required=True)
+    parser.add_argument("--model", choices=["repvgg", "mbv2", "resnet", "vovnet", "mbv2cls"],
+                        required=True)
     parser.add_argument("--steps", type=int, default=300)
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(0)
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
+    if args.model == "mbv2cls":
+        return train_classifier(args)
     train = patches(TRAIN_IMAGES, 20000, rng)
     model = build(args.model)
     opt = torch.optim.Adam(model.parameters(), 2e-3)
@@ -168,6 +213,35 @@ def main():
                       training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
     print(f"{args.model}: {args.steps} steps in {time.time() - start:.0f} s; eval PSNR noisy {psnr(eval_x, eval_y):.2f} dB, "
           f"denoised {psnr(out, eval_y):.2f} dB")
+
+
+def train_classifier(args):
+    rng = np.random.default_rng(0)
+    train_x, train_y = labelled_patches(20000, rng, train=True)
+    model = build(args.model)
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    start = time.time()
+    for step in range(1, args.steps + 1):
+        idx = rng.integers(len(train_x), size=64)
+        x, y = torch.from_numpy(train_x[idx]), torch.from_numpy(train_y[idx])
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    base = os.path.join(args.out, f"trained_{args.model}")
+    eval_x, eval_y = labelled_patches(1000, np.random.default_rng(1), train=False)
+    calib, _ = labelled_patches(64, np.random.default_rng(2), train=True)
+    np.save(base + "_calib.npy", calib)
+    np.save(base + "_eval_x.npy", eval_x)
+    np.save(base + "_eval_y.npy", eval_y)
+    with torch.no_grad():
+        top1 = (model(torch.from_numpy(eval_x)).argmax(1).numpy() == eval_y).mean()
+    torch.onnx.export(model, torch.from_numpy(calib[:1]), base + "_preserve.onnx", opset_version=13,
+                      input_names=["image"], output_names=["logits"],
+                      dynamic_axes={"image": {0: "N"}, "logits": {0: "N"}},
+                      training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
+    print(f"{args.model}: {args.steps} steps in {time.time() - start:.0f} s; eval top-1 {100 * top1:.1f} %")
 
 
 if __name__ == "__main__":

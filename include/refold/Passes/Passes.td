@@ -224,7 +224,7 @@ def QuantCalibrate : Pass<"onnx-quant-calibrate", "::mlir::ModuleOp"> {
     each op ([min, max] per result), `refold.input_ranges` on the graph.
     `method` chooses it: `minmax` (what the sets reached), or, from a
     histogram of 2048 bins a side that widens as it streams, `percentile`
-    (the |x| below which `percentile` % of the values lie), `entropy` (the
+    (the default: the |x| below which `percentile` % of the values lie), `entropy` (the
     threshold of least KL divergence at 128 levels a side or 256 for a tensor
     without negative values, as TensorRT) or `mse`
     (the threshold of least expected squared error at 256 levels). Clipped
@@ -234,7 +234,7 @@ def QuantCalibrate : Pass<"onnx-quant-calibrate", "::mlir::ModuleOp"> {
   let options = [
     Option<"calibration", "calibration", "std::string", "\"\"",
            "Calibration data: a directory or a .npy of samples">,
-    Option<"method", "method", "std::string", "\"minmax\"",
+    Option<"method", "method", "std::string", "\"percentile\"",
            "Range method: minmax, percentile, entropy or mse">,
     Option<"percentile", "percentile", "double", "99.99",
            "Share of values (%) inside the range, for method=percentile">,
