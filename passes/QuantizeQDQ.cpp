@@ -364,9 +364,17 @@ struct QuantizeQDQPass : refold::impl::QuantizeQDQBase<QuantizeQDQPass> {
         return "its bias is not a 1-D float32 constant per output channel";
     }
     Value out = op->getResult(0);
-    Operation *absorbed = absorbableActivation(out);
+    // A Gemm whose result only leaves the graph keeps it in float: runtimes
+    // run DequantizeLinear -> Gemm as an integer kernel with a float result
+    // (onnxruntime's QGemm), so requantizing would only add error where the
+    // user reads it (a classifier's logits).
+    bool floatOutput = isa<GemmOp>(op) && !out.use_empty() &&
+                       llvm::all_of(out.getUsers(), [](Operation *user) {
+                         return isa<func::ReturnOp>(user);
+                       });
+    Operation *absorbed = floatOutput ? nullptr : absorbableActivation(out);
     Value finalOut = absorbed ? absorbed->getResult(0) : out;
-    if (!quant::rangeOf(finalOut))
+    if (!floatOutput && !quant::rangeOf(finalOut))
       return "no recorded range for its output (run onnx-quant-calibrate first)";
     auto in = quantizeActivation(x);
     if (!in)
@@ -381,7 +389,7 @@ struct QuantizeQDQPass : refold::impl::QuantizeQDQBase<QuantizeQDQPass> {
     if (auto found = quantizedWeights.find(w); found != quantizedWeights.end()) {
       op->setOperand(1, found->second.first);
       return finishOp(op, b, loc, name, in->second, found->second.second, bias, biasConst, axis,
-                      outChannels, absorbed, out);
+                      outChannels, absorbed, floatOutput ? Value() : out);
     }
     auto scales = quant::weightScales(wConst->data, wConst->shape, axis, perChannel);
     int64_t inner = 1;
@@ -415,10 +423,11 @@ struct QuantizeQDQPass : refold::impl::QuantizeQDQBase<QuantizeQDQPass> {
     quantizedWeights[w] = {wDq, scales};
     op->setOperand(1, wDq);
     return finishOp(op, b, loc, name, in->second, scales, bias, biasConst, axis, outChannels,
-                    absorbed, out);
+                    absorbed, floatOutput ? Value() : out);
   }
 
-  /// The bias and the output of a quantized op.
+  /// The bias and the output of a quantized op (`out` null: the result stays
+  /// float).
   std::string finishOp(Operation *op, OpBuilder &b, Location loc, const std::string &name,
                        float inputScale, const std::vector<float> &scales, Value bias,
                        const std::optional<weights::F32Tensor> &biasConst, int64_t axis,
@@ -443,10 +452,12 @@ struct QuantizeQDQPass : refold::impl::QuantizeQDQBase<QuantizeQDQPass> {
                                                b.getI64IntegerAttr(0));
       op->setOperand(2, bDq);
     }
-    // The output, with the absorbed activation's range.
+    // The output, with the absorbed activation's range (none for a float
+    // result).
     if (absorbed)
       absorb(op, absorbed);
-    quantizeActivation(out);
+    if (out)
+      quantizeActivation(out);
     return "";
   }
 };

@@ -56,6 +56,7 @@ struct Layer {
   std::string output, weightInt8;
   Value weightDq;
   double rangeMin = 0, rangeMax = 0;
+  bool floatOutput = false;
 };
 std::vector<Layer> quantizedLayers(ModuleOp quantModel) {
   std::vector<Layer> layers;
@@ -85,6 +86,11 @@ std::vector<Layer> quantizedLayers(ModuleOp quantModel) {
           layer.rangeMax = (hi - zero->asDouble(0)) * scale->asDouble(0);
         }
       }
+    // A Gemm that feeds the graph's outputs directly keeps a float result.
+    if (layer.output.empty() && isa<ir::GemmOp>(op)) {
+      layer.output = outputName(op->getResult(0));
+      layer.floatOutput = true;
+    }
     if (!layer.output.empty())
       layers.push_back(layer);
   });
@@ -182,6 +188,7 @@ Expected<CostReport> measureCost(ModuleOp floatModel, ModuleOp quantModel,
     cost.sqnrDb = sums.sqnrDb();
     cost.rangeMin = layer.rangeMin;
     cost.rangeMax = layer.rangeMax;
+    cost.floatOutput = layer.floatOutput;
     StringRef weightName = StringRef(layer.weightInt8).drop_back(StringRef("_quantized").size());
     if (!StringRef(layer.weightInt8).ends_with("_quantized"))
       weightName = "";

@@ -69,6 +69,27 @@ func.func @chain(%x: tensor<1x1x2x2xf32>, %m: tensor<2x4xf32>) -> (tensor<1x1x2x
 
 // -----
 
+// A Gemm whose result only leaves the graph keeps a float result (no Q/DQ
+// after it: runtimes run it as an integer kernel with float output); one
+// whose result another op reads is quantized as usual.
+// CHECK-LABEL: func.func @gemm_float_output
+// CHECK: %[[H:.*]] = onnx.Gemm
+// CHECK: %[[QH:.*]] = onnx.QuantizeLinear(%[[H]]
+// CHECK: %[[DQH:.*]] = onnx.DequantizeLinear(%[[QH]]
+// CHECK: %[[L:.*]] = onnx.Gemm(%[[DQH]]
+// CHECK-NOT: onnx.QuantizeLinear
+// CHECK: return %[[L]]
+func.func @gemm_float_output(%x: tensor<1x2xf32>) -> tensor<1x2xf32> attributes {refold.input_ranges = [array<f32: 0.0, 1.0>]} {
+  %none = onnx.none
+  %w1 = onnx.initializer "w1" = dense<[[1.0, -1.0], [0.5, 2.0]]> : tensor<2x2xf32>
+  %w2 = onnx.initializer "w2" = dense<[[1.0, 0.0], [0.0, 1.0]]> : tensor<2x2xf32>
+  %h = onnx.Gemm(%x, %w1, %none) {onnx.outputs = ["h"], refold.ranges = [array<f32: -1.0, 2.5>]} : (tensor<1x2xf32>, tensor<2x2xf32>, none) -> tensor<1x2xf32>
+  %l = onnx.Gemm(%h, %w2, %none) {onnx.outputs = ["logits"]} : (tensor<1x2xf32>, tensor<2x2xf32>, none) -> tensor<1x2xf32>
+  return %l : tensor<1x2xf32>
+}
+
+// -----
+
 // One scale for a Concat's inputs and output (ranges [-1, 2] and [0, 4]:
 // union [-1, 4], scale 5/255, zero point 51), and carried through MaxPool.
 // CHECK-LABEL: func.func @shared_scales

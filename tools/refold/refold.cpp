@@ -170,9 +170,10 @@ cl::opt<std::string> calibration(
              "sets, or one .npy of samples (single-input models)"),
     cl::value_desc("path"), cl::cat(quantCategory));
 cl::opt<std::string> calibrationMethod(
-    "calibration-method", cl::init("minmax"),
-    cl::desc("How each activation's range is chosen: minmax (default), percentile, entropy or "
-             "mse (clipped ranges from a streamed histogram)"),
+    "calibration-method", cl::init("percentile"),
+    cl::desc("How each activation's range is chosen: minmax, percentile (default; measured best "
+             "on the trained corpus, docs/quantization.md), entropy or mse (clipped ranges from a "
+             "streamed histogram)"),
     cl::cat(quantCategory));
 cl::opt<double> calibrationPercentile(
     "calibration-percentile", cl::init(99.99),
@@ -725,10 +726,15 @@ static mlir::LogicalResult quantizeModel(mlir::ModuleOp module) {
     outs() << "  weights: " << floatBytes << " -> " << intBytes << " bytes ("
            << format("%.2f", floatBytes ? double(intBytes) / double(floatBytes) : 1.0) << "x)\n";
     outs() << "  layers (output SQNR graph-wise, weight SQNR, quantized output range):\n";
-    for (const auto &l : cost->layers)
+    for (const auto &l : cost->layers) {
       outs() << "    " << l.name << ": " << format("%.1f", l.sqnrDb) << " dB, weight "
-             << format("%.1f", l.weightSqnrDb) << " dB, range [" << format("%.4g", l.rangeMin)
-             << ", " << format("%.4g", l.rangeMax) << "]\n";
+             << format("%.1f", l.weightSqnrDb) << " dB, ";
+      if (l.floatOutput)
+        outs() << "float output\n";
+      else
+        outs() << "range [" << format("%.4g", l.rangeMin) << ", " << format("%.4g", l.rangeMax)
+               << "]\n";
+    }
     for (const auto &[layer, why] : keptFloat)
       outs() << "    " << layer << ": kept in float (" << why << ")\n";
   }
@@ -746,7 +752,8 @@ static mlir::LogicalResult quantizeModel(mlir::ModuleOp module) {
                                     {"weight", l.weightName},
                                     {"sqnr_db", dB(l.sqnrDb)},
                                     {"weight_sqnr_db", dB(l.weightSqnrDb)},
-                                    {"range", json::Array{l.rangeMin, l.rangeMax}}});
+                                    {"range", l.floatOutput ? json::Value(nullptr)
+                                                            : json::Array{l.rangeMin, l.rangeMax}}});
     for (const auto &[layer, why] : keptFloat)
       floats.push_back(json::Object{{"layer", layer}, {"reason", why}});
     json::Object root{{"calibration_sets", int64_t(cost->sets)},

@@ -161,6 +161,7 @@ struct LayerCost {
   std::string weightName; // the float weight it replaced
   double sqnrDb = 0, weightSqnrDb = 0;
   double rangeMin = 0, rangeMax = 0; // the output's quantized range
+  bool floatOutput = false;          // integer kernel, float result (no range)
 };
 struct CostReport {
   size_t sets = 0;
