@@ -30,6 +30,9 @@
 #include "llvm/Support/Process.h"
 #include "llvm/ADT/ScopeExit.h"
 
+#include <functional>
+#include <optional>
+#include <stdexcept>
 #include <unistd.h>
 
 #include <onnx/checker.h>
@@ -323,6 +326,75 @@ void Importer::checkVersions(const onnx::ModelProto &model) {
 }
 
 /// Calls `fn` on `graph` and every subgraph below it.
+/// A cycle among the model-local functions (one calling itself, directly or
+/// through others), described; ONNX's shape inference and function
+/// inlining would recurse without end on one.
+static std::optional<std::string> functionCallCycle(const onnx::ModelProto &model) {
+  auto key = [](const std::string &domain, const std::string &name) {
+    return domain + "." + name;
+  };
+  llvm::StringMap<const onnx::FunctionProto *> functions;
+  for (const auto &f : model.functions())
+    functions[key(f.domain(), f.name())] = &f;
+  // The local functions a node list calls, subgraphs included.
+  std::function<void(const google::protobuf::RepeatedPtrField<onnx::NodeProto> &,
+                     std::vector<std::string> &)>
+      callees = [&](const auto &nodes, std::vector<std::string> &out) {
+        for (const auto &node : nodes) {
+          std::string k = key(node.domain(), node.op_type());
+          if (functions.count(k))
+            out.push_back(k);
+          for (const auto &attr : node.attribute()) {
+            if (attr.has_g())
+              callees(attr.g().node(), out);
+            for (const auto &g : attr.graphs())
+              callees(g.node(), out);
+          }
+        }
+      };
+  // Depth-first, iteratively (a deep chain of calls must not overflow here
+  // either): 1 = on the current path, 2 = done.
+  llvm::StringMap<int> state;
+  for (const auto &f : model.functions()) {
+    std::string root = key(f.domain(), f.name());
+    if (state.lookup(root))
+      continue;
+    std::vector<std::pair<std::string, std::vector<std::string>>> stack;
+    auto push = [&](const std::string &name) {
+      std::vector<std::string> next;
+      callees(functions[name]->node(), next);
+      state[name] = 1;
+      stack.emplace_back(name, std::move(next));
+    };
+    push(root);
+    while (!stack.empty()) {
+      auto &[name, next] = stack.back();
+      if (next.empty()) {
+        state[name] = 2;
+        stack.pop_back();
+        continue;
+      }
+      std::string callee = next.back();
+      next.pop_back();
+      int seen = state.lookup(callee);
+      if (seen == 1) {
+        std::string path;
+        bool inCycle = false;
+        for (const auto &frame : stack) {
+          inCycle |= frame.first == callee;
+          if (inCycle)
+            path += "'" + frame.first + "' -> ";
+        }
+        return "model-local function '" + callee + "' calls itself (" + path + "'" + callee +
+               "')";
+      }
+      if (!seen)
+        push(callee);
+    }
+  }
+  return std::nullopt;
+}
+
 static void forEachGraph(const onnx::GraphProto &graph,
                          llvm::function_ref<void(const onnx::GraphProto &)> fn) {
   fn(graph);
@@ -995,6 +1067,8 @@ llvm::Expected<OwningOpRef<ModuleOp>> Importer::run(onnx::ModelProto &model) {
   if (!model.has_graph())
     return makeError("the model has no graph");
   checkVersions(model);
+  if (auto cycle = functionCallCycle(model))
+    return makeError(*cycle);
   if (auto err = loadExternalData(*model.mutable_graph()))
     return std::move(err);
 
@@ -1113,7 +1187,16 @@ static void prepareContext(MLIRContext &context) {
 
 static llvm::Error parseText(StringRef bytes, onnx::ModelProto &model) {
   std::string text = bytes.str();
-  auto status = onnx::OnnxParser::Parse(model, text.c_str());
+  onnx::Common::Status status;
+  try {
+    status = onnx::OnnxParser::Parse(model, text.c_str());
+  } catch (const std::out_of_range &e) {
+    // The parser converts numbers with std::stoll and friends, which throw.
+    return makeError(std::string("not a valid textual ONNX model: a number does not fit its "
+                                 "type (") + e.what() + ")");
+  } catch (const std::exception &e) {
+    return makeError(std::string("not a valid textual ONNX model: ") + e.what());
+  }
   if (!status.IsOK())
     return makeError("not a valid textual ONNX model: " +
                      describeParseError(status.ErrorMessage()));

@@ -116,14 +116,31 @@ cl::opt<std::string> statsJson("refold-stats-json",
                                cl::desc("Write the report as JSON to this file (--stats-json)"),
                                cl::value_desc("file"), cl::cat(refoldCategory));
 
+/// `message` on one line: names from the model may hold newlines, control
+/// characters or bytes that are not UTF-8; they are escaped.
+std::string oneLine(const Twine &message) {
+  std::string text = message.str();
+  bool validUtf8 = llvm::json::isUTF8(text);
+  std::string out;
+  for (unsigned char c : text) {
+    if (c == '\n')
+      out += "\\n";
+    else if (c < 0x20 || c == 0x7f || (c >= 0x80 && !validUtf8))
+      out += llvm::formatv("\\x{0:x-2}", unsigned(c)).str();
+    else
+      out += char(c);
+  }
+  return out;
+}
+
 int fail(const Twine &message) {
   outs().flush(); // keep report lines before the error
-  WithColor::error(errs(), "refold") << message << "\n";
+  WithColor::error(errs(), "refold") << oneLine(message) << "\n";
   return 1;
 }
 
 void warn(const Twine &message) {
-  WithColor::warning(errs(), "refold") << message << "\n";
+  WithColor::warning(errs(), "refold") << oneLine(message) << "\n";
 }
 
 std::string formatNumber(double v) {
