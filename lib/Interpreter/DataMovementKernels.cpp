@@ -77,7 +77,12 @@ Error kFlatten(KernelContext &c) {
   const Tensor *x = c.in(0);
   if (!x)
     return c.fail("needs an input");
-  int64_t axis = normAxis(c.i("axis", 1), x->rank());
+  // Flatten's axis may equal the rank (everything in the outer dimension).
+  int64_t axis = c.i("axis", 1);
+  if (axis < -x->rank() || axis > x->rank())
+    return c.fail("axis " + std::to_string(axis) + " is out of range for rank " +
+                  std::to_string(x->rank()));
+  axis = axis < 0 ? axis + x->rank() : axis;
   int64_t outer = numElements(x->shape().take_front(axis));
   c.outputs[0] = x->reshaped({outer, x->size() / std::max<int64_t>(outer, 1)});
   if (outer == 0)

@@ -108,7 +108,12 @@ static llvm::Expected<Tensor> generateInput(StringRef name, Type type, ArrayAttr
     auto it = param.empty() ? options.dims.end() : options.dims.find(param);
     shape.push_back(it != options.dims.end() ? it->second : options.defaultDim);
   }
-  Tensor t(*dtype, shape);
+  Tensor t;
+  try {
+    t = Tensor(*dtype, shape);
+  } catch (const InterpreterError &e) {
+    return error("cannot generate input '" + name + "': " + e.what());
+  }
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> real(-1.0, 1.0);
   std::uniform_int_distribution<int> small(0, 3);
@@ -355,7 +360,13 @@ llvm::Expected<std::vector<Tensor>> evaluateOp(Operation *op, ArrayRef<const Ten
       numOutputs = i + 1;
   ctx.numOutputs = numOutputs;
   ctx.outputs.resize(op->getNumResults());
-  if (Error err = kernel->second(ctx)) {
+  Error kernelError = Error::success();
+  try {
+    kernelError = kernel->second(ctx);
+  } catch (const InterpreterError &e) {
+    return error(describe(op) + ": " + e.what());
+  }
+  if (Error err = std::move(kernelError)) {
     std::string message = llvm::toString(std::move(err));
     StringRef reason(message);
     reason.consume_front((opType + ": ").str());

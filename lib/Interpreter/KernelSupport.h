@@ -21,7 +21,14 @@ using llvm::Error;
 
 inline Error ok() { return Error::success(); }
 
-inline int64_t normAxis(int64_t axis, int64_t rank) { return axis < 0 ? axis + rank : axis; }
+/// `axis` in [0, rank); one out of [-rank, rank) throws (evaluateOp turns it
+/// into an error naming the op).
+inline int64_t normAxis(int64_t axis, int64_t rank) {
+  if (axis < -rank || axis >= rank)
+    throw InterpreterError("axis " + std::to_string(axis) + " is out of range for rank " +
+                           std::to_string(rank));
+  return axis < 0 ? axis + rank : axis;
+}
 
 /// Calls `fn` with a value of the C++ type of `type` (numeric types only).
 template <typename Fn>

@@ -89,9 +89,29 @@ std::string shapeString(llvm::ArrayRef<int64_t> shape) {
   return s + "]";
 }
 
+/// The bytes of a `type` tensor of `shape`, checked against
+/// kMaxTensorBytes before anything is allocated.
+static size_t checkedByteSize(DType type, llvm::ArrayRef<int64_t> shape) {
+  uint64_t elements = 1;
+  bool tooLarge = false;
+  for (int64_t d : shape) {
+    if (d < 0)
+      throw InterpreterError("a tensor of shape " + shapeString(shape) +
+                             " (negative dimension)");
+    if (d && elements > kMaxTensorBytes / uint64_t(d))
+      tooLarge = true;
+    elements = tooLarge ? elements : elements * uint64_t(d);
+  }
+  uint64_t bytes = elements * std::max<size_t>(dtypeSize(type), 1);
+  if (tooLarge || elements > kMaxTensorBytes || bytes > kMaxTensorBytes)
+    throw InterpreterError("a tensor of shape " + shapeString(shape) + " is larger than the " +
+                           "interpreter's limit of 4 GiB");
+  return size_t(bytes);
+}
+
 Tensor::Tensor(DType type, llvm::ArrayRef<int64_t> shape)
     : type(type), dims(shape.begin(), shape.end()),
-      storage(new char[std::max<size_t>(numElements(shape) * dtypeSize(type), 1)](),
+      storage(new char[std::max<size_t>(checkedByteSize(type, shape), 1)](),
               std::default_delete<char[]>()) {}
 
 Tensor Tensor::view(DType type, llvm::ArrayRef<int64_t> shape, const void *data) {

@@ -102,7 +102,7 @@ class Classifier(nn.Module):
     def __init__(self, classes):
         super().__init__()
         self.features = nn.Sequential(
-            conv_bn(1, 16, 3), nn.ReLU6(), InvertedResidual(16),
+            conv_bn(1, 16, 3, stride=2), nn.ReLU6(), InvertedResidual(16),
             InvertedResidual(16, cout=24, stride=2), InvertedResidual(24),
             InvertedResidual(24, cout=32, stride=2), InvertedResidual(32),
             conv_bn(32, 64, 1), nn.ReLU6(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
@@ -175,14 +175,15 @@ def main():
     parser.add_argument("out")
     parser.add_argument("--model", choices=["repvgg", "mbv2", "resnet", "vovnet", "mbv2cls"],
                         required=True)
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, help="training steps (300; 1000 for the classifier)")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(0)
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     if args.model == "mbv2cls":
-        return train_classifier(args)
+        return train_classifier(args, args.steps or 1000)
+    args.steps = args.steps or 300
     train = patches(TRAIN_IMAGES, 20000, rng)
     model = build(args.model)
     opt = torch.optim.Adam(model.parameters(), 2e-3)
@@ -215,20 +216,23 @@ def main():
           f"denoised {psnr(out, eval_y):.2f} dB")
 
 
-def train_classifier(args):
+def train_classifier(args, steps):
     rng = np.random.default_rng(0)
     train_x, train_y = labelled_patches(20000, rng, train=True)
     model = build(args.model)
+    # Channels-last runs PyTorch's depthwise convs about 3x faster on a CPU.
+    model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), 3e-3)
     start = time.time()
-    for step in range(1, args.steps + 1):
+    for step in range(1, steps + 1):
         idx = rng.integers(len(train_x), size=64)
-        x, y = torch.from_numpy(train_x[idx]), torch.from_numpy(train_y[idx])
+        x = torch.from_numpy(train_x[idx]).to(memory_format=torch.channels_last)
+        y = torch.from_numpy(train_y[idx])
         loss = nn.functional.cross_entropy(model(x), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    model.eval()
+    model = model.to(memory_format=torch.contiguous_format).eval()
     base = os.path.join(args.out, f"trained_{args.model}")
     eval_x, eval_y = labelled_patches(1000, np.random.default_rng(1), train=False)
     calib, _ = labelled_patches(64, np.random.default_rng(2), train=True)
@@ -241,7 +245,7 @@ def train_classifier(args):
                       input_names=["image"], output_names=["logits"],
                       dynamic_axes={"image": {0: "N"}, "logits": {0: "N"}},
                       training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
-    print(f"{args.model}: {args.steps} steps in {time.time() - start:.0f} s; eval top-1 {100 * top1:.1f} %")
+    print(f"{args.model}: {steps} steps in {time.time() - start:.0f} s; eval top-1 {100 * top1:.1f} %")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,18 @@ size_t dtypeSize(DType type);
 llvm::StringRef dtypeName(DType type);
 /// The DType of an MLIR element type, if the interpreter supports it.
 std::optional<DType> dtypeFromMLIR(mlir::Type type);
+
+/// The largest tensor the interpreter allocates, in bytes (4 GiB); a larger
+/// or negative shape, found while a model runs, is an error naming the op.
+constexpr uint64_t kMaxTensorBytes = uint64_t(4) << 30;
+
+/// Thrown inside the interpreter (which is built with exceptions) by a
+/// shape over kMaxTensorBytes or an attribute out of range; the op
+/// evaluation turns it into an error naming the op.
+class InterpreterError : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
 
 using Shape = llvm::SmallVector<int64_t, 6>;
 int64_t numElements(llvm::ArrayRef<int64_t> shape);
