@@ -124,9 +124,9 @@ Expected<CostReport> measureCost(ModuleOp floatModel, ModuleOp quantModel,
         floatLayerOutputs[name] = t;
     }
   };
+  // A layer's output is its DequantizeLinear's (which took the tensor's
+  // name), or the layer's own for a float result.
   quantOptions.observe = [&](Value v, const interp::Tensor &t) {
-    if (!isa_and_nonnull<ir::DequantizeLinearOp>(v.getDefiningOp()))
-      return;
     std::string name = outputName(v);
     auto it = layerIndex.find(name);
     auto ref = floatLayerOutputs.find(name);

@@ -185,18 +185,19 @@ def main():
         return train_classifier(args, args.steps or 1000)
     args.steps = args.steps or 300
     train = patches(TRAIN_IMAGES, 20000, rng)
-    model = build(args.model)
+    # Channels-last runs PyTorch's convs (depthwise most) faster on a CPU.
+    model = build(args.model).to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), 2e-3)
     start = time.time()
     for step in range(1, args.steps + 1):
         idx = rng.integers(len(train), size=64)
-        clean = torch.from_numpy(train[idx])
+        clean = torch.from_numpy(train[idx]).to(memory_format=torch.channels_last)
         noisy = clean + SIGMA * torch.randn_like(clean)
         loss = ((model(noisy) - clean) ** 2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
-    model.eval()
+    model = model.to(memory_format=torch.contiguous_format).eval()
     base = os.path.join(args.out, f"trained_{args.model}")
     eval_rng = np.random.default_rng(1)
     eval_y = patches(EVAL_IMAGES, 256, eval_rng)
@@ -220,7 +221,6 @@ def train_classifier(args, steps):
     rng = np.random.default_rng(0)
     train_x, train_y = labelled_patches(20000, rng, train=True)
     model = build(args.model)
-    # Channels-last runs PyTorch's depthwise convs about 3x faster on a CPU.
     model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), 3e-3)
     start = time.time()
