@@ -36,16 +36,29 @@ struct Pair {
 struct QuantEqualizePass : refold::impl::QuantEqualizeBase<QuantEqualizePass> {
   using QuantEqualizeBase::QuantEqualizeBase;
 
+  /// A Relu, or a Clip from 0 with no upper bound: positively homogeneous,
+  /// so a positive channel scale passes through it exactly (a Relu6 does
+  /// not: its bound would have to move per channel).
+  static bool isRelu(Operation *op) {
+    if (isa_and_nonnull<ReluOp>(op))
+      return true;
+    auto clip = dyn_cast_or_null<ClipOp>(op);
+    if (!clip || !isNoneValue(clip.getMax()))
+      return false;
+    auto lo = isNoneValue(clip.getMin()) ? std::nullopt : weights::getScalarF32(clip.getMin());
+    return lo && *lo == 0.0f;
+  }
+
   /// The conv feeding `second` through a Relu or directly, when nothing
-  /// else reads the path.
+  /// else reads the path. Either may be grouped (depthwise -> pointwise,
+  /// pointwise -> depthwise): a channel's scale moves from the first conv's
+  /// output channel to the second's weights reading it.
   static std::optional<Pair> pairOf(ConvOp second) {
-    if (second.getGroup().value_or(1) != 1)
-      return std::nullopt;
     Value x = second.getX();
     if (!x.hasOneUse())
       return std::nullopt;
-    if (auto relu = x.getDefiningOp<ReluOp>()) {
-      x = relu.getOperand();
+    if (Operation *def = x.getDefiningOp(); isRelu(def)) {
+      x = def->getOperand(0);
       if (!x.hasOneUse())
         return std::nullopt;
     }
@@ -69,14 +82,22 @@ struct QuantEqualizePass : refold::impl::QuantEqualizeBase<QuantEqualizePass> {
         return 0;
     }
     int64_t channels = w1->dim(0);
-    if (w2->dim(1) != channels)
+    // The second conv's weight is [O, C / groups, taps...]: input channel c
+    // is read by the output channels of its group, at c % (C / groups).
+    int64_t groups = pair.second.getGroup().value_or(1), inPerGroup = w2->dim(1);
+    if (groups < 1 || inPerGroup * groups != channels || w2->dim(0) % groups)
       return 0;
-    int64_t inner1 = w1->size() / channels, inner2 = w2->size() / (w2->dim(0) * channels);
+    int64_t outPerGroup = w2->dim(0) / groups;
+    int64_t inner1 = w1->size() / channels, taps = w2->size() / (w2->dim(0) * inPerGroup);
+    auto channelOf = [&](int64_t i) {
+      int64_t o = i / (inPerGroup * taps), local = (i / taps) % inPerGroup;
+      return (o / outPerGroup) * inPerGroup + local;
+    };
     std::vector<float> r1(channels, 0), r2(channels, 0);
     for (int64_t i = 0; i < w1->size(); ++i)
       r1[i / inner1] = std::max(r1[i / inner1], std::fabs(w1->data[i]));
     for (int64_t i = 0; i < w2->size(); ++i) {
-      int64_t c = (i / inner2) % channels;
+      int64_t c = channelOf(i);
       r2[c] = std::max(r2[c], std::fabs(w2->data[i]));
     }
     std::vector<float> s(channels, 1.0f);
@@ -91,7 +112,7 @@ struct QuantEqualizePass : refold::impl::QuantEqualizeBase<QuantEqualizePass> {
     for (int64_t i = 0; i < w1->size(); ++i)
       w1->data[i] /= s[i / inner1];
     for (int64_t i = 0; i < w2->size(); ++i)
-      w2->data[i] *= s[(i / inner2) % channels];
+      w2->data[i] *= s[channelOf(i)];
     OpBuilder b(pair.first);
     Location loc = pair.first.getLoc();
     auto named = [](Value v, StringRef fallback) {

@@ -22,6 +22,41 @@ func.func @pair(%x: tensor<1x1x2x2xf32>) -> tensor<1x1x2x2xf32> {
 
 // -----
 
+// Grouped convs: a depthwise conv's output channels move their scale to the
+// pointwise conv reading them, a pointwise conv's to the depthwise conv
+// after it (each depthwise channel reads one input channel). Through a
+// Clip from 0 with no upper bound (a Relu) too. Same ranges as @pair.
+// CHECK-LABEL: func.func @depthwise_pointwise
+// CHECK-DAG: onnx.initializer "w1" = dense<{{\[\[\[\[}}2.000000e+00]]], {{\[\[\[}}-2.000000e+00]]]]> : tensor<2x1x1x1xf32>
+// CHECK-DAG: onnx.initializer "w2" = dense<2.000000e+00> : tensor<1x2x1x1xf32>
+func.func @depthwise_pointwise(%x: tensor<1x2x2x2xf32>) -> tensor<1x1x2x2xf32> {
+  %none = onnx.none
+  %lo = onnx.initializer "lo" = dense<0.0> : tensor<f32>
+  %w1 = onnx.initializer "w1" = dense<[[[[4.0]]], [[[-1.0]]]]> : tensor<2x1x1x1xf32>
+  %w2 = onnx.initializer "w2" = dense<[[[[1.0]], [[4.0]]]]> : tensor<1x2x1x1xf32>
+  %c1 = onnx.Conv(%x, %w1, %none) {group = 2 : i64} : (tensor<1x2x2x2xf32>, tensor<2x1x1x1xf32>, none) -> tensor<1x2x2x2xf32>
+  %r = onnx.Clip(%c1, %lo, %none) : (tensor<1x2x2x2xf32>, tensor<f32>, none) -> tensor<1x2x2x2xf32>
+  %c2 = onnx.Conv(%r, %w2, %none) : (tensor<1x2x2x2xf32>, tensor<1x2x1x1xf32>, none) -> tensor<1x1x2x2xf32>
+  return %c2 : tensor<1x1x2x2xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func.func @pointwise_depthwise
+// CHECK-DAG: onnx.initializer "w1" = dense<{{\[\[\[\[}}2.000000e+00]]], {{\[\[\[}}-2.000000e+00]]]]> : tensor<2x1x1x1xf32>
+// CHECK-DAG: onnx.initializer "w2" = dense<2.000000e+00> : tensor<2x1x1x1xf32>
+func.func @pointwise_depthwise(%x: tensor<1x1x2x2xf32>) -> tensor<1x2x2x2xf32> {
+  %none = onnx.none
+  %w1 = onnx.initializer "w1" = dense<[[[[4.0]]], [[[-1.0]]]]> : tensor<2x1x1x1xf32>
+  %w2 = onnx.initializer "w2" = dense<[[[[1.0]]], [[[4.0]]]]> : tensor<2x1x1x1xf32>
+  %c1 = onnx.Conv(%x, %w1, %none) : (tensor<1x1x2x2xf32>, tensor<2x1x1x1xf32>, none) -> tensor<1x2x2x2xf32>
+  %r = onnx.Relu(%c1) : (tensor<1x2x2x2xf32>) -> tensor<1x2x2x2xf32>
+  %c2 = onnx.Conv(%r, %w2, %none) {group = 2 : i64} : (tensor<1x2x2x2xf32>, tensor<2x1x1x1xf32>, none) -> tensor<1x2x2x2xf32>
+  return %c2 : tensor<1x2x2x2xf32>
+}
+
+// -----
+
 // Not exact through a Clip (Relu6), nor when the first conv's output has
 // another reader: left alone.
 // CHECK-LABEL: func.func @refused
