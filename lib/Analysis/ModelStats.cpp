@@ -220,7 +220,8 @@ void printStatsJson(llvm::raw_ostream &os, const ModelStats &before, const Model
     llvm::json::Array outputs;
     for (const auto &v : *verify)
       outputs.push_back(llvm::json::Object{
-          {"output", v.output}, {"max_abs", v.maxAbs}, {"max_rel", v.maxRel}});
+          {"output", v.output}, {"max_abs", v.maxAbs}, {"max_rel", v.maxRel},
+          {"max_magnitude", v.maxMagnitude}, {"passed", v.passed}});
     root["verify"] = std::move(outputs);
   }
   os << llvm::formatv("{0:2}", llvm::json::Value(std::move(root))) << "\n";

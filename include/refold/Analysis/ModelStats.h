@@ -32,10 +32,12 @@ struct ModelStats {
 
 ModelStats computeStats(mlir::ModuleOp module);
 
-/// Max abs / relative error of one output, as --verify measured it.
+/// Max abs / relative error of one output, as --verify measured it, and
+/// whether every run stayed within atol + rtol * max |original|.
 struct VerifyResult {
   std::string output;
-  double maxAbs = 0, maxRel = 0;
+  double maxAbs = 0, maxRel = 0, maxMagnitude = 0;
+  bool passed = true;
 };
 
 /// The before/after table (`--stats`).
