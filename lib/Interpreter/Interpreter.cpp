@@ -106,7 +106,14 @@ static llvm::Expected<Tensor> generateInput(StringRef name, Type type, ArrayAttr
       if (auto s = dyn_cast<StringAttr>(dimParams[i]))
         param = s.getValue();
     auto it = param.empty() ? options.dims.end() : options.dims.find(param);
-    shape.push_back(it != options.dims.end() ? it->second : options.defaultDim);
+    if (it != options.dims.end()) {
+      shape.push_back(it->second);
+      continue;
+    }
+    int64_t size = ranked.getRank() == 4 && i >= 2 ? options.defaultSpatialDim : options.defaultDim;
+    if (options.onDefaultDim)
+      options.onDefaultDim(name, i, param, size);
+    shape.push_back(size);
   }
   Tensor t;
   try {

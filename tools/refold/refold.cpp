@@ -300,6 +300,19 @@ bool parseRunInputs(refold::interp::TensorMap &inputs, refold::interp::RunOption
   if (!parseDims(options.dims))
     return false;
   options.seed = seed;
+  // Each default size said once, however many runs generate the input.
+  auto said = std::make_shared<std::set<std::string>>();
+  options.onDefaultDim = [said](StringRef input, int64_t axis, StringRef param, int64_t size) {
+    if (!param.empty()) {
+      if (said->insert(param.str()).second)
+        warn("symbolic dimension '" + param + "' is not pinned; using " + Twine(size) +
+             " (pin it with --dim " + param + "=VALUE)");
+      return;
+    }
+    std::string what = "dimension " + std::to_string(axis) + " of input '" + input.str() + "'";
+    if (said->insert(what).second)
+      warn(what + " has no size; using " + Twine(size) + " (give the input with --input)");
+  };
   return true;
 }
 

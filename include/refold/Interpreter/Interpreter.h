@@ -26,8 +26,14 @@ using TensorMap = std::map<std::string, Tensor>;
 struct RunOptions {
   /// Values for symbolic dimensions (dim_params) of generated inputs.
   llvm::StringMap<int64_t> dims;
-  /// Size of a dynamic dimension without a value in `dims`.
+  /// Size of a dynamic dimension without a value in `dims`: the spatial
+  /// ones (axes 2 and up) of a 4-D input (an image, NCHW) take
+  /// `defaultSpatialDim`, every other one `defaultDim`.
   int64_t defaultDim = 1;
+  int64_t defaultSpatialDim = 224;
+  /// When set, told each dynamic dimension a generated input sizes by
+  /// default (input name, dimension index, its symbolic name or "", size).
+  std::function<void(llvm::StringRef, int64_t, llvm::StringRef, int64_t)> onDefaultDim;
   /// Seed of generated random inputs.
   uint64_t seed = 0;
   /// When set, receives the milliseconds spent per operator type.
