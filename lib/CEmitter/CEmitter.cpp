@@ -69,7 +69,8 @@ static Attribute recordField(ArrayAttr records, size_t i, StringRef key) {
   return dict ? dict.get(key) : Attribute();
 }
 
-Error pinDimensions(ModuleOp module, const llvm::StringMap<int64_t> &dims) {
+Error pinDimensions(ModuleOp module, const llvm::StringMap<int64_t> &dims,
+                    const DefaultDimFn &fallback) {
   func::FuncOp main = mainFunction(module);
   if (!main || main.isExternal())
     return error("the module has no main graph");
@@ -97,6 +98,10 @@ Error pinDimensions(ModuleOp module, const llvm::StringMap<int64_t> &dims) {
         if (auto p = dyn_cast<StringAttr>(params[d]))
           param = p.str();
       auto it = param.empty() ? dims.end() : dims.find(param);
+      if (it == dims.end() && fallback) {
+        size = fallback(name, d, param, type.getRank());
+        continue;
+      }
       if (it == dims.end())
         return error("dimension " + std::to_string(d) + " of input '" + name + "'" +
                      (param.empty() ? std::string(" has no name and no size")

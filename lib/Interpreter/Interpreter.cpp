@@ -87,6 +87,8 @@ static Error checkResult(Operation *op, unsigned index, const Tensor &t) {
   return Error::success();
 }
 
+int64_t defaultDimSize(int64_t axis, int64_t rank) { return rank == 4 && axis >= 2 ? 224 : 1; }
+
 static llvm::Expected<Tensor> generateInput(StringRef name, Type type, ArrayAttr dimParams,
                                             const RunOptions &options, uint64_t seed) {
   auto ranked = dyn_cast<RankedTensorType>(type);
@@ -110,7 +112,7 @@ static llvm::Expected<Tensor> generateInput(StringRef name, Type type, ArrayAttr
       shape.push_back(it->second);
       continue;
     }
-    int64_t size = ranked.getRank() == 4 && i >= 2 ? options.defaultSpatialDim : options.defaultDim;
+    int64_t size = defaultDimSize(i, ranked.getRank());
     if (options.onDefaultDim)
       options.onDefaultDim(name, i, param, size);
     shape.push_back(size);

@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "refold/Analysis/ModelStats.h"
+#include "refold/CEmitter/CEmitter.h"
 #include "refold/CEmitter/CEngine.h"
 #include "refold/Dialect/ONNX/ONNXOps.h"
 #include "refold/Interpreter/Interpreter.h"
@@ -283,6 +284,51 @@ bool parseDims(llvm::StringMap<int64_t> &dims) {
 }
 
 /// Reads --input and --dim.
+/// Says which size a dynamic input dimension took by default, once per
+/// dimension however many runs (and the cost report) use it.
+void warnDefaultDim(StringRef input, int64_t axis, StringRef param, int64_t size) {
+  static std::set<std::string> said;
+  if (!param.empty()) {
+    if (said.insert(param.str()).second)
+      warn("symbolic dimension '" + param + "' is not pinned; using " + Twine(size) +
+           " (pin it with --dim " + param + "=VALUE)");
+    return;
+  }
+  std::string what = "dimension " + std::to_string(axis) + " of input '" + input.str() + "'";
+  if (said.insert(what).second)
+    warn(what + " has no size; using " + Twine(size) + " (give the input with --input)");
+}
+
+/// `module`'s stats with every dynamic input dimension sized (--dim, or
+/// the default the interpreter uses), so MACs and traffic are counts, not
+/// rates per unit of a symbolic size. Node counts stay the model's own.
+refold::ModelStats costedStats(mlir::ModuleOp module) {
+  refold::ModelStats counted = refold::computeStats(module);
+  if (!counted.dynamicShapes)
+    return counted;
+  llvm::StringMap<int64_t> dims;
+  if (!parseDims(dims))
+    return counted;
+  mlir::OwningOpRef<mlir::ModuleOp> sized = module.clone();
+  // Said with the full report; the one-line summary only uses them.
+  bool report = stats || !statsJson.empty();
+  auto fallback = [report](StringRef input, int64_t axis, StringRef param, int64_t rank) {
+    int64_t size = refold::interp::defaultDimSize(axis, rank);
+    if (report)
+      warnDefaultDim(input, axis, param, size);
+    return size;
+  };
+  if (auto err = refold::cemit::pinDimensions(*sized, dims, fallback)) {
+    consumeError(std::move(err));
+    return counted;
+  }
+  refold::ModelStats costed = refold::computeStats(*sized);
+  counted.macs = costed.macs;
+  counted.memoryBytes = costed.memoryBytes;
+  counted.dynamicShapes = costed.dynamicShapes;
+  return counted;
+}
+
 bool parseRunInputs(refold::interp::TensorMap &inputs, refold::interp::RunOptions &options) {
   for (const std::string &entry : inputValues) {
     auto [name, file] = StringRef(entry).split('=');
@@ -300,19 +346,7 @@ bool parseRunInputs(refold::interp::TensorMap &inputs, refold::interp::RunOption
   if (!parseDims(options.dims))
     return false;
   options.seed = seed;
-  // Each default size said once, however many runs generate the input.
-  auto said = std::make_shared<std::set<std::string>>();
-  options.onDefaultDim = [said](StringRef input, int64_t axis, StringRef param, int64_t size) {
-    if (!param.empty()) {
-      if (said->insert(param.str()).second)
-        warn("symbolic dimension '" + param + "' is not pinned; using " + Twine(size) +
-             " (pin it with --dim " + param + "=VALUE)");
-      return;
-    }
-    std::string what = "dimension " + std::to_string(axis) + " of input '" + input.str() + "'";
-    if (said->insert(what).second)
-      warn(what + " has no size; using " + Twine(size) + " (give the input with --input)");
-  };
+  options.onDefaultDim = warnDefaultDim;
   return true;
 }
 
@@ -902,22 +936,10 @@ int main(int argc, char **argv) {
   mlir::OwningOpRef<mlir::ModuleOp> original;
   if (verify)
     original = module->clone();
-  refold::ModelStats statsBefore = refold::computeStats(*module);
-  if (statsBefore.dynamicShapes) {
-    // Exporters compute some shapes at run time (torch's ZeroPad2d); the
-    // pipeline knows them once constants are folded. Cost the original with
-    // those same shapes, or the comparison undercounts it.
-    mlir::OwningOpRef<mlir::ModuleOp> shaped = module->clone();
-    mlir::PassManager prepare(&context, mlir::ModuleOp::getOperationName());
-    prepare.nest<mlir::func::FuncOp>().addPass(refold::createFoldConstants());
-    prepare.addPass(refold::createInferShapes());
-    if (succeeded(prepare.run(*shaped))) {
-      refold::ModelStats costed = refold::computeStats(*shaped);
-      statsBefore.macs = costed.macs;
-      statsBefore.memoryBytes = costed.memoryBytes;
-      statsBefore.dynamicShapes = costed.dynamicShapes;
-    }
-  }
+  // Exporters compute some shapes at run time (torch's ZeroPad2d) and inputs
+  // may have symbolic sizes: both models are costed with the dims sized and
+  // the shapes folded, or the comparison undercounts.
+  refold::ModelStats statsBefore = costedStats(*module);
   mlir::PassManager pm(&context, mlir::ModuleOp::getOperationName());
   if (!passPipeline.empty()) {
     std::string parseError;
@@ -954,7 +976,7 @@ int main(int argc, char **argv) {
   if (explain)
     refold::ExplainLog::get().print(outs());
 
-  refold::ModelStats statsAfter = refold::computeStats(*module);
+  refold::ModelStats statsAfter = costedStats(*module);
   if (!quantize.empty() && failed(quantizeModel(*module)))
     return 1;
 

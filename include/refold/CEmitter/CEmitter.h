@@ -14,6 +14,7 @@
 #include "llvm/ADT/StringMap.h"
 #include "llvm/Support/Error.h"
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -39,10 +40,17 @@ struct EmittedC {
   ArenaReport report;
 };
 
+/// Sizes a dynamic input dimension `dims` does not name: (input name, axis,
+/// symbolic name or "", input rank) -> size.
+using DefaultDimFn =
+    std::function<int64_t(llvm::StringRef, int64_t, llvm::StringRef, int64_t)>;
+
 /// Gives every symbolic input dimension the value `dims` names for it,
 /// then folds constants and infers shapes so that every tensor's shape is
-/// static. An unpinned dimension is an error naming it.
-llvm::Error pinDimensions(mlir::ModuleOp module, const llvm::StringMap<int64_t> &dims);
+/// static. An unpinned dimension is an error naming it, unless `fallback`
+/// sizes it.
+llvm::Error pinDimensions(mlir::ModuleOp module, const llvm::StringMap<int64_t> &dims,
+                          const DefaultDimFn &fallback = nullptr);
 
 /// Emits `module`'s main function (shapes static: see pinDimensions). An op
 /// or attribute the emitter cannot handle is an error naming the op and node.

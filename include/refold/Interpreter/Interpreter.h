@@ -26,13 +26,8 @@ using TensorMap = std::map<std::string, Tensor>;
 struct RunOptions {
   /// Values for symbolic dimensions (dim_params) of generated inputs.
   llvm::StringMap<int64_t> dims;
-  /// Size of a dynamic dimension without a value in `dims`: the spatial
-  /// ones (axes 2 and up) of a 4-D input (an image, NCHW) take
-  /// `defaultSpatialDim`, every other one `defaultDim`.
-  int64_t defaultDim = 1;
-  int64_t defaultSpatialDim = 224;
   /// When set, told each dynamic dimension a generated input sizes by
-  /// default (input name, dimension index, its symbolic name or "", size).
+  /// default (defaultDimSize): input name, axis, symbolic name or "", size.
   std::function<void(llvm::StringRef, int64_t, llvm::StringRef, int64_t)> onDefaultDim;
   /// Seed of generated random inputs.
   uint64_t seed = 0;
@@ -42,6 +37,10 @@ struct RunOptions {
   /// computed (calibration), before the interpreter releases it.
   std::function<void(mlir::Value, const Tensor &)> observe;
 };
+
+/// The size of a dynamic input dimension nothing pins: 224 on the spatial
+/// axes (2 and up) of a 4-D input (an image, NCHW), 1 elsewhere.
+int64_t defaultDimSize(int64_t axis, int64_t rank);
 
 /// Runs `module`'s main graph. Inputs missing from `inputs` are generated
 /// (uniform in [-1, 1) for floats, small non-negative integers otherwise)
