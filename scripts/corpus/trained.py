@@ -8,8 +8,11 @@ and a classifier (MobileNetV2-style, strided, global pooling and a linear
 head: `mbv2cls`) that tells which of ten photos a 32x32 patch was cut from,
 trained on the photos' left three quarters and judged by top-1 on their
 right quarter.
-Training runs a fixed number of steps (about 90 s per model on one core;
-seeds fixed, so the weights are the same on every run).
+Training runs a fixed number of steps, seeds fixed, so the weights are the
+same on every run: 2-4 minutes per model on one core of a shared 2-core
+machine, channels-last; the MobileNetV2-style denoiser takes longer (5-11
+minutes: PyTorch's depthwise convs at full resolution train slowly on a
+CPU).
 Exports, for OUT/trained_<model>:
   _preserve.onnx   the training form, every BatchNormalization kept
   _calib.npy       64 training inputs (calibration samples)
