@@ -28,6 +28,7 @@
 #include "mlir/Pass/PassInstrumentation.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
@@ -738,12 +739,18 @@ static mlir::LogicalResult quantizeModel(mlir::ModuleOp module) {
   // What was quantized and what stayed float, then the recorded ranges go:
   // they are not part of the model.
   unsigned quantized = 0;
-  std::map<std::string, unsigned> skipped;
+  // Reasons without their per-layer detail ("(output SQNR +0.7 dB)"), so
+  // the summary says each once: count and details.
+  std::map<std::string, std::pair<unsigned, std::vector<std::string>>> skipped;
   std::vector<std::pair<std::string, std::string>> keptFloat; // (layer, why)
   module.walk([&](mlir::Operation *op) {
     if (isa<refold::ir::ConvOp, refold::ir::GemmOp, refold::ir::MatMulOp>(op)) {
       if (auto reason = op->getAttrOfType<mlir::StringAttr>("refold.quant_skipped")) {
-        ++skipped[reason.str()];
+        auto [general, detail] = reason.getValue().split(" (");
+        auto &entry = skipped[general.str()];
+        ++entry.first;
+        if (!detail.empty() && !llvm::is_contained(entry.second, detail.drop_back()))
+          entry.second.push_back(detail.drop_back().str());
         keptFloat.push_back({refold::ir::describeNode(op, /*outputFallback=*/true), reason.str()});
       } else {
         ++quantized;
@@ -757,8 +764,11 @@ static mlir::LogicalResult quantizeModel(mlir::ModuleOp module) {
   if (!quiet) {
     outs() << "refold: quantized " << quantized << " Conv/Gemm/MatMul to int8 ("
            << activationsType << " activations, " << weightsGranularity << " weights)";
-    for (auto &[reason, n] : skipped)
-      outs() << "; " << n << " left in float: " << reason;
+    for (auto &[reason, entry] : skipped) {
+      outs() << "; " << entry.first << " left in float: " << reason;
+      if (!entry.second.empty())
+        outs() << " (" << llvm::join(entry.second, "; ") << ")";
+    }
     outs() << "\n";
   }
   if (!quantReport && quantReportJson.empty())
