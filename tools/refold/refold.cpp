@@ -661,6 +661,8 @@ chooseFloatLayers(mlir::ModuleOp calibrated, mlir::ModuleOp floatModel,
                    [](const auto &a, const auto &b) { return a.second > b.second; });
   if (gains.size() > k)
     gains.resize(k);
+  // A layer whose float copy does not help stays quantized.
+  llvm::erase_if(gains, [](const auto &gain) { return gain.second <= 0; });
   return gains;
 }
 
@@ -732,8 +734,8 @@ static mlir::LogicalResult quantizeModel(mlir::ModuleOp module) {
         op->setAttr("refold.quant_skipped",
                     mlir::StringAttr::get(op->getContext(),
                                           formatv("kept in float by --max-float-layers (output "
-                                                  "SQNR +{0:f1} dB)",
-                                                  gain)
+                                                  "SQNR {0} dB)",
+                                                  format("%+.1f", gain))
                                               .str()));
   });
   // What was quantized and what stayed float, then the recorded ranges go:
