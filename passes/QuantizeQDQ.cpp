@@ -392,6 +392,13 @@ struct QuantizeQDQPass : refold::impl::QuantizeQDQBase<QuantizeQDQPass> {
                       outChannels, absorbed, floatOutput ? Value() : out);
     }
     auto scales = quant::weightScales(wConst->data, wConst->shape, axis, perChannel);
+    // A weight onnx-quant-round rounded sits on the grid of the scales it
+    // chose; its own largest value may have moved off the last level.
+    if (auto chosen = op->getAttrOfType<DenseF32ArrayAttr>(quant::kWeightScalesAttr)) {
+      if (chosen.size() == int64_t(scales.size()))
+        scales.assign(chosen.asArrayRef().begin(), chosen.asArrayRef().end());
+      op->removeAttr(quant::kWeightScalesAttr);
+    }
     int64_t inner = 1;
     for (int64_t d = axis + 1; d < wConst->rank(); ++d)
       inner *= wConst->dim(d);

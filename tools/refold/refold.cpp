@@ -236,6 +236,12 @@ cl::opt<bool> biasCorrection(
              "from the input's channel means (measured, or from BatchNorm statistics when "
              "data-free; default on)"),
     cl::cat(quantCategory));
+cl::opt<std::string> weightRounding(
+    "weight-rounding", cl::init("gptq"),
+    cl::desc("How int8 conv weights are rounded with --calibration: gptq (default; each "
+             "weight's rounding error moved onto the weights not yet rounded, through the "
+             "calibration inputs' second moments) or nearest"),
+    cl::cat(quantCategory));
 cl::opt<unsigned> maxFloatLayers(
     "max-float-layers", cl::init(0),
     cl::desc("Keep in float the K quantizable layers whose staying float raises the output "
@@ -711,6 +717,17 @@ static mlir::LogicalResult quantizeModel(mlir::ModuleOp module) {
     }
   } else {
     pm.addPass(refold::createQuantCalibrate(calibrate));
+    if (weightRounding != "gptq" && weightRounding != "nearest")
+      return fail("--weight-rounding must be gptq or nearest, got '" + weightRounding + "'"),
+             mlir::failure();
+    if (weightRounding == "gptq") {
+      refold::QuantRoundOptions round;
+      round.calibration = calibration;
+      round.limit = calibrationLimit ? calibrationLimit : 64;
+      round.perChannel = weightsGranularity == "per-channel";
+      round.progress = !quiet;
+      pm.addPass(refold::createQuantRound(round));
+    }
   }
   if (failed(pm.run(module)))
     return mlir::failure();

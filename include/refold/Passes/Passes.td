@@ -245,6 +245,37 @@ def QuantCalibrate : Pass<"onnx-quant-calibrate", "::mlir::ModuleOp"> {
   let dependentDialects = ["::refold::ir::ONNXDialect"];
 }
 
+def QuantRound : Pass<"onnx-quant-round", "::mlir::ModuleOp"> {
+  let summary = "Round int8 conv weights against the calibration inputs' statistics (GPTQ)";
+  let description = [{
+    Runs the calibration sets through the interpreter and accumulates, for
+    every group-1 2-D conv with a constant weight, the second moments
+    H = E[x x^T] of its im2col input columns (K x K, K = input channels x
+    taps; layers with K over `max-columns` are left to nearest rounding).
+    Then GPTQ: the weight's input columns are quantized one at a time on the
+    scales nearest rounding would use (max |w| / 127 per output channel, or
+    per tensor), each column's rounding error moved onto the columns not yet
+    quantized through H^-1 (dampened by `damp` x mean diag). The conv gets
+    the rounded weight (its dequantized values) and `refold.weight_scales`,
+    which onnx-quant-qdq quantizes on. Memory: one H per layer, whatever the
+    number of sets.
+  }];
+  let options = [
+    Option<"calibration", "calibration", "std::string", "\"\"",
+           "Calibration data: a directory or a .npy of samples">,
+    Option<"limit", "limit", "uint64_t", "64", "Use at most this many input sets">,
+    Option<"perChannel", "per-channel", "bool", "true",
+           "One scale per output channel (false: one per weight)">,
+    Option<"damp", "damp", "double", "0.01",
+           "Added to H's diagonal, relative to its mean">,
+    Option<"maxColumns", "max-columns", "int64_t", "4608",
+           "Largest K (input channels x taps) rounded this way">,
+    Option<"progress", "progress", "bool", "false",
+           "Say on stderr how long it took when over a second">
+  ];
+  let dependentDialects = ["::refold::ir::ONNXDialect"];
+}
+
 def QuantEstimate : Pass<"onnx-quant-estimate", "::mlir::ModuleOp"> {
   let summary = "Data-free ranges from the BatchNorm statistics kept with each op";
   let description = [{

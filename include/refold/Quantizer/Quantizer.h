@@ -141,6 +141,24 @@ ActivationParams activationParams(Range range, bool isUnsigned);
 std::vector<float> weightScales(llvm::ArrayRef<float> w, llvm::ArrayRef<int64_t> shape,
                                 int64_t axis, bool perChannel);
 
+/// The int8 weight scales a conv's weight was rounded for (weight
+/// rounding); the QDQ rewrite uses them instead of max |w| / 127.
+inline constexpr llvm::StringLiteral kWeightScalesAttr = "refold.weight_scales";
+
+struct RoundingOptions {
+  bool perChannel = true;
+  double damp = 0.01;         // added to H's diagonal, times its mean
+  int64_t maxColumns = 4608;  // larger layers (K x K doubles) are rounded to nearest
+  size_t maxSets = 64;        // calibration sets the statistics are gathered on
+  bool progress = false;
+};
+/// GPTQ weight rounding (WeightRounding.cpp) of every group-1 2-D conv with
+/// a constant weight: statistics from `data` run through the interpreter,
+/// then each weight replaced by its rounded (dequantized) value and
+/// kWeightScalesAttr set. Returns how many convs were rounded.
+llvm::Expected<unsigned> roundWeights(mlir::ModuleOp module, const CalibrationData &data,
+                                      const RoundingOptions &options);
+
 /// ONNX QuantizeLinear arithmetic: round half to even, then saturate.
 int64_t quantizeValue(double x, double scale, int64_t zeroPoint, int64_t lo, int64_t hi);
 
