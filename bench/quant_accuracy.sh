@@ -8,9 +8,11 @@
 # top-1 % and agreement with float's top-1), output SQNR against float:
 #   float     the float -O2 model
 #   int8      refold's default (per-channel weights, uint8 activations,
-#             equalization, bias correction), calibrated on 64 training patches
+#             equalization, percentile ranges, GPTQ weight rounding, bias
+#             correction), calibrated on 64 training inputs
 #   base      onnxruntime's quantizer by default (one scale per weight tensor,
-#             int8 activations, MinMax, no equalization or bias correction)
+#             int8 activations, MinMax, nearest rounding, no equalization or
+#             bias correction)
 #   df        refold data-free (no calibration data; --input-range=-0.5,1.5,
 #             what noisy [0, 1] images span; 0,1 for the classifier's clean
 #             patches)
@@ -31,7 +33,8 @@ MODELS=("$@")
 [ ${#MODELS[@]} -gt 0 ] || MODELS=(repvgg mbv2 resnet vovnet mbv2cls)
 REFOLD_WITH_TORCH=1 "$ROOT/scripts/setup.sh" >/dev/null
 mkdir -p "$OUT"
-BASELINE=(--weights=per-tensor --activations=int8 --equalize=false --bias-correction=false)
+DF_BASELINE=(--weights=per-tensor --activations=int8 --equalize=false --bias-correction=false)
+BASELINE=("${DF_BASELINE[@]}" --weight-rounding=nearest --calibration-method=minmax)
 METHODS=(minmax percentile entropy mse)
 missed=()
 summary=()
@@ -53,7 +56,7 @@ print(g.input[0].name, g.output[0].name)" "${base}_preserve.onnx")
   "$REFOLD" "${base}_preserve.onnx" -o "$work/base.onnx" "${q[@]}" "${calib[@]}" "${BASELINE[@]}"
   "$REFOLD" "${base}_preserve.onnx" -o "$work/df.onnx" "${q[@]}" "${DATAFREE[@]}" 2>/dev/null
   "$REFOLD" "${base}_preserve.onnx" -o "$work/dfbase.onnx" "${q[@]}" "${DATAFREE[@]}" \
-    "${BASELINE[@]}" 2>/dev/null
+    "${DF_BASELINE[@]}" 2>/dev/null
   variants=(float int8 base df dfbase)
   for method in "${METHODS[@]}"; do
     "$REFOLD" "${base}_preserve.onnx" -o "$work/m_$method.onnx" "${q[@]}" "${calib[@]}" \
