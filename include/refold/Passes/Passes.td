@@ -268,7 +268,7 @@ def QuantRound : Pass<"onnx-quant-round", "::mlir::ModuleOp"> {
            "One scale per output channel (false: one per weight)">,
     Option<"damp", "damp", "double", "0.01",
            "Added to H's diagonal, relative to its mean">,
-    Option<"maxColumns", "max-columns", "int64_t", "4608",
+    Option<"maxColumns", "max-columns", "int64_t", "2304",
            "Largest K (input channels x taps) rounded this way">,
     Option<"progress", "progress", "bool", "false",
            "Say on stderr how long it took when over a second">

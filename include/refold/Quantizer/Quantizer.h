@@ -148,7 +148,7 @@ inline constexpr llvm::StringLiteral kWeightScalesAttr = "refold.weight_scales";
 struct RoundingOptions {
   bool perChannel = true;
   double damp = 0.01;         // added to H's diagonal, times its mean
-  int64_t maxColumns = 4608;  // larger layers (K x K doubles) are rounded to nearest
+  int64_t maxColumns = 2304;  // larger layers (K x K doubles: 42 MB) round to nearest
   size_t maxSets = 64;        // calibration sets the statistics are gathered on
   bool progress = false;
 };
