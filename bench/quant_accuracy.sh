@@ -7,9 +7,9 @@
 # the evaluation inputs; the task metric (PSNR against the clean patches, or
 # top-1 % and agreement with float's top-1), output SQNR against float:
 #   float     the float -O2 model
-#   int8      refold's default (per-channel weights, uint8 activations,
-#             equalization, percentile ranges, GPTQ weight rounding, bias
-#             correction), calibrated on 64 training inputs
+#   int8      refold's defaults (per-channel weights, uint8 activations,
+#             equalization, percentile ranges, bias correction) with
+#             --weight-rounding=gptq, calibrated on 64 training inputs
 #   base      onnxruntime's quantizer by default (one scale per weight tensor,
 #             int8 activations, MinMax, nearest rounding, no equalization or
 #             bias correction)
@@ -52,7 +52,8 @@ for m in "${MODELS[@]}"; do
   read -r input output < <(/usr/bin/python3 -c "import onnx, sys; g = onnx.load(sys.argv[1]).graph; \
 print(g.input[0].name, g.output[0].name)" "${base}_preserve.onnx")
   "$REFOLD" "${base}_preserve.onnx" -o "$work/float.onnx" --quiet
-  "$REFOLD" "${base}_preserve.onnx" -o "$work/int8.onnx" "${q[@]}" "${calib[@]}"
+  "$REFOLD" "${base}_preserve.onnx" -o "$work/int8.onnx" "${q[@]}" "${calib[@]}" \
+    --weight-rounding=gptq
   "$REFOLD" "${base}_preserve.onnx" -o "$work/base.onnx" "${q[@]}" "${calib[@]}" "${BASELINE[@]}"
   "$REFOLD" "${base}_preserve.onnx" -o "$work/df.onnx" "${q[@]}" "${DATAFREE[@]}" 2>/dev/null
   "$REFOLD" "${base}_preserve.onnx" -o "$work/dfbase.onnx" "${q[@]}" "${DATAFREE[@]}" \
@@ -60,7 +61,7 @@ print(g.input[0].name, g.output[0].name)" "${base}_preserve.onnx")
   variants=(float int8 base df dfbase)
   for method in "${METHODS[@]}"; do
     "$REFOLD" "${base}_preserve.onnx" -o "$work/m_$method.onnx" "${q[@]}" "${calib[@]}" \
-      --calibration-method="$method"
+      --calibration-method="$method" --weight-rounding=gptq
     variants+=("m_$method")
   done
   for v in "${variants[@]}"; do
