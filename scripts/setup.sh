@@ -8,7 +8,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${REFOLD_BUILD_DIR:-$ROOT/build}"
 
-PKGS=(cmake ninja-build g++ lld
+PKGS=(cmake ninja-build make g++ lld
       llvm-19-dev llvm-19-tools libmlir-19-dev mlir-19-tools
       libonnx-dev libprotobuf-dev protobuf-compiler libeigen3-dev
       libonnx-testdata python3-onnx python3-numpy nodejs npm

@@ -15,6 +15,7 @@ config.test_exec_root = os.path.join(config.refold_obj_root, "test")
 config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%refold_src", config.refold_src_root))
 config.substitutions.append(("%refold_tools", config.refold_tools_dir))
+config.substitutions.append(("%refold_build", config.refold_obj_root))
 # Python with the onnx package (Debian's), used to write binary fixtures.
 config.substitutions.append(("%python_onnx", "/usr/bin/python3"))
 
