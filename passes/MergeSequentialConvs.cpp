@@ -128,6 +128,15 @@ struct MergeConvs : OpRewritePattern<ConvOp> {
 
   /// Reads conv1 -> conv2 or says why they cannot merge (beyond cost).
   LogicalResult readPair(Operation *second, ConvForm &c1, ConvForm &c2, std::string &why) const {
+    // The structural checks first: reading a form copies its weight, and
+    // most convs of a network follow a Relu, not a conv.
+    if (auto conv = dyn_cast<ConvOp>(second)) {
+      Operation *producer = conv.getX().getDefiningOp();
+      if (!isConvLike(producer))
+        return why = "input is not produced by onnx.Conv or onnx.AveragePool", failure();
+      if (!producer->hasOneUse())
+        return why = "the first conv's output has other users", failure();
+    }
     auto f2 = readConvForm(second, why);
     if (failed(f2))
       return failure();

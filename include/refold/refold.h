@@ -102,6 +102,9 @@ struct Options {
   bool stats = false;                 // before/after table
   std::string statsJson;              // and/or as JSON here
   bool quiet = false;                 // no summary line, no progress
+  /// Progress lines for long stages (importing a large model, verify runs,
+  /// compiling the C of `run`); the tool sets it when stderr is a terminal.
+  bool progress = false;
 
   RunOptions run;
 

@@ -28,6 +28,7 @@
 #include "mlir/Pass/PassInstrumentation.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
+#include "llvm/ADT/ScopeExit.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
@@ -192,6 +193,14 @@ private:
     if (!quiet)
       say(refold::Severity::Remark, message);
   }
+  /// A line about a long stage, when the caller wants them (a terminal).
+  void progress(const Twine &message) {
+    if (o.progress)
+      remark(message);
+  }
+  static double secondsSince(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
 
   /// allclose-style: within atol + rtol * the output's max magnitude.
   bool withinTolerance(double maxAbs, double maxMagnitude) {
@@ -297,7 +306,12 @@ private:
       cOptions.timeRuns = timeRuns;
       cOptions.runUnder = o.run.runUnder;
       double ms = -1;
+      auto start = std::chrono::steady_clock::now();
+      progress("compiling the emitted C (" + (cOptions.cc.empty() ? "$CC or cc" : cOptions.cc) +
+               " " + cOptions.cflags + ") and running it");
       outputs = refold::cemit::runC(module, *bound, cOptions, &ms);
+      if (outputs)
+        progress("compiled and ran in " + formatNumber(secondsSince(start)) + " s");
       if (!outputs)
         return fail(inputFile + ": " + toString(outputs.takeError()));
       if (timeRuns > 1)
@@ -400,7 +414,11 @@ private:
     std::map<std::string, refold::VerifyResult> worst;
     std::map<std::string, double> magnitude;
     unsigned runs = std::max(1u, unsigned(verifyRuns));
+    auto start = std::chrono::steady_clock::now();
     for (unsigned r = 0; r < runs; ++r) {
+      if (r > 0)
+        progress(formatv("verify: run {0}/{1} done, {2} s", r, runs,
+                         formatNumber(secondsSince(start))));
       refold::interp::TensorMap inputs = given;
       options.seed = seed + r;
       auto expected = refold::interp::run(original, inputs, options);
@@ -759,6 +777,15 @@ private:
   mlir::OwningOpRef<mlir::ModuleOp> importInput(mlir::MLIRContext &context) {
     if (StringRef(inputFile).ends_with(".mlir"))
       return mlir::parseSourceFile<mlir::ModuleOp>(inputFile, &context);
+    uint64_t bytes = 0;
+    bool large = !sys::fs::file_size(inputFile, bytes) && bytes > (32u << 20);
+    auto start = std::chrono::steady_clock::now();
+    if (large)
+      progress("importing " + inputFile + " (" + Twine(bytes >> 20) + " MiB)");
+    auto done = llvm::make_scope_exit([&] {
+      if (large)
+        progress("imported in " + formatNumber(secondsSince(start)) + " s");
+    });
     refold::ImportOptions importOptions;
     importOptions.inferShapes = o.shapeInference;
     auto imported = refold::importONNXFile(inputFile, context, importOptions, [this](const Twine &m) {

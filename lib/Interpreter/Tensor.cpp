@@ -3,6 +3,7 @@
 #include "refold/Interpreter/Tensor.h"
 
 #include "refold/Dialect/ONNX/ONNXOps.h"
+#include "refold/Dialect/ONNX/OwnedBlob.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
@@ -274,9 +275,8 @@ ElementsAttr tensorToAttr(const Tensor &tensor, MLIRContext *context, StringRef 
       return DenseElementsAttr::get(type, ArrayRef<Attribute>{});
     return DenseElementsAttr::getFromRawBuffer(type, bytes);
   }
-  return DenseResourceElementsAttr::get(
-      type, ir::resourceKey(blobName.empty() ? "folded" : blobName),
-      HeapAsmResourceBlob::allocateAndCopyWithAlign(bytes, dtypeSize(tensor.dtype())));
+  return ir::createWeightAttr(type, ir::resourceKey(blobName.empty() ? "folded" : blobName),
+                              std::string(bytes.data(), bytes.size()));
 }
 
 static llvm::Expected<Tensor> fromTensorProto(const onnx::TensorProto &proto, StringRef path) {

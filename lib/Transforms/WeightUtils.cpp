@@ -3,6 +3,7 @@
 #include "refold/Transforms/WeightUtils.h"
 
 #include "refold/Dialect/ONNX/ONNXOps.h"
+#include "refold/Dialect/ONNX/OwnedBlob.h"
 
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
@@ -80,9 +81,10 @@ Value createInitializer(OpBuilder &builder, Location loc, StringRef nameHint,
     value = DenseElementsAttr::get(type, ArrayRef<float>(tensor.data));
   } else {
     // Weights are blobs, not uniqued attributes: they are freed with the module.
-    value = DenseResourceElementsAttr::get(
-        type, ir::resourceKey(nameHint.empty() ? "weight" : nameHint),
-        HeapAsmResourceBlob::allocateAndCopyInferAlign(ArrayRef<float>(tensor.data)));
+    std::string bytes(reinterpret_cast<const char *>(tensor.data.data()),
+                      tensor.data.size() * sizeof(float));
+    value = ir::createWeightAttr(type, ir::resourceKey(nameHint.empty() ? "weight" : nameHint),
+                                 std::move(bytes));
   }
   // Initializers live at the top of the graph, before their users.
   OpBuilder::InsertionGuard guard(builder);

@@ -13,6 +13,7 @@
 #include "Common.h"
 
 #include "refold/Dialect/ONNX/ONNXOps.h"
+#include "refold/Dialect/ONNX/OwnedBlob.h"
 #include "refold/Translation/ONNXModel.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -168,7 +169,10 @@ LogicalResult Exporter::exportTensor(ElementsAttr attr, onnx::TensorProto &out) 
       return fail("resource '" + resource.getRawHandle().getKey() + "' holds " +
                   llvm::Twine(data.size()) + " bytes, its type needs " +
                   llvm::Twine(expected));
-    out.set_raw_data(data.data(), data.size());
+    // When the module is not used afterwards, the bytes move into the
+    // TensorProto instead of being copied (blobs made by makeOwnedBlob).
+    if (!(releaseWeights && ir::takeOwnedBytes(*blob, *out.mutable_raw_data())))
+      out.set_raw_data(data.data(), data.size());
     if (releaseWeights)
       resource.getRawHandle().getResource()->setBlob(AsmResourceBlob());
     return success();
@@ -563,7 +567,8 @@ private:
 
 llvm::Error serialize(const onnx::ModelProto &model, llvm::raw_ostream &os) {
   RawOstreamOutput sink(os);
-  google::protobuf::io::CopyingOutputStreamAdaptor adaptor(&sink);
+  // 1 MiB blocks: large tensors go out in few writes.
+  google::protobuf::io::CopyingOutputStreamAdaptor adaptor(&sink, 1 << 20);
   {
     google::protobuf::io::CodedOutputStream coded(&adaptor);
     coded.SetSerializationDeterministic(true);

@@ -20,6 +20,7 @@
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
+#include "refold/Dialect/ONNX/OwnedBlob.h"
 #include "mlir/IR/Verifier.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringMap.h"
@@ -564,19 +565,9 @@ FailureOr<ElementsAttr> Importer::convertTensor(onnx::TensorProto &tensor) {
         type, ArrayRef<char>(bytes.data(), bytes.size())));
   }
 
-  // A blob owns the bytes; moving the string avoids copying large weights.
-  size_t alignment = std::min<size_t>(elementSize ? elementSize : 1, alignof(std::max_align_t));
-  auto holder = std::make_unique<std::string>(std::move(bytes));
-  if (reinterpret_cast<uintptr_t>(holder->data()) % alignment != 0) {
-    alignment = 1; // only possible for tiny strings kept inline by std::string
-  }
-  ArrayRef<char> data(holder->data(), holder->size());
-  AsmResourceBlob blob(
-      data, alignment,
-      [owned = std::move(holder)](void *, size_t, size_t) mutable { owned.reset(); },
-      /*dataIsMutable=*/true);
-  return ElementsAttr(
-      DenseResourceElementsAttr::get(type, ir::resourceKey(tensor.name()), std::move(blob)));
+  // The blob owns the string protobuf parsed: weights are not copied in, and
+  // the exporter hands them back to protobuf without a copy (OwnedBlob.h).
+  return ElementsAttr(ir::createWeightAttr(type, ir::resourceKey(tensor.name()), std::move(bytes)));
 }
 
 FailureOr<Attribute> Importer::convertAttribute(onnx::AttributeProto &attr) {
@@ -1272,8 +1263,9 @@ refold::importONNXFile(StringRef path, MLIRContext &context, const ImportOptions
     if (size > uint64_t(INT_MAX))
       return makeError("the file is larger than 2 GiB; protobuf cannot read it, "
                        "so large tensors must be stored as external data");
-    // Streaming keeps only the parsed model in memory, not the file too.
-    google::protobuf::io::FileInputStream input(fd);
+    // Streaming keeps only the parsed model in memory, not the file too;
+    // 1 MiB reads instead of protobuf's default 8 KiB.
+    google::protobuf::io::FileInputStream input(fd, 1 << 20);
     if (auto err = parseBinary(input, model))
       return std::move(err);
   }
