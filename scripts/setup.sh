@@ -12,7 +12,7 @@ PKGS=(cmake ninja-build make g++ lld
       llvm-19-dev llvm-19-tools libmlir-19-dev mlir-19-tools
       libonnx-dev libprotobuf-dev protobuf-compiler libeigen3-dev
       libonnx-testdata python3-onnx python3-numpy nodejs npm
-      clang-19 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
+      clang-19 libclang-rt-19-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
 # The benchmarks export torchvision models; they are not needed for the tests.
 # The trained quantization corpus takes its photos from scikit-image.
 if [ "${REFOLD_WITH_TORCH:-0}" = 1 ]; then PKGS+=(python3-torch python3-torchvision python3-skimage); fi

@@ -678,6 +678,25 @@ unsigned refold::refineTypesByShapeInference(ModuleOp module, bool graphOutputs)
   return refined;
 }
 
+llvm::Error refold::exportONNXBuffer(ModuleOp module, std::string &bytes,
+                                     const ExportOptions &options, WarningHandler warn) {
+  onnx::ModelProto model;
+  Exporter exporter(module, warn, options.releaseWeights);
+  if (failed(exporter.run(model)))
+    return makeError(exporter.errorMessage());
+  if (options.runChecker) {
+    try {
+      onnx::checker::check_model(model);
+    } catch (const std::exception &e) {
+      return makeError("the exported model fails the ONNX checker: " + firstLine(e.what()));
+    }
+  }
+  if (model.ByteSizeLong() > size_t(INT_MAX))
+    return makeError("the model is larger than 2 GiB; write it to a file with external data");
+  llvm::raw_string_ostream os(bytes);
+  return serialize(model, os);
+}
+
 llvm::Error refold::exportONNXFile(ModuleOp module, StringRef path,
                                    const ExportOptions &options, WarningHandler warn) {
   onnx::ModelProto model;

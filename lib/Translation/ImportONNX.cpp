@@ -154,6 +154,9 @@ private:
   llvm::Error loadExternalTensor(onnx::TensorProto &tensor);
   void checkVersions(const onnx::ModelProto &model);
   void inferShapes(onnx::ModelProto &model);
+  /// Why `node` does not match its ONNX schema (attribute names and kinds,
+  /// required attributes, arity), if it does not.
+  std::optional<std::string> schemaError(const onnx::NodeProto &node);
   void collectValueTypes(const onnx::GraphProto &graph);
 
   // Types and values.
@@ -415,6 +418,16 @@ void Importer::inferShapes(onnx::ModelProto &model) {
     declaredOutputs[&graph] = graph.output();
   });
   if (!options.inferShapes || !unknownOpsetDomains.empty())
+    return;
+  // ONNX's inference functions trust the schema: a missing required
+  // attribute (Scan's num_scan_inputs) is a null dereference inside them.
+  // Such a node fails the import later with its own error; skip inference.
+  bool schemasHold = true;
+  forEachGraph(model.graph(), [&](const onnx::GraphProto &graph) {
+    for (const auto &node : graph.node())
+      schemasHold = schemasHold && !schemaError(node);
+  });
+  if (!schemasHold)
     return;
   try {
     onnx::ShapeInferenceOptions inferOptions(/*check_type=*/false, /*error_mode=*/0,
@@ -899,37 +912,44 @@ Operation *Importer::createTypedOp(onnx::NodeProto &node, ArrayRef<Value> operan
   return builder.create(state);
 }
 
+std::optional<std::string> Importer::schemaError(const onnx::NodeProto &node) {
+  StringRef domain = node.domain() == "ai.onnx" ? StringRef("") : StringRef(node.domain());
+  if (unknownOpsetDomains.count(domain))
+    return std::nullopt;
+  int64_t version = opsetVersion(domain);
+  if (version < 0 && (domain.empty() || domain == "ai.onnx.ml"))
+    return describeNode(node) + ": the model imports no opset for domain '" +
+           (domain.empty() ? "ai.onnx" : domain.str()) + "'";
+  const auto *schema = onnx::OpSchemaRegistry::Schema(node.op_type(), version, domain.str());
+  if (!schema) {
+    if (domain.empty() || domain == "ai.onnx.ml")
+      return describeNode(node) + ": no such operator in opset " + std::to_string(version) +
+             " of domain '" + (domain.empty() ? "ai.onnx" : domain.str()) + "'";
+    return std::nullopt;
+  }
+  for (const auto &attr : node.attribute()) {
+    auto declared = schema->attributes().find(attr.name());
+    if (declared == schema->attributes().end())
+      return describeNode(node) + ": unknown attribute '" + attr.name() + "' for opset " +
+             std::to_string(version);
+    if (attr.type() != onnx::AttributeProto::UNDEFINED && attr.ref_attr_name().empty() &&
+        attr.type() != declared->second.type)
+      return describeNode(node) + ": attribute '" + attr.name() + "' must be " +
+             onnx::AttributeProto::AttributeType_Name(declared->second.type) + ", got " +
+             onnx::AttributeProto::AttributeType_Name(attr.type());
+  }
+  try {
+    schema->Verify(node);
+  } catch (const std::exception &e) {
+    return describeNode(node) + ": " + firstLine(e.what());
+  }
+  return std::nullopt;
+}
+
 LogicalResult Importer::importNode(onnx::NodeProto &node, Scope &scope, Block &block) {
   // Schema check: attribute kinds, required attributes, arity.
-  StringRef domain = node.domain() == "ai.onnx" ? StringRef("") : StringRef(node.domain());
-  if (!unknownOpsetDomains.count(domain)) {
-    int64_t version = opsetVersion(domain);
-    if (version < 0 && (domain.empty() || domain == "ai.onnx.ml"))
-      return fail(describeNode(node) + ": the model imports no opset for domain '" +
-                  (domain.empty() ? "ai.onnx" : domain) + "'");
-    if (const auto *schema =
-            onnx::OpSchemaRegistry::Schema(node.op_type(), version, domain.str())) {
-      for (const auto &attr : node.attribute()) {
-        auto declared = schema->attributes().find(attr.name());
-        if (declared == schema->attributes().end())
-          return fail(describeNode(node) + ": unknown attribute '" + attr.name() +
-                      "' for opset " + llvm::Twine(version));
-        if (attr.type() != onnx::AttributeProto::UNDEFINED && attr.ref_attr_name().empty() &&
-            attr.type() != declared->second.type)
-          return fail(describeNode(node) + ": attribute '" + attr.name() + "' must be " +
-                      onnx::AttributeProto::AttributeType_Name(declared->second.type) +
-                      ", got " + onnx::AttributeProto::AttributeType_Name(attr.type()));
-      }
-      try {
-        schema->Verify(node);
-      } catch (const std::exception &e) {
-        return fail(describeNode(node) + ": " + firstLine(e.what()));
-      }
-    } else if (domain.empty() || domain == "ai.onnx.ml") {
-      return fail(describeNode(node) + ": no such operator in opset " + llvm::Twine(version) +
-                  " of domain '" + (domain.empty() ? "ai.onnx" : domain) + "'");
-    }
-  }
+  if (auto error = schemaError(node))
+    return fail(*error);
 
   SmallVector<Value> operands;
   for (const auto &input : node.input()) {

@@ -58,6 +58,11 @@ importONNXBuffer(llvm::StringRef bytes, llvm::StringRef modelDir,
 llvm::Error exportONNXFile(mlir::ModuleOp module, llvm::StringRef path,
                            const ExportOptions &options, WarningHandler warn);
 
+/// Serializes `module` as an ONNX model into `bytes` (tensors inline; no
+/// external data), after onnx::checker when the options ask for it.
+llvm::Error exportONNXBuffer(mlir::ModuleOp module, std::string &bytes,
+                             const ExportOptions &options, WarningHandler warn);
+
 /// Runs ONNX shape inference (with data propagation) on `module` as it is
 /// now and gives op results the more static types it finds: rewrites may
 /// have turned computed shapes (Pad pads, Reshape targets) into constants.
