@@ -7,6 +7,15 @@
 #include "mlir/IR/Builders.h"
 
 #include <google/protobuf/text_format.h>
+#include <onnx/defs/schema.h>
+#include <onnx/shape_inference/implementation.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 using namespace mlir;
 using onnx::TensorProto;
@@ -104,3 +113,113 @@ std::string firstLine(llvm::StringRef message) {
 }
 
 } // namespace refold::detail
+
+/// Every graph of `model` in a fixed order (the same for two copies).
+static void forEachMutableGraph(onnx::GraphProto &graph,
+                                llvm::function_ref<void(onnx::GraphProto &)> fn) {
+  fn(graph);
+  for (auto &node : *graph.mutable_node())
+    for (auto &attr : *node.mutable_attribute()) {
+      if (attr.has_g())
+        forEachMutableGraph(*attr.mutable_g(), fn);
+      for (auto &sub : *attr.mutable_graphs())
+        forEachMutableGraph(sub, fn);
+    }
+}
+
+static std::optional<std::string> runShapeInference(onnx::ModelProto &model) {
+  try {
+    onnx::ShapeInferenceOptions inferOptions(/*check_type=*/false, /*error_mode=*/0,
+                                             /*data_prop=*/true);
+    onnx::shape_inference::InferShapes(model, onnx::OpSchemaRegistry::Instance(),
+                                       inferOptions);
+  } catch (const std::exception &e) {
+    return "shape inference stopped: " + refold::detail::firstLine(e.what());
+  }
+  return std::nullopt;
+}
+
+/// ONNX 1.12's inference functions trust shapes and attributes a model
+/// declares (a ConvTranspose whose weight has a lower rank than its input
+/// reads past a vector; Scan without num_scan_inputs dereferences null).
+/// Inference runs in a child process: a crash there costs the shapes, not
+/// the run. The child sends back each graph's value_info and outputs, the
+/// only fields inference writes, without tensor data.
+std::optional<std::string> refold::detail::inferShapesIsolated(onnx::ModelProto &model) {
+#if defined(__unix__)
+  int fds[2];
+  if (::pipe(fds) != 0)
+    return runShapeInference(model);
+  fflush(nullptr);
+  pid_t child = ::fork();
+  if (child < 0) {
+    ::close(fds[0]), ::close(fds[1]);
+    return runShapeInference(model);
+  }
+  if (child == 0) {
+    ::close(fds[0]);
+    // Die quietly: the parent says what happened, in one line.
+    for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT})
+      ::signal(sig, SIG_DFL);
+    int devNull = ::open("/dev/null", O_WRONLY);
+    if (devNull >= 0)
+      ::dup2(devNull, STDERR_FILENO);
+    std::string reply;
+    if (auto error = runShapeInference(model)) {
+      reply = "E" + *error;
+    } else {
+      onnx::ModelProto shapes;
+      forEachMutableGraph(*model.mutable_graph(), [&](onnx::GraphProto &graph) {
+        onnx::GraphProto *copy = shapes.mutable_graph()->add_node()->add_attribute()->mutable_g();
+        copy->mutable_value_info()->Swap(graph.mutable_value_info());
+        copy->mutable_output()->Swap(graph.mutable_output());
+      });
+      reply = "M" + shapes.SerializeAsString();
+    }
+    const char *data = reply.data();
+    size_t left = reply.size();
+    while (left > 0) {
+      ssize_t written = ::write(fds[1], data, left);
+      if (written <= 0)
+        ::_exit(3);
+      data += written, left -= size_t(written);
+    }
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string reply;
+  char buffer[1 << 16];
+  for (ssize_t got; (got = ::read(fds[0], buffer, sizeof(buffer))) != 0;) {
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got < 0)
+      break;
+    reply.append(buffer, size_t(got));
+  }
+  ::close(fds[0]);
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || reply.empty())
+    return std::string("ONNX shape inference crashed on this model") +
+           (WIFSIGNALED(status) ? " (signal " + std::to_string(WTERMSIG(status)) + ")" : "");
+  if (reply[0] == 'E')
+    return reply.substr(1);
+  onnx::ModelProto shapes;
+  if (reply[0] != 'M' || !shapes.ParseFromArray(reply.data() + 1, int(reply.size() - 1)))
+    return std::string("ONNX shape inference returned nothing readable");
+  int index = 0;
+  int count = shapes.graph().node_size();
+  forEachMutableGraph(*model.mutable_graph(), [&](onnx::GraphProto &graph) {
+    if (index >= count)
+      return;
+    onnx::GraphProto *copy = shapes.mutable_graph()->mutable_node(index++)
+                                 ->mutable_attribute(0)->mutable_g();
+    graph.mutable_value_info()->Swap(copy->mutable_value_info());
+    graph.mutable_output()->Swap(copy->mutable_output());
+  });
+  return std::nullopt;
+#else
+  return runShapeInference(model);
+#endif
+}

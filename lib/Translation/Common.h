@@ -9,6 +9,7 @@
 
 #include <onnx/onnx_pb.h>
 
+#include <optional>
 #include <string>
 
 namespace refold::detail {
@@ -36,6 +37,12 @@ size_t elementByteSize(int32_t dataType);
 /// Protobuf text format helpers (full protobuf is available with libonnx).
 std::string toText(const google::protobuf::Message &message);
 bool fromText(llvm::StringRef text, google::protobuf::Message &message);
+
+/// ONNX shape inference (data propagation on, types not checked) on `model`,
+/// run in a child process where fork is available: ONNX's inference
+/// functions trust what a model declares and can crash on hostile input.
+/// Returns why it stopped, if it did; what it inferred is in `model`.
+std::optional<std::string> inferShapesIsolated(onnx::ModelProto &model);
 
 /// First line of a possibly multi-line message, trimmed.
 std::string firstLine(llvm::StringRef message);

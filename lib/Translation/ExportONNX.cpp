@@ -634,13 +634,8 @@ unsigned refold::refineTypesByShapeInference(ModuleOp module, bool graphOutputs)
   exporter.omitFloatDataAbove = 64;
   if (failed(exporter.run(model)))
     return 0;
-  try {
-    onnx::ShapeInferenceOptions inferOptions(/*check_type=*/false, /*error_mode=*/0,
-                                             /*data_prop=*/true);
-    onnx::shape_inference::InferShapes(model, onnx::OpSchemaRegistry::Instance(), inferOptions);
-  } catch (const std::exception &) {
+  if (inferShapesIsolated(model))
     return 0; // best effort: the types stay as they are
-  }
   llvm::StringMap<const onnx::TypeProto *> inferred;
   for (const auto &info : model.graph().value_info())
     if (info.has_type())

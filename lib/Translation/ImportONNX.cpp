@@ -12,6 +12,7 @@
 #include "Common.h"
 
 #include "refold/Dialect/ONNX/ONNXOps.h"
+#include "refold/Dialect/ONNX/OwnedBlob.h"
 #include "refold/Translation/ONNXModel.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -20,7 +21,6 @@
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
-#include "refold/Dialect/ONNX/OwnedBlob.h"
 #include "mlir/IR/Verifier.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringMap.h"
@@ -429,16 +429,11 @@ void Importer::inferShapes(onnx::ModelProto &model) {
   });
   if (!schemasHold)
     return;
-  try {
-    onnx::ShapeInferenceOptions inferOptions(/*check_type=*/false, /*error_mode=*/0,
-                                             /*data_prop=*/true);
-    onnx::shape_inference::InferShapes(model, onnx::OpSchemaRegistry::Instance(),
-                                       inferOptions);
-  } catch (const std::exception &e) {
-    warn("shape inference stopped: " + firstLine(e.what()) +
-         "; shapes it did not reach stay unknown");
-  }
+  if (auto error = inferShapesIsolated(model))
+    warn(*error + "; shapes it did not reach stay unknown");
 }
+
+
 
 void Importer::collectValueTypes(const onnx::GraphProto &graph) {
   for (const auto &info : graph.value_info())
