@@ -57,21 +57,7 @@ PY
 if [ "$LARGE" = 1 ]; then
   LARGE_DIR="$OUT/io/large"
   rm -rf "$LARGE_DIR" && mkdir -p "$LARGE_DIR/in" "$LARGE_DIR/out"
-  /usr/bin/python3 - "$LARGE_DIR/in/large.onnx" <<'PY'
-import sys
-import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
-n = 190_000_000  # 3 x 760 MB of float32 weights: 2.28 GB in all
-rng = np.random.default_rng(0)
-inits = [numpy_helper.from_array(rng.standard_normal(n, dtype=np.float32), f"w{i}") for i in range(3)]
-nodes = [helper.make_node("Add", ["x", "w0"], ["a"]), helper.make_node("Add", ["a", "w1"], ["b"]),
-         helper.make_node("Add", ["b", "w2"], ["y"])]
-graph = helper.make_graph(nodes, "large", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n])], inits)
-model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-onnx.save_model(model, sys.argv[1], save_as_external_data=True, location="large.onnx.data")
-PY
+  /usr/bin/python3 "$ROOT/bench/make_large_model.py" "$LARGE_DIR/in/large.onnx"
   /usr/bin/python3 - "$ROOT/build/bin/refold" "$LARGE_DIR" <<'PY'
 import os, subprocess, sys, time
 refold, d = sys.argv[1:]

@@ -673,19 +673,32 @@ unsigned refold::refineTypesByShapeInference(ModuleOp module, bool graphOutputs)
   return refined;
 }
 
-llvm::Error refold::exportONNXBuffer(ModuleOp module, std::string &bytes,
-                                     const ExportOptions &options, WarningHandler warn) {
-  onnx::ModelProto model;
+/// The ModelProto of `module`, checked by onnx::checker when asked (a
+/// failure the input already had is a warning, not an error).
+static llvm::Error buildCheckedModel(ModuleOp module, const ExportOptions &options,
+                                     WarningHandler warn, onnx::ModelProto &model) {
   Exporter exporter(module, warn, options.releaseWeights);
   if (failed(exporter.run(model)))
     return makeError(exporter.errorMessage());
-  if (options.runChecker) {
-    try {
-      onnx::checker::check_model(model);
-    } catch (const std::exception &e) {
+  if (!options.runChecker)
+    return llvm::Error::success();
+  try {
+    onnx::checker::check_model(model);
+  } catch (const std::exception &e) {
+    auto source = module->getAttrOfType<StringAttr>(kSourceCheck);
+    if (!source || source.getValue() == "ok")
       return makeError("the exported model fails the ONNX checker: " + firstLine(e.what()));
-    }
+    warn("the input model already failed the ONNX checker (" + source.getValue() +
+         "); writing the output anyway");
   }
+  return llvm::Error::success();
+}
+
+llvm::Error refold::exportONNXBuffer(ModuleOp module, std::string &bytes,
+                                     const ExportOptions &options, WarningHandler warn) {
+  onnx::ModelProto model;
+  if (auto err = buildCheckedModel(module, options, warn, model))
+    return err;
   if (model.ByteSizeLong() > size_t(INT_MAX))
     return makeError("the model is larger than 2 GiB; write it to a file with external data");
   llvm::raw_string_ostream os(bytes);
@@ -695,22 +708,8 @@ llvm::Error refold::exportONNXBuffer(ModuleOp module, std::string &bytes,
 llvm::Error refold::exportONNXFile(ModuleOp module, StringRef path,
                                    const ExportOptions &options, WarningHandler warn) {
   onnx::ModelProto model;
-  Exporter exporter(module, warn, options.releaseWeights);
-  if (failed(exporter.run(model)))
-    return makeError(exporter.errorMessage());
-
-  if (options.runChecker) {
-    try {
-      onnx::checker::check_model(model);
-    } catch (const std::exception &e) {
-      auto source = module->getAttrOfType<StringAttr>(kSourceCheck);
-      if (source && source.getValue() != "ok")
-        warn("the input model already failed the ONNX checker (" + source.getValue() +
-             "); writing the output anyway");
-      else
-        return makeError("the exported model fails the ONNX checker: " + firstLine(e.what()));
-    }
-  }
+  if (auto err = buildCheckedModel(module, options, warn, model))
+    return err;
 
   uint64_t tensorBytes = 0;
   forEachInitializer(*model.mutable_graph(), [&](onnx::TensorProto &t) {
