@@ -240,12 +240,14 @@ FailureOr<LinearForm> readRegion(Value value, Value input, std::string &why,
   double sign = isa<SubOp>(def) ? -1.0 : 1.0;
   // A branch plus a constant [1, O, H, W] map (a border correction).
   for (int side = 0; side < 2; ++side) {
-    auto map = weights::getConstantF32(def->getOperand(side));
-    if (!map)
+    auto mapType = weights::constantF32Type(def->getOperand(side));
+    if (!mapType)
       continue;
-    if (map->rank() != 4 || map->dim(0) != 1 ||
-        map->size() != weights::staticElements(def->getResult(0)))
+    // Decided from the type before the values are copied.
+    if (mapType.getRank() != 4 || mapType.getDimSize(0) != 1 ||
+        double(mapType.getNumElements()) != weights::staticElements(def->getResult(0)))
       return why = "a branch adds a constant that is not one [1, C, H, W] map", failure();
+    auto map = weights::getConstantF32(def->getOperand(side));
     auto inner = readRegion(def->getOperand(1 - side), input, why);
     if (failed(inner))
       return failure();
@@ -295,7 +297,7 @@ void collectInputs(Value value, SmallVectorImpl<Value> &inputs, int depth = 0) {
   }
   if (isa<AddOp, SubOp, MulOp, DivOp, BatchNormalizationOp>(def))
     for (Value operand : def->getOperands())
-      if (!weights::getConstantF32(operand))
+      if (!weights::constantF32Type(operand))
         collectInputs(operand, inputs, depth + 1);
 }
 
@@ -309,9 +311,10 @@ std::optional<weights::ChannelStats> summedStats(Operation *sum, int depth = 0) 
   weights::ChannelStats total;
   std::vector<float> offsets;
   for (Value operand : sum->getOperands()) {
-    if (auto c = weights::getConstantF32(operand)) {
-      if (c->size() != 1)
+    if (auto type = weights::constantF32Type(operand)) {
+      if (type.getNumElements() != 1)
         return std::nullopt;
+      auto c = weights::getConstantF32(operand);
       offsets.push_back(c->data[0]);
       continue;
     }
@@ -348,7 +351,7 @@ template <typename SumOp> struct MergeRegion : OpRewritePattern<SumOp> {
   LogicalResult matchAndRewrite(SumOp sum, PatternRewriter &rewriter) const override {
     SmallVector<Value> inputs;
     for (Value operand : sum->getOperands())
-      if (!weights::getConstantF32(operand))
+      if (!weights::constantF32Type(operand))
         collectInputs(operand, inputs);
     std::string why;
     FailureOr<LinearForm> region = failure();

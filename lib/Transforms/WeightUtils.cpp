@@ -42,6 +42,24 @@ static std::optional<F32Tensor> fromElements(ElementsAttr attr) {
   return std::nullopt;
 }
 
+RankedTensorType constantF32Type(Value value) {
+  Operation *def = value.getDefiningOp();
+  ElementsAttr attr;
+  if (auto init = dyn_cast_or_null<ir::InitializerOp>(def))
+    attr = init.getValue();
+  else if (auto constant = dyn_cast_or_null<ir::ConstantOp>(def))
+    attr = constant.getValue();
+  auto type = attr ? dyn_cast<RankedTensorType>(attr.getType()) : RankedTensorType();
+  if (!type || !type.getElementType().isF32() || !type.hasStaticShape())
+    return {};
+  if (auto resource = dyn_cast<DenseResourceElementsAttr>(attr)) {
+    AsmResourceBlob *blob = resource.getRawHandle().getBlob();
+    bool complete = blob && blob->getData().size() == size_t(type.getNumElements()) * sizeof(float);
+    return complete ? type : RankedTensorType();
+  }
+  return isa<DenseElementsAttr>(attr) ? type : RankedTensorType();
+}
+
 std::optional<F32Tensor> getConstantF32(Value value) {
   Operation *def = value.getDefiningOp();
   if (auto init = dyn_cast_or_null<ir::InitializerOp>(def))

@@ -35,6 +35,10 @@ struct F32Tensor {
 /// (a graph input with a default is not constant: the caller may override it).
 std::optional<F32Tensor> getConstantF32(mlir::Value value);
 
+/// The type of the tensor getConstantF32 would return, or null when it would
+/// return nothing; the values are not copied.
+mlir::RankedTensorType constantF32Type(mlir::Value value);
+
 /// The integer values of an initializer or Constant holding integers.
 std::optional<llvm::SmallVector<int64_t>> getConstantInts(mlir::Value value);
 
