@@ -237,7 +237,7 @@ llvm::Expected<Tensor> tensorFromAttr(ElementsAttr attr) {
     size_t element = dtypeSize(*dtype);
     for (int64_t i = 0; i < t.size(); ++i)
       std::memcpy(t.raw() + i * element, raw.data(), element);
-  } else {
+  } else if (bytes > 0) { // an empty tensor may have no storage at all
     std::memcpy(t.raw(), raw.data(), bytes);
   }
   return t;
