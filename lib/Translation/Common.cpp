@@ -114,16 +114,15 @@ std::string firstLine(llvm::StringRef message) {
 
 } // namespace refold::detail
 
-/// Every graph of `model` in a fixed order (the same for two copies).
-static void forEachMutableGraph(onnx::GraphProto &graph,
-                                llvm::function_ref<void(onnx::GraphProto &)> fn) {
+void refold::detail::forEachGraph(onnx::GraphProto &graph,
+                                  llvm::function_ref<void(onnx::GraphProto &)> fn) {
   fn(graph);
   for (auto &node : *graph.mutable_node())
     for (auto &attr : *node.mutable_attribute()) {
       if (attr.has_g())
-        forEachMutableGraph(*attr.mutable_g(), fn);
+        forEachGraph(*attr.mutable_g(), fn);
       for (auto &sub : *attr.mutable_graphs())
-        forEachMutableGraph(sub, fn);
+        forEachGraph(sub, fn);
     }
 }
 
@@ -169,7 +168,7 @@ std::optional<std::string> refold::detail::inferShapesIsolated(onnx::ModelProto 
       reply = "E" + *error;
     } else {
       onnx::ModelProto shapes;
-      forEachMutableGraph(*model.mutable_graph(), [&](onnx::GraphProto &graph) {
+      refold::detail::forEachGraph(*model.mutable_graph(), [&](onnx::GraphProto &graph) {
         onnx::GraphProto *copy = shapes.mutable_graph()->add_node()->add_attribute()->mutable_g();
         copy->mutable_value_info()->Swap(graph.mutable_value_info());
         copy->mutable_output()->Swap(graph.mutable_output());
@@ -210,7 +209,7 @@ std::optional<std::string> refold::detail::inferShapesIsolated(onnx::ModelProto 
     return std::string("ONNX shape inference returned nothing readable");
   int index = 0;
   int count = shapes.graph().node_size();
-  forEachMutableGraph(*model.mutable_graph(), [&](onnx::GraphProto &graph) {
+  refold::detail::forEachGraph(*model.mutable_graph(), [&](onnx::GraphProto &graph) {
     if (index >= count)
       return;
     onnx::GraphProto *copy = shapes.mutable_graph()->mutable_node(index++)

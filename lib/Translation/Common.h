@@ -5,6 +5,7 @@
 
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/MLIRContext.h"
+#include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/ADT/StringRef.h"
 
 #include <onnx/onnx_pb.h>
@@ -37,6 +38,10 @@ size_t elementByteSize(int32_t dataType);
 /// Protobuf text format helpers (full protobuf is available with libonnx).
 std::string toText(const google::protobuf::Message &message);
 bool fromText(llvm::StringRef text, google::protobuf::Message &message);
+
+/// Calls `fn` on `graph`, then on every subgraph its nodes' attributes hold,
+/// depth first: the same order for two copies of one model.
+void forEachGraph(onnx::GraphProto &graph, llvm::function_ref<void(onnx::GraphProto &)> fn);
 
 /// ONNX shape inference (data propagation on, types not checked) on `model`,
 /// run in a child process where fork is available: ONNX's inference

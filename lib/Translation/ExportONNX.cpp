@@ -582,15 +582,10 @@ llvm::Error serialize(const onnx::ModelProto &model, llvm::raw_ostream &os) {
 
 void forEachInitializer(onnx::GraphProto &graph,
                         llvm::function_ref<void(onnx::TensorProto &)> fn) {
-  for (auto &tensor : *graph.mutable_initializer())
-    fn(tensor);
-  for (auto &node : *graph.mutable_node())
-    for (auto &attr : *node.mutable_attribute()) {
-      if (attr.has_g())
-        forEachInitializer(*attr.mutable_g(), fn);
-      for (auto &sub : *attr.mutable_graphs())
-        forEachInitializer(sub, fn);
-    }
+  refold::detail::forEachGraph(graph, [&](onnx::GraphProto &g) {
+    for (auto &tensor : *g.mutable_initializer())
+      fn(tensor);
+  });
 }
 
 } // namespace

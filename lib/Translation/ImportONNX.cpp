@@ -399,20 +399,8 @@ static std::optional<std::string> functionCallCycle(const onnx::ModelProto &mode
   return std::nullopt;
 }
 
-static void forEachGraph(const onnx::GraphProto &graph,
-                         llvm::function_ref<void(const onnx::GraphProto &)> fn) {
-  fn(graph);
-  for (const auto &node : graph.node())
-    for (const auto &attr : node.attribute()) {
-      if (attr.has_g())
-        forEachGraph(attr.g(), fn);
-      for (const auto &sub : attr.graphs())
-        forEachGraph(sub, fn);
-    }
-}
-
 void Importer::inferShapes(onnx::ModelProto &model) {
-  forEachGraph(model.graph(), [&](const onnx::GraphProto &graph) {
+  forEachGraph(*model.mutable_graph(), [&](onnx::GraphProto &graph) {
     for (const auto &info : graph.value_info())
       declaredValueInfo.insert(info.name());
     declaredOutputs[&graph] = graph.output();
@@ -423,7 +411,7 @@ void Importer::inferShapes(onnx::ModelProto &model) {
   // attribute (Scan's num_scan_inputs) is a null dereference inside them.
   // Such a node fails the import later with its own error; skip inference.
   bool schemasHold = true;
-  forEachGraph(model.graph(), [&](const onnx::GraphProto &graph) {
+  forEachGraph(*model.mutable_graph(), [&](onnx::GraphProto &graph) {
     for (const auto &node : graph.node())
       schemasHold = schemasHold && !schemaError(node);
   });
