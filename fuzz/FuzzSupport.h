@@ -40,6 +40,8 @@ struct QuietContext {
       auto *r = new mlir::DialectRegistry();
       refold::registerRefoldDialects(*r);
       refold::registerRefoldPasses(); // the fixed-point pass parses its inner pipeline
+      // One shape-inference child for the whole run, not a fork per input.
+      static refold::ShapeInferenceWorker worker;
       return r;
     }();
     return *instance;

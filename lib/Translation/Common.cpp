@@ -3,6 +3,7 @@
 #include "Common.h"
 
 #include "refold/Dialect/ONNX/ONNXOps.h"
+#include "refold/Translation/ONNXModel.h"
 
 #include "mlir/IR/Builders.h"
 
@@ -13,7 +14,9 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cassert>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -138,16 +141,181 @@ static std::optional<std::string> runShapeInference(onnx::ModelProto &model) {
   return std::nullopt;
 }
 
-/// ONNX 1.12's inference functions trust shapes and attributes a model
-/// declares (a ConvTranspose whose weight has a lower rank than its input
-/// reads past a vector; Scan without num_scan_inputs dereferences null).
-/// Inference runs in a child process: a crash there costs the shapes, not
-/// the run. The child sends back each graph's value_info and outputs, the
-/// only fields inference writes, without tensor data.
-std::optional<std::string> refold::detail::inferShapesIsolated(onnx::ModelProto &model) {
 #if defined(__unix__)
+// ONNX 1.12's inference functions trust shapes and attributes a model
+// declares (a ConvTranspose whose weight has a lower rank than its input
+// reads past a vector; Scan without num_scan_inputs dereferences null).
+// Inference runs in a child process: a crash there costs the shapes, not
+// the run. The child sends back each graph's value_info and outputs, the
+// only fields inference writes, without tensor data.
+namespace {
+
+/// The child's answer: 'E' and why inference stopped, or 'M' and a model
+/// whose nodes each hold one graph's value_info and outputs.
+std::string inferAndReply(onnx::ModelProto &model) {
+  if (auto error = runShapeInference(model))
+    return "E" + *error;
+  onnx::ModelProto shapes;
+  refold::detail::forEachGraph(*model.mutable_graph(), [&](onnx::GraphProto &graph) {
+    onnx::GraphProto *copy = shapes.mutable_graph()->add_node()->add_attribute()->mutable_g();
+    copy->mutable_value_info()->Swap(graph.mutable_value_info());
+    copy->mutable_output()->Swap(graph.mutable_output());
+  });
+  return "M" + shapes.SerializeAsString();
+}
+
+/// Moves what a reply carries into `model`; returns its error, if any.
+std::optional<std::string> applyReply(onnx::ModelProto &model, const std::string &reply) {
+  if (!reply.empty() && reply[0] == 'E')
+    return reply.substr(1);
+  onnx::ModelProto shapes;
+  if (reply.empty() || reply[0] != 'M' ||
+      !shapes.ParseFromArray(reply.data() + 1, int(reply.size() - 1)))
+    return std::string("ONNX shape inference returned nothing readable");
+  int index = 0;
+  int count = shapes.graph().node_size();
+  refold::detail::forEachGraph(*model.mutable_graph(), [&](onnx::GraphProto &graph) {
+    if (index >= count)
+      return;
+    onnx::GraphProto *copy = shapes.mutable_graph()->mutable_node(index++)
+                                 ->mutable_attribute(0)->mutable_g();
+    graph.mutable_value_info()->Swap(copy->mutable_value_info());
+    graph.mutable_output()->Swap(copy->mutable_output());
+  });
+  return std::nullopt;
+}
+
+std::string crashMessage(int status) {
+  return std::string("ONNX shape inference crashed on this model") +
+         (WIFSIGNALED(status) ? " (signal " + std::to_string(WTERMSIG(status)) + ")" : "");
+}
+
+/// Set up a freshly forked child to die quietly: the parent says what
+/// happened, in one line.
+void quietChild() {
+  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT})
+    ::signal(sig, SIG_DFL);
+  int devNull = ::open("/dev/null", O_WRONLY);
+  if (devNull >= 0)
+    ::dup2(devNull, STDERR_FILENO);
+}
+
+/// Writes to a socket (no SIGPIPE if the other side has died).
+bool writeAll(int fd, const char *data, size_t size) {
+  while (size > 0) {
+    ssize_t written = ::send(fd, data, size, MSG_NOSIGNAL);
+    if (written < 0 && errno == EINTR)
+      continue;
+    if (written <= 0)
+      return false;
+    data += written, size -= size_t(written);
+  }
+  return true;
+}
+
+bool readAll(int fd, char *data, size_t size) {
+  while (size > 0) {
+    ssize_t got = ::read(fd, data, size);
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got <= 0)
+      return false;
+    data += got, size -= size_t(got);
+  }
+  return true;
+}
+
+/// A message on the worker's socket: its size, then its bytes.
+bool sendMessage(int fd, const std::string &bytes) {
+  uint64_t size = bytes.size();
+  return writeAll(fd, reinterpret_cast<const char *>(&size), sizeof(size)) &&
+         writeAll(fd, bytes.data(), bytes.size());
+}
+
+bool receiveMessage(int fd, std::string &bytes, uint64_t limit) {
+  uint64_t size = 0;
+  if (!readAll(fd, reinterpret_cast<char *>(&size), sizeof(size)) || size > limit)
+    return false;
+  bytes.resize(size);
+  return readAll(fd, bytes.data(), size);
+}
+
+/// Largest model sent to the worker; larger ones get a fork of their own
+/// (copying them through a socket would cost more than the fork).
+constexpr uint64_t kWorkerModelLimit = 4 << 20;
+
+/// The long-lived child behind refold::ShapeInferenceWorker.
+class InferenceWorker {
+public:
+  ~InferenceWorker() { stop(); }
+
+  /// Infers `model`'s shapes in the child (started on first use); false
+  /// when no child could be started.
+  bool infer(onnx::ModelProto &model, std::optional<std::string> &error) {
+    if (pid < 0 && !start())
+      return false;
+    std::string reply;
+    if (!sendMessage(socket, model.SerializeAsString()) ||
+        !receiveMessage(socket, reply, uint64_t(1) << 31)) {
+      error = crashMessage(stop());
+      return true;
+    }
+    error = applyReply(model, reply);
+    return true;
+  }
+
+private:
+  bool start() {
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+      return false;
+    fflush(nullptr);
+    pid = ::fork();
+    if (pid < 0) {
+      ::close(fds[0]), ::close(fds[1]);
+      return false;
+    }
+    if (pid == 0) {
+      ::close(fds[0]);
+      quietChild();
+      std::string request;
+      while (receiveMessage(fds[1], request, kWorkerModelLimit)) {
+        onnx::ModelProto model;
+        std::string reply = model.ParseFromString(request)
+                                ? inferAndReply(model)
+                                : "Ethe model did not parse in the shape-inference worker";
+        if (!sendMessage(fds[1], reply))
+          break;
+      }
+      ::_exit(0);
+    }
+    ::close(fds[1]);
+    socket = fds[0];
+    return true;
+  }
+
+  /// Ends the child (it exits when its socket closes); returns its status.
+  int stop() {
+    int status = 0;
+    if (pid < 0)
+      return status;
+    ::close(socket);
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    pid = -1, socket = -1;
+    return status;
+  }
+
+  pid_t pid = -1;
+  int socket = -1;
+};
+
+InferenceWorker *activeWorker = nullptr;
+
+/// One fork for this model alone.
+std::optional<std::string> inferInForkedChild(onnx::ModelProto &model) {
   int fds[2];
-  if (::pipe(fds) != 0)
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
     return runShapeInference(model);
   fflush(nullptr);
   pid_t child = ::fork();
@@ -157,33 +325,9 @@ std::optional<std::string> refold::detail::inferShapesIsolated(onnx::ModelProto 
   }
   if (child == 0) {
     ::close(fds[0]);
-    // Die quietly: the parent says what happened, in one line.
-    for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT})
-      ::signal(sig, SIG_DFL);
-    int devNull = ::open("/dev/null", O_WRONLY);
-    if (devNull >= 0)
-      ::dup2(devNull, STDERR_FILENO);
-    std::string reply;
-    if (auto error = runShapeInference(model)) {
-      reply = "E" + *error;
-    } else {
-      onnx::ModelProto shapes;
-      refold::detail::forEachGraph(*model.mutable_graph(), [&](onnx::GraphProto &graph) {
-        onnx::GraphProto *copy = shapes.mutable_graph()->add_node()->add_attribute()->mutable_g();
-        copy->mutable_value_info()->Swap(graph.mutable_value_info());
-        copy->mutable_output()->Swap(graph.mutable_output());
-      });
-      reply = "M" + shapes.SerializeAsString();
-    }
-    const char *data = reply.data();
-    size_t left = reply.size();
-    while (left > 0) {
-      ssize_t written = ::write(fds[1], data, left);
-      if (written <= 0)
-        ::_exit(3);
-      data += written, left -= size_t(written);
-    }
-    ::_exit(0);
+    quietChild();
+    std::string reply = inferAndReply(model);
+    ::_exit(writeAll(fds[1], reply.data(), reply.size()) ? 0 : 3);
   }
   ::close(fds[1]);
   std::string reply;
@@ -200,25 +344,34 @@ std::optional<std::string> refold::detail::inferShapesIsolated(onnx::ModelProto 
   while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || reply.empty())
-    return std::string("ONNX shape inference crashed on this model") +
-           (WIFSIGNALED(status) ? " (signal " + std::to_string(WTERMSIG(status)) + ")" : "");
-  if (reply[0] == 'E')
-    return reply.substr(1);
-  onnx::ModelProto shapes;
-  if (reply[0] != 'M' || !shapes.ParseFromArray(reply.data() + 1, int(reply.size() - 1)))
-    return std::string("ONNX shape inference returned nothing readable");
-  int index = 0;
-  int count = shapes.graph().node_size();
-  refold::detail::forEachGraph(*model.mutable_graph(), [&](onnx::GraphProto &graph) {
-    if (index >= count)
-      return;
-    onnx::GraphProto *copy = shapes.mutable_graph()->mutable_node(index++)
-                                 ->mutable_attribute(0)->mutable_g();
-    graph.mutable_value_info()->Swap(copy->mutable_value_info());
-    graph.mutable_output()->Swap(copy->mutable_output());
-  });
-  return std::nullopt;
-#else
-  return runShapeInference(model);
-#endif
+    return crashMessage(status);
+  return applyReply(model, reply);
 }
+
+} // namespace
+
+refold::ShapeInferenceWorker::ShapeInferenceWorker() {
+  assert(!activeWorker && "one ShapeInferenceWorker at a time");
+  activeWorker = new InferenceWorker();
+}
+
+refold::ShapeInferenceWorker::~ShapeInferenceWorker() {
+  delete activeWorker;
+  activeWorker = nullptr;
+}
+
+std::optional<std::string> refold::detail::inferShapesIsolated(onnx::ModelProto &model) {
+  std::optional<std::string> error;
+  if (activeWorker && model.ByteSizeLong() <= kWorkerModelLimit &&
+      activeWorker->infer(model, error))
+    return error;
+  return inferInForkedChild(model);
+}
+#else
+refold::ShapeInferenceWorker::ShapeInferenceWorker() = default;
+refold::ShapeInferenceWorker::~ShapeInferenceWorker() = default;
+
+std::optional<std::string> refold::detail::inferShapesIsolated(onnx::ModelProto &model) {
+  return runShapeInference(model);
+}
+#endif

@@ -101,6 +101,7 @@ int main(int argc, char **argv) {
   std::set<std::string> implemented;
   for (const auto &op : useC ? cemit::supportedOps() : interp::supportedOps())
     implemented.insert(op);
+  ShapeInferenceWorker inferenceWorker; // one child for hundreds of small models
   std::map<std::string, Tally> byOp;
   int passed = 0, wrong = 0, refused = 0, notRun = 0, knownDifferent = 0;
   for (const std::string &testDir : sortedEntries(dataDir, "test_")) {

@@ -69,6 +69,21 @@ llvm::Error exportONNXBuffer(mlir::ModuleOp module, std::string &bytes,
 /// Graph outputs keep their declared types. Returns how many types changed.
 unsigned refineTypesByShapeInference(mlir::ModuleOp module, bool graphOutputs = false);
 
+/// ONNX shape inference runs in a child process, because ONNX's inference
+/// functions can crash on a hostile model; by default each model gets a
+/// fork of its own. While a ShapeInferenceWorker exists, models up to
+/// 4 MiB go instead to one long-lived child, restarted after a crash: for
+/// processes that import many small models (the fuzz targets, the node-test
+/// runner), where a fork per model costs more than the import. One at a
+/// time, used from one thread.
+class ShapeInferenceWorker {
+public:
+  ShapeInferenceWorker();
+  ~ShapeInferenceWorker();
+  ShapeInferenceWorker(const ShapeInferenceWorker &) = delete;
+  ShapeInferenceWorker &operator=(const ShapeInferenceWorker &) = delete;
+};
+
 /// Registers the dialects an imported module uses.
 void registerRefoldDialects(mlir::DialectRegistry &registry);
 
