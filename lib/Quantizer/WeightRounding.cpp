@@ -48,12 +48,13 @@ struct ConvLayer {
   int64_t cin = 0, kh = 0, kw = 0;
   int64_t strideH = 1, strideW = 1, dilH = 1, dilW = 1;
   int64_t padTop = 0, padLeft = 0, padBottom = 0, padRight = 0;
-  Eigen::MatrixXd hessian; // sum of x x^T over every output position seen
+  Eigen::MatrixXd hessian; // sum of x x^T over every output position seen (lower half)
   int64_t samples = 0;
 };
 
-/// Adds the im2col columns of `x` (N, C, H, W) to `layer.hessian`.
-void accumulate(ConvLayer &layer, const interp::Tensor &x) {
+/// Adds the im2col columns of `x` (N, C, H, W) to `layer.hessian`;
+/// `product` is scratch space.
+void accumulate(ConvLayer &layer, const interp::Tensor &x, Eigen::MatrixXf &product) {
   int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
   int64_t kh = layer.kh, kw = layer.kw;
   int64_t outH =
@@ -67,13 +68,15 @@ void accumulate(ConvLayer &layer, const interp::Tensor &x) {
   // A block of output positions at a time keeps the im2col slice small.
   constexpr int64_t kBlock = 1024;
   Eigen::MatrixXf cols(k, kBlock);
-  Eigen::MatrixXd block = Eigen::MatrixXd::Zero(k, k);
+  product.resize(k, k);
   int64_t filled = 0;
   auto flush = [&] {
     if (!filled)
       return;
-    Eigen::MatrixXf part = cols.leftCols(filled);
-    block.noalias() += (part * part.transpose()).cast<double>();
+    // x x^T is symmetric: only its lower half is accumulated.
+    product.setZero();
+    product.selfadjointView<Eigen::Lower>().rankUpdate(cols.leftCols(filled));
+    layer.hessian += product.cast<double>();
     filled = 0;
   };
   for (int64_t b = 0; b < n; ++b)
@@ -93,7 +96,6 @@ void accumulate(ConvLayer &layer, const interp::Tensor &x) {
           flush();
       }
   flush();
-  layer.hessian += block;
   layer.samples += n * outH * outW;
 }
 
@@ -105,27 +107,47 @@ std::vector<float> roundLayer(const ConvLayer &layer, const std::vector<float> &
   for (int64_t o = 0; o < out; ++o)
     for (int64_t j = 0; j < k; ++j)
       w(o, j) = layer.weight.data[o * k + j];
-  Eigen::MatrixXd h = layer.hessian / double(std::max<int64_t>(layer.samples, 1));
+  Eigen::MatrixXd h = layer.hessian.selfadjointView<Eigen::Lower>();
+  h /= double(std::max<int64_t>(layer.samples, 1));
   // A column no input ever reached: nothing to compensate with; its weights
   // are rounded as they are.
   for (int64_t j = 0; j < k; ++j)
     if (h(j, j) <= 0)
       h(j, j) = 1;
   h.diagonal().array() += damp * h.diagonal().mean();
-  Eigen::MatrixXd hinv = h.llt().solve(Eigen::MatrixXd::Identity(k, k));
-  Eigen::LLT<Eigen::MatrixXd> chol(hinv);
-  Eigen::MatrixXd u = chol.matrixU();
+  // U, the upper Cholesky factor of H^-1 (H^-1 = U^T U), without forming
+  // H^-1: with J the order reversal and J H J = L L^T, U = J L^-1 J.
+  // (In place: these are the largest matrices refold allocates.)
+  h.reverseInPlace();
+  Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>> chol(h);
+  Eigen::MatrixXd u = Eigen::MatrixXd::Identity(k, k);
+  chol.matrixL().solveInPlace(u);
+  u.reverseInPlace();
   std::vector<float> rounded(layer.weight.size());
-  for (int64_t j = 0; j < k; ++j) {
-    for (int64_t o = 0; o < out; ++o) {
-      double s = scales[perChannel ? o : 0];
-      double q = std::clamp(std::nearbyint(w(o, j) / s), -127.0, 127.0) * s;
-      double err = (w(o, j) - q) / u(j, j);
-      if (j + 1 < k)
-        w.row(o).segment(j + 1, k - j - 1) -= err * u.row(j).segment(j + 1, k - j - 1);
-      w(o, j) = q;
-      rounded[o * k + j] = float(q);
+  // Columns in blocks (GPTQ's lazy batch updates): the error of a block's
+  // columns reaches the columns after it in one matrix product, and within
+  // the block as rank-1 updates over contiguous columns of w.
+  constexpr int64_t kBlock = 128;
+  Eigen::MatrixXd errors(out, kBlock);
+  for (int64_t first = 0; first < k; first += kBlock) {
+    int64_t width = std::min(kBlock, k - first);
+    for (int64_t j = first; j < first + width; ++j) {
+      auto column = w.col(j);
+      auto err = errors.col(j - first);
+      for (int64_t o = 0; o < out; ++o) {
+        double s = scales[perChannel ? o : 0];
+        double q = std::clamp(std::nearbyint(column(o) / s), -127.0, 127.0) * s;
+        err(o) = (column(o) - q) / u(j, j);
+        column(o) = q;
+        rounded[o * k + j] = float(q);
+      }
+      for (int64_t c = j + 1; c < first + width; ++c)
+        w.col(c) -= u(j, c) * err;
     }
+    int64_t rest = k - first - width;
+    if (rest > 0)
+      w.rightCols(rest).noalias() -=
+          errors.leftCols(width) * u.block(first, first + width, width, rest);
   }
   return rounded;
 }
@@ -162,6 +184,7 @@ Expected<unsigned> roundWeights(ModuleOp module, const CalibrationData &data,
   });
   if (layers.empty())
     return 0u;
+  Eigen::MatrixXf product;
   interp::RunOptions run;
   run.observe = [&](Value value, const interp::Tensor &t) {
     auto it = readers.find(value);
@@ -169,7 +192,7 @@ Expected<unsigned> roundWeights(ModuleOp module, const CalibrationData &data,
       return;
     for (size_t i : it->second)
       if (t.dim(1) == layers[i].cin)
-        accumulate(layers[i], t);
+        accumulate(layers[i], t, product);
   };
   auto start = std::chrono::steady_clock::now();
   size_t sets = std::min<size_t>(data.size(), options.maxSets);
