@@ -8,8 +8,8 @@
 # top-1 % and agreement with float's top-1), output SQNR against float:
 #   float     the float -O2 model
 #   int8      refold's defaults (per-channel weights, uint8 activations,
-#             equalization, percentile ranges, bias correction) with
-#             --weight-rounding=gptq, calibrated on 64 training inputs
+#             equalization, percentile ranges, bias correction, GPTQ
+#             rounding), calibrated on 64 training inputs
 #   base      onnxruntime's quantizer by default (one scale per weight tensor,
 #             int8 activations, MinMax, nearest rounding, no equalization or
 #             bias correction)

@@ -49,7 +49,7 @@ struct QuantizeOptions {
   uint64_t limit = 0;                 // calibration sets used; 0: all
   std::string activations = "uint8";  // uint8 | int8
   std::string weights = "per-channel"; // per-channel | per-tensor
-  std::string weightRounding = "nearest"; // nearest | gptq
+  std::string weightRounding = "gptq"; // gptq | nearest
   std::vector<std::string> keepFloat;
   unsigned maxFloatLayers = 0;
   bool equalize = true;

@@ -48,13 +48,15 @@ struct ConvLayer {
   int64_t cin = 0, kh = 0, kw = 0;
   int64_t strideH = 1, strideW = 1, dilH = 1, dilW = 1;
   int64_t padTop = 0, padLeft = 0, padBottom = 0, padRight = 0;
-  Eigen::MatrixXd hessian; // sum of x x^T over every output position seen (lower half)
+  // Sum of x x^T over every output position seen, lower half; in float
+  // (half the memory: one K x K per layer lives through calibration) with
+  // at most 1024 positions summed per addition.
+  Eigen::MatrixXf hessian;
   int64_t samples = 0;
 };
 
-/// Adds the im2col columns of `x` (N, C, H, W) to `layer.hessian`;
-/// `product` is scratch space.
-void accumulate(ConvLayer &layer, const interp::Tensor &x, Eigen::MatrixXf &product) {
+/// Adds the im2col columns of `x` (N, C, H, W) to `layer.hessian`.
+void accumulate(ConvLayer &layer, const interp::Tensor &x) {
   int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
   int64_t kh = layer.kh, kw = layer.kw;
   int64_t outH =
@@ -68,15 +70,12 @@ void accumulate(ConvLayer &layer, const interp::Tensor &x, Eigen::MatrixXf &prod
   // A block of output positions at a time keeps the im2col slice small.
   constexpr int64_t kBlock = 1024;
   Eigen::MatrixXf cols(k, kBlock);
-  product.resize(k, k);
   int64_t filled = 0;
   auto flush = [&] {
     if (!filled)
       return;
     // x x^T is symmetric: only its lower half is accumulated.
-    product.setZero();
-    product.selfadjointView<Eigen::Lower>().rankUpdate(cols.leftCols(filled));
-    layer.hessian += product.cast<double>();
+    layer.hessian.selfadjointView<Eigen::Lower>().rankUpdate(cols.leftCols(filled));
     filled = 0;
   };
   for (int64_t b = 0; b < n; ++b)
@@ -107,7 +106,7 @@ std::vector<float> roundLayer(const ConvLayer &layer, const std::vector<float> &
   for (int64_t o = 0; o < out; ++o)
     for (int64_t j = 0; j < k; ++j)
       w(o, j) = layer.weight.data[o * k + j];
-  Eigen::MatrixXd h = layer.hessian.selfadjointView<Eigen::Lower>();
+  Eigen::MatrixXd h = layer.hessian.cast<double>().selfadjointView<Eigen::Lower>();
   h /= double(std::max<int64_t>(layer.samples, 1));
   // A column no input ever reached: nothing to compensate with; its weights
   // are rounded as they are.
@@ -178,13 +177,12 @@ Expected<unsigned> roundWeights(ModuleOp module, const CalibrationData &data,
     if (auto p = conv.getPads(); p && p->size() == 4)
       layer.padTop = (*p)[0], layer.padLeft = (*p)[1], layer.padBottom = (*p)[2],
       layer.padRight = (*p)[3];
-    layer.hessian = Eigen::MatrixXd::Zero(k, k);
+    layer.hessian = Eigen::MatrixXf::Zero(k, k);
     readers[conv.getX()].push_back(layers.size());
     layers.push_back(std::move(layer));
   });
   if (layers.empty())
     return 0u;
-  Eigen::MatrixXf product;
   interp::RunOptions run;
   run.observe = [&](Value value, const interp::Tensor &t) {
     auto it = readers.find(value);
@@ -192,7 +190,7 @@ Expected<unsigned> roundWeights(ModuleOp module, const CalibrationData &data,
       return;
     for (size_t i : it->second)
       if (t.dim(1) == layers[i].cin)
-        accumulate(layers[i], t, product);
+        accumulate(layers[i], t);
   };
   auto start = std::chrono::steady_clock::now();
   size_t sets = std::min<size_t>(data.size(), options.maxSets);

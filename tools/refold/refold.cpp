@@ -176,10 +176,10 @@ cl::opt<bool> biasCorrection(
              "data-free; default on)"),
     cl::cat(quantCategory));
 cl::opt<std::string> weightRounding(
-    "weight-rounding", cl::init("nearest"),
-    cl::desc("How int8 conv weights are rounded with --calibration: nearest (default) or gptq "
-             "(each weight's rounding error moved onto the weights not yet rounded, through the "
-             "calibration inputs' second moments; slow on large models)"),
+    "weight-rounding", cl::init("gptq"),
+    cl::desc("How int8 conv weights are rounded with --calibration: gptq (default: each "
+             "weight's rounding error moved onto the weights not yet rounded, through the "
+             "calibration inputs' second moments) or nearest"),
     cl::cat(quantCategory));
 cl::opt<unsigned> maxFloatLayers(
     "max-float-layers", cl::init(0),
