@@ -16,6 +16,11 @@ config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%refold_src", config.refold_src_root))
 config.substitutions.append(("%refold_tools", config.refold_tools_dir))
 config.substitutions.append(("%refold_build", config.refold_obj_root))
+# Projects built against the installed package use refold's own compilers
+# (a sanitized librefold needs its sanitizer runtime at link time).
+config.substitutions.append(("%refold_compilers",
+                             "-DCMAKE_C_COMPILER=%s -DCMAKE_CXX_COMPILER=%s"
+                             % (config.refold_c_compiler, config.refold_cxx_compiler)))
 # Python with the onnx package (Debian's), used to write binary fixtures.
 config.substitutions.append(("%python_onnx", "/usr/bin/python3"))
 
