@@ -119,10 +119,21 @@ std::vector<float> roundLayer(const ConvLayer &layer, const std::vector<float> &
   // (In place: these are the largest matrices refold allocates.)
   h.reverseInPlace();
   Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>> chol(h);
+  std::vector<float> rounded(layer.weight.size());
+  auto nearest = [&](double value, int64_t o) {
+    double s = scales[perChannel ? o : 0];
+    return std::clamp(std::nearbyint(value / s), -127.0, 127.0) * s;
+  };
+  if (chol.info() != Eigen::Success) {
+    // Not positive definite in floating point: nearest rounding.
+    for (int64_t o = 0; o < out; ++o)
+      for (int64_t j = 0; j < k; ++j)
+        rounded[o * k + j] = float(nearest(w(o, j), o));
+    return rounded;
+  }
   Eigen::MatrixXd u = Eigen::MatrixXd::Identity(k, k);
   chol.matrixL().solveInPlace(u);
   u.reverseInPlace();
-  std::vector<float> rounded(layer.weight.size());
   // Columns in blocks (GPTQ's lazy batch updates): the error of a block's
   // columns reaches the columns after it in one matrix product, and within
   // the block as rank-1 updates over contiguous columns of w.
@@ -134,8 +145,7 @@ std::vector<float> roundLayer(const ConvLayer &layer, const std::vector<float> &
       auto column = w.col(j);
       auto err = errors.col(j - first);
       for (int64_t o = 0; o < out; ++o) {
-        double s = scales[perChannel ? o : 0];
-        double q = std::clamp(std::nearbyint(column(o) / s), -127.0, 127.0) * s;
+        double q = nearest(column(o), o);
         err(o) = (column(o) - q) / u(j, j);
         column(o) = q;
         rounded[o * k + j] = float(q);
