@@ -60,7 +60,8 @@ Error kReshape(KernelContext &c) {
       return c.fail("negative size in shape");
     }
     shape.push_back(d);
-    known *= d;
+    if (__builtin_mul_overflow(known, d, &known))
+      return c.fail("shape " + shapeString(target) + " has more elements than a 64-bit count holds");
   }
   if (inferAt >= 0) {
     if (known == 0 || x->size() % known)

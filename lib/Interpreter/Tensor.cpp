@@ -18,6 +18,8 @@
 
 #include <Eigen/Core>
 
+#include <limits>
+
 using namespace mlir;
 using llvm::StringRef;
 
@@ -77,9 +79,11 @@ std::optional<DType> dtypeFromMLIR(Type type) {
 }
 
 int64_t numElements(llvm::ArrayRef<int64_t> shape) {
+  // Saturates: a shape whose count overflows matches no tensor that exists.
   int64_t n = 1;
   for (int64_t d : shape)
-    n *= d;
+    if (__builtin_mul_overflow(n, d, &n))
+      return std::numeric_limits<int64_t>::max();
   return n;
 }
 
