@@ -1,4 +1,4 @@
-//===- QuantRound.cpp - GPTQ rounding of int8 conv weights ------------------===//
+//===- QuantRound.cpp - GPTQ rounding of int8 weights -----------------------===//
 //
 // Between calibration and the QDQ rewrite: each conv weight's int8 levels
 // are chosen against its input's second moments instead of one by one, so

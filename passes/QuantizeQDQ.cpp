@@ -80,6 +80,11 @@ struct QuantizeQDQPass : refold::impl::QuantizeQDQBase<QuantizeQDQPass> {
         op->setAttr(kSkippedAttr, StringAttr::get(op->getContext(), reason));
       }
     }
+    // Weight rounding's results are used up, or belong to layers left float.
+    for (Operation *op : candidates) {
+      op->removeAttr(quant::kRoundedWeightAttr);
+      op->removeAttr(quant::kWeightScalesAttr);
+    }
   }
 
   Type activationType(MLIRContext *ctx) const {
@@ -392,20 +397,26 @@ struct QuantizeQDQPass : refold::impl::QuantizeQDQBase<QuantizeQDQPass> {
                       outChannels, absorbed, floatOutput ? Value() : out);
     }
     auto scales = quant::weightScales(wConst->data, wConst->shape, axis, perChannel);
-    // A weight onnx-quant-round rounded sits on the grid of the scales it
-    // chose; its own largest value may have moved off the last level.
-    if (auto chosen = op->getAttrOfType<DenseF32ArrayAttr>(quant::kWeightScalesAttr)) {
-      if (chosen.size() == int64_t(scales.size()))
-        scales.assign(chosen.asArrayRef().begin(), chosen.asArrayRef().end());
-      op->removeAttr(quant::kWeightScalesAttr);
-    }
+    // A weight onnx-quant-round rounded: its levels, on the grid of the
+    // scales it chose (its own largest value may have moved off the last
+    // level).
+    std::optional<weights::F32Tensor> rounded;
+    if (auto attr = op->getAttrOfType<ElementsAttr>(quant::kRoundedWeightAttr))
+      rounded = weights::fromElements(attr);
+    auto chosen = op->getAttrOfType<DenseF32ArrayAttr>(quant::kWeightScalesAttr);
+    if (rounded && rounded->shape == wConst->shape && chosen &&
+        chosen.size() == int64_t(scales.size()))
+      scales.assign(chosen.asArrayRef().begin(), chosen.asArrayRef().end());
+    else
+      rounded.reset();
+    const weights::F32Tensor &levels = rounded ? *rounded : *wConst;
     int64_t inner = 1;
     for (int64_t d = axis + 1; d < wConst->rank(); ++d)
       inner *= wConst->dim(d);
     std::vector<int64_t> wq(wConst->size());
     for (int64_t i = 0; i < wConst->size(); ++i) {
       float s = scales[perChannel ? (i / inner) % outChannels : 0];
-      wq[i] = quant::quantizeValue(wConst->data[i], s, 0, -127, 127);
+      wq[i] = quant::quantizeValue(levels.data[i], s, 0, -127, 127);
     }
     if (biasCorrection)
       if (auto corrected = correctedBias(x, *wConst, wq, scales, biasConst, op, axis, outChannels)) {

@@ -571,6 +571,19 @@ private:
 
   /// --quantize: calibrate, rewrite to QDQ, report what it cost.
   mlir::LogicalResult quantizeModel(mlir::ModuleOp module) {
+    // A --keep-float name that matches no layer is a typo, not a no-op.
+    for (const std::string &kept : q.keepFloat) {
+      bool found = false;
+      module.walk([&](mlir::Operation *op) {
+        if (isa<refold::ir::ConvOp, refold::ir::GemmOp, refold::ir::MatMulOp>(op) &&
+            (layerKey(op) == kept || refold::weights::nameOf(op->getResult(0)) == kept))
+          found = true;
+      });
+      if (!found)
+        return fail("--keep-float: no Conv, Gemm or MatMul node or output is named '" +
+                    kept + "'"),
+               mlir::failure();
+    }
     if (equalize) {
       mlir::PassManager prepare(module.getContext(), mlir::ModuleOp::getOperationName());
       prepare.nest<mlir::func::FuncOp>().addPass(refold::createQuantEqualize());

@@ -21,7 +21,7 @@ F32Tensor::F32Tensor(ArrayRef<int64_t> dims, float fill) : shape(dims.begin(), d
   data.assign(n, fill);
 }
 
-static std::optional<F32Tensor> fromElements(ElementsAttr attr) {
+std::optional<F32Tensor> fromElements(ElementsAttr attr) {
   auto type = dyn_cast<RankedTensorType>(attr.getType());
   if (!type || !type.getElementType().isF32() || !type.hasStaticShape())
     return std::nullopt;
@@ -91,19 +91,20 @@ std::optional<float> getScalarF32(Value value) {
   return t->data[0];
 }
 
+ElementsAttr createElements(MLIRContext *context, StringRef nameHint, const F32Tensor &tensor) {
+  auto type = RankedTensorType::get(tensor.shape, Float32Type::get(context));
+  if (tensor.data.size() * sizeof(float) <= 64)
+    return DenseElementsAttr::get(type, ArrayRef<float>(tensor.data));
+  // Weights are blobs, not uniqued attributes: they are freed with the module.
+  std::string bytes(reinterpret_cast<const char *>(tensor.data.data()),
+                    tensor.data.size() * sizeof(float));
+  return ir::createWeightAttr(type, ir::resourceKey(nameHint.empty() ? "weight" : nameHint),
+                              std::move(bytes));
+}
+
 Value createInitializer(OpBuilder &builder, Location loc, StringRef nameHint,
                         const F32Tensor &tensor) {
-  auto type = RankedTensorType::get(tensor.shape, builder.getF32Type());
-  ElementsAttr value;
-  if (tensor.data.size() * sizeof(float) <= 64) {
-    value = DenseElementsAttr::get(type, ArrayRef<float>(tensor.data));
-  } else {
-    // Weights are blobs, not uniqued attributes: they are freed with the module.
-    std::string bytes(reinterpret_cast<const char *>(tensor.data.data()),
-                      tensor.data.size() * sizeof(float));
-    value = ir::createWeightAttr(type, ir::resourceKey(nameHint.empty() ? "weight" : nameHint),
-                                 std::move(bytes));
-  }
+  ElementsAttr value = createElements(builder.getContext(), nameHint, tensor);
   // Initializers live at the top of the graph, before their users.
   OpBuilder::InsertionGuard guard(builder);
   Block *block = builder.getInsertionBlock();

@@ -246,19 +246,22 @@ def QuantCalibrate : Pass<"onnx-quant-calibrate", "::mlir::ModuleOp"> {
 }
 
 def QuantRound : Pass<"onnx-quant-round", "::mlir::ModuleOp"> {
-  let summary = "Round int8 conv weights against the calibration inputs' statistics (GPTQ)";
+  let summary = "Round int8 weights against the calibration inputs' statistics (GPTQ)";
   let description = [{
     Runs the calibration sets through the interpreter and accumulates, for
-    every group-1 2-D conv with a constant weight, the second moments
-    H = E[x x^T] of its im2col input columns (K x K, K = input channels x
-    taps; layers with K over `max-columns` are left to nearest rounding).
-    Then GPTQ: the weight's input columns are quantized one at a time on the
-    scales nearest rounding would use (max |w| / 127 per output channel, or
-    per tensor), each column's rounding error moved onto the columns not yet
-    quantized through H^-1 (dampened by `damp` x mean diag). The conv gets
-    the rounded weight (its dequantized values) and `refold.weight_scales`,
-    which onnx-quant-qdq quantizes on. Memory: one H per layer, whatever the
-    number of sets.
+    every 2-D conv, Gemm and MatMul with a constant weight of its own, the
+    second moments H = E[x x^T] of what one output reads: a conv's im2col
+    columns per group (K = input channels per group x taps, so a depthwise
+    conv has one 9 x 9 H per channel), a Gemm's or MatMul's input rows
+    (K = inputs). Layers with K over `max-columns` are left to nearest
+    rounding. Then GPTQ: the weight's input columns are quantized one at a
+    time on the scales nearest rounding would use (max |w| / 127 per output
+    channel, or per tensor), each column's rounding error moved onto the
+    columns not yet quantized through H^-1 (dampened by `damp` x mean diag).
+    The layer keeps its float weight and gets the rounded one
+    (`refold.rounded_weight`, dequantized values) and `refold.weight_scales`,
+    which onnx-quant-qdq quantizes on; a layer it leaves float keeps its
+    weight exactly. Memory: one H per group, whatever the number of sets.
   }];
   let options = [
     Option<"calibration", "calibration", "std::string", "\"\"",

@@ -141,9 +141,13 @@ ActivationParams activationParams(Range range, bool isUnsigned);
 std::vector<float> weightScales(llvm::ArrayRef<float> w, llvm::ArrayRef<int64_t> shape,
                                 int64_t axis, bool perChannel);
 
-/// The int8 weight scales a conv's weight was rounded for (weight
+/// The int8 weight scales a layer's weight was rounded for (weight
 /// rounding); the QDQ rewrite uses them instead of max |w| / 127.
 inline constexpr llvm::StringLiteral kWeightScalesAttr = "refold.weight_scales";
+/// The rounded weight (float values on the grid of kWeightScalesAttr) the
+/// QDQ rewrite quantizes instead of the layer's float weight operand, which
+/// stays exact for a layer kept in float.
+inline constexpr llvm::StringLiteral kRoundedWeightAttr = "refold.rounded_weight";
 
 struct RoundingOptions {
   bool perChannel = true;
@@ -152,10 +156,11 @@ struct RoundingOptions {
   size_t maxSets = 64;        // calibration sets the statistics are gathered on
   bool progress = false;
 };
-/// GPTQ weight rounding (WeightRounding.cpp) of every group-1 2-D conv with
-/// a constant weight: statistics from `data` run through the interpreter,
-/// then each weight replaced by its rounded (dequantized) value and
-/// kWeightScalesAttr set. Returns how many convs were rounded.
+/// GPTQ weight rounding (WeightRounding.cpp) of every 2-D conv (each group
+/// on its own inputs, so depthwise too), Gemm and MatMul with a constant
+/// weight of its own: statistics from `data` run through the interpreter,
+/// then kRoundedWeightAttr and kWeightScalesAttr set on the layer. Returns
+/// how many layers were rounded.
 llvm::Expected<unsigned> roundWeights(mlir::ModuleOp module, const CalibrationData &data,
                                       const RoundingOptions &options);
 

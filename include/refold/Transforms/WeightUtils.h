@@ -11,6 +11,7 @@
 #define REFOLD_TRANSFORMS_WEIGHTUTILS_H
 
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinAttributeInterfaces.h"
 #include "mlir/IR/Value.h"
 #include "llvm/ADT/SmallVector.h"
 
@@ -34,6 +35,13 @@ struct F32Tensor {
 /// The float32 value of `value` when it is an initializer or a Constant
 /// (a graph input with a default is not constant: the caller may override it).
 std::optional<F32Tensor> getConstantF32(mlir::Value value);
+
+/// The float32 values of a static-shaped attribute; nothing for other types.
+std::optional<F32Tensor> fromElements(mlir::ElementsAttr attr);
+
+/// `tensor` as an attribute: a blob resource unless it is tiny.
+mlir::ElementsAttr createElements(mlir::MLIRContext *context, llvm::StringRef nameHint,
+                                  const F32Tensor &tensor);
 
 /// The type of the tensor getConstantF32 would return, or null when it would
 /// return nothing; the values are not copied.
