@@ -587,6 +587,15 @@ private:
     if (equalize) {
       mlir::PassManager prepare(module.getContext(), mlir::ModuleOp::getOperationName());
       prepare.nest<mlir::func::FuncOp>().addPass(refold::createQuantEqualize());
+      // Residual streams need their channels' ranges, so data; with one
+      // scale per weight tensor the writers' scaled rows would cost more
+      // than the stream gains.
+      if (!calibration.empty() && weightsGranularity == "per-channel") {
+        refold::QuantEqualizeResidualOptions residual;
+        residual.calibration = calibration;
+        residual.limit = calibrationLimit ? calibrationLimit : 64;
+        prepare.addPass(refold::createQuantEqualizeResidual(residual));
+      }
       if (failed(prepare.run(module)))
         return mlir::failure();
     }

@@ -326,6 +326,36 @@ def QuantEqualize : Pass<"onnx-quant-equalize", "::mlir::func::FuncOp"> {
   let dependentDialects = ["::refold::ir::ONNXDialect"];
 }
 
+def QuantEqualizeResidual : Pass<"onnx-quant-equalize-residual", "::mlir::ModuleOp"> {
+  let summary = "Equalize the channels of residual streams from calibration data";
+  let description = [{
+    A residual network's stream (x, x + f(x), ... joined by Adds and Relus)
+    is written by several convs and read by several, so no conv pair of
+    onnx-quant-equalize covers it, and each of its tensors gets one int8
+    scale for all channels. This pass finds each set of 4-D float tensors
+    joined by Add and Relu (or Clip from 0 without upper bound) that holds
+    an Add result, is written only by convs with constant weights of their
+    own, Adds and Relus of the set, and read only by group-1 convs, Adds and
+    Relus of the set (anything else - a graph input or output, a Concat, a
+    Relu6, a depthwise reader - leaves the set alone). It runs the
+    calibration sets through the interpreter, takes each channel's largest
+    |x| over the set's tensors (range_c), and scales channel c by
+    s_c = min(widest range / range_c, `max-scale`): the writers' output
+    channels (weights, bias, kept BatchNorm statistics) times s_c, the
+    readers' input channels divided by it. Exact in float (Add and Relu
+    commute with a positive per-channel scale); the readers' per-channel
+    int8 weight scales absorb the inverse. Memory: one range per channel.
+  }];
+  let options = [
+    Option<"calibration", "calibration", "std::string", "\"\"",
+           "Calibration data: a directory or a .npy of samples">,
+    Option<"limit", "limit", "uint64_t", "64", "Use at most this many input sets">,
+    Option<"maxScale", "max-scale", "double", "16", "Largest scale given to one channel">
+  ];
+  let statistics = [Statistic<"numStreams", "streams", "residual streams equalized">];
+  let dependentDialects = ["::refold::ir::ONNXDialect"];
+}
+
 def QuantizeQDQ : Pass<"onnx-quant-qdq", "::mlir::func::FuncOp"> {
   let summary = "Quantize Conv, Gemm and MatMul to int8 in QDQ form from recorded ranges";
   let description = [{

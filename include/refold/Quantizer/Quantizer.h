@@ -164,6 +164,20 @@ struct RoundingOptions {
 llvm::Expected<unsigned> roundWeights(mlir::ModuleOp module, const CalibrationData &data,
                                       const RoundingOptions &options);
 
+struct ResidualEqualizationOptions {
+  size_t maxSets = 64;   // calibration sets the channel ranges are measured on
+  double maxScale = 16;  // largest scale given to one channel
+};
+/// Residual-stream equalization (ResidualEqualization.cpp): for each set of
+/// 4-D tensors joined by Adds and Relus that convs write and group-1 convs
+/// read (and nothing else touches), channel c of every tensor is scaled by
+/// min(widest / range_c, maxScale), range_c its largest |x| over the
+/// calibration sets: the writers' output channels and biases take the
+/// scale, the readers' input channels its inverse. Exact in float. Returns
+/// how many streams were rescaled.
+llvm::Expected<unsigned> equalizeResiduals(mlir::ModuleOp module, const CalibrationData &data,
+                                           const ResidualEqualizationOptions &options);
+
 /// ONNX QuantizeLinear arithmetic: round half to even, then saturate.
 int64_t quantizeValue(double x, double scale, int64_t zeroPoint, int64_t lo, int64_t hi);
 
