@@ -7,7 +7,7 @@
 // channel of the whole stream is exact: the convs writing it take it in
 // their output channels (weights and bias), the Adds and Relus carry it, the
 // convs reading it undo it in their input channels. With the channels'
-// ranges measured on calibration data, scaling each channel up to the
+// ranges measured on calibration data, scaling each channel towards the
 // widest one lets the stream's per-tensor scale resolve them all; the
 // readers' weights, quantized per output channel, absorb the inverse.
 //
@@ -201,13 +201,16 @@ llvm::Expected<unsigned> equalizeResiduals(ModuleOp module, const CalibrationDat
     float widest = *std::max_element(s.range.begin(), s.range.end());
     if (!(widest > 0) || !std::isfinite(widest))
       continue;
-    // Each channel up to the widest, at most maxScale (a nearly dead
-    // channel would push its readers' weights below their int8 step).
+    // Each channel halfway (geometrically) to the widest: the stream's int8
+    // step shrinks for it by s_c while its readers' weights, divided by
+    // s_c, lose as much against their per-channel step; the square root
+    // splits the two as cross-layer equalization does. At most maxScale (a
+    // nearly dead channel would push its readers' weights below a step).
     std::vector<float> scale(s.channels, 1.0f);
     bool changes = false;
     for (int64_t c = 0; c < s.channels; ++c)
       if (s.range[c] > 0) {
-        scale[c] = std::min(widest / s.range[c], float(options.maxScale));
+        scale[c] = std::min(std::sqrt(widest / s.range[c]), float(options.maxScale));
         changes |= scale[c] > 1.001f;
       }
     if (!changes)

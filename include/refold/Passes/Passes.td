@@ -340,7 +340,9 @@ def QuantEqualizeResidual : Pass<"onnx-quant-equalize-residual", "::mlir::Module
     Relu6, a depthwise reader - leaves the set alone). It runs the
     calibration sets through the interpreter, takes each channel's largest
     |x| over the set's tensors (range_c), and scales channel c by
-    s_c = min(widest range / range_c, `max-scale`): the writers' output
+    s_c = min(sqrt(widest range / range_c), `max-scale`) (the square root
+    splits the gain between the stream's activation step and the readers'
+    weight steps, as cross-layer equalization does): the writers' output
     channels (weights, bias, kept BatchNorm statistics) times s_c, the
     readers' input channels divided by it. Exact in float (Add and Relu
     commute with a positive per-channel scale); the readers' per-channel

@@ -171,7 +171,7 @@ struct ResidualEqualizationOptions {
 /// Residual-stream equalization (ResidualEqualization.cpp): for each set of
 /// 4-D tensors joined by Adds and Relus that convs write and group-1 convs
 /// read (and nothing else touches), channel c of every tensor is scaled by
-/// min(widest / range_c, maxScale), range_c its largest |x| over the
+/// min(sqrt(widest / range_c), maxScale), range_c its largest |x| over the
 /// calibration sets: the writers' output channels and biases take the
 /// scale, the readers' input channels its inverse. Exact in float. Returns
 /// how many streams were rescaled.
