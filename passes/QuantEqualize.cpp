@@ -36,19 +36,6 @@ struct Pair {
 struct QuantEqualizePass : refold::impl::QuantEqualizeBase<QuantEqualizePass> {
   using QuantEqualizeBase::QuantEqualizeBase;
 
-  /// A Relu, or a Clip from 0 with no upper bound: positively homogeneous,
-  /// so a positive channel scale passes through it exactly (a Relu6 does
-  /// not: its bound would have to move per channel).
-  static bool isRelu(Operation *op) {
-    if (isa_and_nonnull<ReluOp>(op))
-      return true;
-    auto clip = dyn_cast_or_null<ClipOp>(op);
-    if (!clip || !isNoneValue(clip.getMax()))
-      return false;
-    auto lo = isNoneValue(clip.getMin()) ? std::nullopt : weights::getScalarF32(clip.getMin());
-    return lo && *lo == 0.0f;
-  }
-
   /// The conv feeding `second` through a Relu or directly, when nothing
   /// else reads the path. Either may be grouped (depthwise -> pointwise,
   /// pointwise -> depthwise): a channel's scale moves from the first conv's
@@ -57,7 +44,7 @@ struct QuantEqualizePass : refold::impl::QuantEqualizeBase<QuantEqualizePass> {
     Value x = second.getX();
     if (!x.hasOneUse())
       return std::nullopt;
-    if (Operation *def = x.getDefiningOp(); isRelu(def)) {
+    if (Operation *def = x.getDefiningOp(); weights::isReluLike(def)) {
       x = def->getOperand(0);
       if (!x.hasOneUse())
         return std::nullopt;

@@ -117,6 +117,22 @@ std::string CalibrationData::describe() const {
   return what + " from " + path;
 }
 
+Error CalibrationData::runEach(ModuleOp module, const interp::RunOptions &options, size_t sets,
+                               StringRef what, function_ref<void(size_t)> afterEach) const {
+  for (size_t i = 0; i < std::min(sets, count); ++i) {
+    auto inputs = load(i);
+    if (!inputs)
+      return inputs.takeError();
+    auto outputs = interp::run(module, *inputs, options);
+    if (!outputs)
+      return error(what + " set " + std::to_string(i) + ": " +
+                   llvm::toString(outputs.takeError()));
+    if (afterEach)
+      afterEach(i);
+  }
+  return Error::success();
+}
+
 Expected<interp::TensorMap> CalibrationData::load(size_t i) const {
   interp::TensorMap sets;
   switch (layout) {
@@ -227,22 +243,17 @@ Expected<Calibrated> collectRanges(ModuleOp module, const CalibrationData &data,
   };
   auto start = std::chrono::steady_clock::now();
   bool reported = false;
-  for (size_t i = 0; i < data.size(); ++i) {
-    auto inputs = data.load(i);
-    if (!inputs)
-      return inputs.takeError();
-    auto outputs = interp::run(module, *inputs, options);
-    if (!outputs)
-      return error("calibration set " + std::to_string(i) + ": " +
-                   llvm::toString(outputs.takeError()));
-    double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (progress && (seconds > 1 || reported) && (i + 1 == data.size() || (i + 1) % 10 == 0)) {
-      llvm::errs() << llvm::format("refold: calibrating: %zu/%zu input sets, %.1f s\n", i + 1,
-                                   data.size(), seconds);
-      reported = true;
-    }
-  }
+  if (Error e = data.runEach(module, options, data.size(), "calibration", [&](size_t i) {
+        double seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        if (progress && (seconds > 1 || reported) &&
+            (i + 1 == data.size() || (i + 1) % 10 == 0)) {
+          llvm::errs() << llvm::format("refold: calibrating: %zu/%zu input sets, %.1f s\n", i + 1,
+                                       data.size(), seconds);
+          reported = true;
+        }
+      }))
+    return e;
   if (wantHistograms)
     for (auto &[value, range] : result.ranges)
       range = chooseRange(range, histograms[value], rangeOptions);

@@ -29,17 +29,6 @@ namespace refold::quant {
 
 namespace {
 
-/// A Relu, or a Clip from 0 with no upper bound: positively homogeneous.
-bool isRelu(Operation *op) {
-  if (isa_and_nonnull<ir::ReluOp>(op))
-    return true;
-  auto clip = dyn_cast_or_null<ir::ClipOp>(op);
-  if (!clip || !ir::isNoneValue(clip.getMax()))
-    return false;
-  auto lo = ir::isNoneValue(clip.getMin()) ? std::nullopt : weights::getScalarF32(clip.getMin());
-  return lo && *lo == 0.0f;
-}
-
 /// Tensors joined by Adds and Relus, with the convs that write and read
 /// them.
 struct Stream {
@@ -90,7 +79,7 @@ std::vector<Stream> findStreams(func::FuncOp func) {
       unite(add.getA(), add.getC());
       unite(add.getB(), add.getC());
       addResults.insert(add.getC());
-    } else if (isRelu(op)) {
+    } else if (weights::isReluLike(op)) {
       unite(op->getOperand(0), op->getResult(0));
     }
   });
@@ -119,13 +108,13 @@ std::vector<Stream> findStreams(func::FuncOp func) {
           break;
         }
         stream.convs[conv].first = true;
-      } else if (!isa_and_nonnull<ir::AddOp>(def) && !isRelu(def)) {
+      } else if (!isa_and_nonnull<ir::AddOp>(def) && !weights::isReluLike(def)) {
         ok = false; // a graph input, a constant, any other producer
         break;
       }
       for (OpOperand &use : v.getUses()) {
         Operation *user = use.getOwner();
-        if (isa<ir::AddOp>(user) || isRelu(user))
+        if (isa<ir::AddOp>(user) || weights::isReluLike(user))
           continue;
         auto conv = dyn_cast<ir::ConvOp>(user);
         if (!conv || use.getOperandNumber() != 0 ||
@@ -185,17 +174,8 @@ llvm::Expected<unsigned> equalizeResiduals(ModuleOp module, const CalibrationDat
       }
   };
   size_t sets = std::min<size_t>(data.size(), options.maxSets);
-  for (size_t i = 0; i < sets; ++i) {
-    auto inputs = data.load(i);
-    if (!inputs)
-      return inputs.takeError();
-    auto outputs = interp::run(module, *inputs, run);
-    if (!outputs)
-      return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                     "residual equalization, calibration set " +
-                                         std::to_string(i) + ": " +
-                                         llvm::toString(outputs.takeError()));
-  }
+  if (llvm::Error e = data.runEach(module, run, sets, "residual equalization, calibration"))
+    return std::move(e);
   unsigned equalized = 0;
   for (Stream &s : streams) {
     float widest = *std::max_element(s.range.begin(), s.range.end());

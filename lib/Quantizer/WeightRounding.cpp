@@ -36,10 +36,6 @@ namespace refold::quant {
 
 namespace {
 
-Error error(const llvm::Twine &message) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
-}
-
 /// A layer whose input statistics are gathered: a 2-D conv (any group
 /// count; each group has its own inputs, so its own H), or a Gemm/MatMul
 /// with a constant 2-D weight. Its weight is seen as one (out x k) matrix per
@@ -265,16 +261,9 @@ Expected<unsigned> roundWeights(ModuleOp module, const CalibrationData &data,
   };
   auto start = std::chrono::steady_clock::now();
   size_t sets = std::min<size_t>(data.size(), options.maxSets);
-  for (size_t i = 0; i < sets; ++i) {
-    auto inputs = data.load(i);
-    if (!inputs)
-      return inputs.takeError();
-    // Graph inputs are observed too: the first conv's statistics.
-    auto outputs = interp::run(module, *inputs, run);
-    if (!outputs)
-      return error("weight rounding, calibration set " + std::to_string(i) + ": " +
-                   llvm::toString(outputs.takeError()));
-  }
+  // Graph inputs are observed too: the first conv's statistics.
+  if (Error e = data.runEach(module, run, sets, "weight rounding, calibration"))
+    return std::move(e);
   unsigned rounded = 0;
   for (Layer &layer : layers) {
     if (!layer.samples)

@@ -91,6 +91,16 @@ std::optional<float> getScalarF32(Value value) {
   return t->data[0];
 }
 
+bool isReluLike(Operation *op) {
+  if (isa_and_nonnull<ir::ReluOp>(op))
+    return true;
+  auto clip = dyn_cast_or_null<ir::ClipOp>(op);
+  if (!clip || !ir::isNoneValue(clip.getMax()))
+    return false;
+  auto lo = ir::isNoneValue(clip.getMin()) ? std::nullopt : getScalarF32(clip.getMin());
+  return lo && *lo == 0.0f;
+}
+
 ElementsAttr createElements(MLIRContext *context, StringRef nameHint, const F32Tensor &tensor) {
   auto type = RankedTensorType::get(tensor.shape, Float32Type::get(context));
   if (tensor.data.size() * sizeof(float) <= 64)

@@ -40,6 +40,13 @@ public:
   size_t size() const { return count; }
   /// The i-th input set, named as the model's inputs.
   llvm::Expected<interp::TensorMap> load(size_t i) const;
+  /// Runs the first `sets` input sets (at most size()) through `module` in
+  /// the interpreter, one at a time, with `options` (its observe hook is
+  /// how callers gather statistics); `afterEach(i)` after set i. Errors
+  /// name `what` and the set.
+  llvm::Error runEach(mlir::ModuleOp module, const interp::RunOptions &options, size_t sets,
+                      llvm::StringRef what,
+                      llvm::function_ref<void(size_t)> afterEach = {}) const;
   std::string describe() const;
 
 private:

@@ -39,6 +39,11 @@ std::optional<F32Tensor> getConstantF32(mlir::Value value);
 /// The float32 values of a static-shaped attribute; nothing for other types.
 std::optional<F32Tensor> fromElements(mlir::ElementsAttr attr);
 
+/// A Relu, or a Clip from 0 without an upper bound: positively homogeneous,
+/// so a positive per-channel scale passes through it exactly (a Relu6 does
+/// not: its bound would have to move per channel).
+bool isReluLike(mlir::Operation *op);
+
 /// `tensor` as an attribute: a blob resource unless it is tiny.
 mlir::ElementsAttr createElements(mlir::MLIRContext *context, llvm::StringRef nameHint,
                                   const F32Tensor &tensor);
