@@ -77,6 +77,33 @@ static inline void rf_micro_full(ptrdiff_t K, const float *RF_RESTRICT a, ptrdif
 }
 #define RF_HAVE_VECTOR_MICRO 1
 
+/* A tile of mr < RF_MR rows and full width (a Gemm on one or a few rows,
+ * the classifier of a CNN): the rows past mr repeat row 0, so every load
+ * stays inside A, and are dropped by the store. Memory-bound on B, so the
+ * repeated FMAs cost nothing; the vector loads are what matters. */
+static inline void rf_micro_rows(ptrdiff_t K, int mr, const float *RF_RESTRICT a, ptrdiff_t a_row,
+                                 ptrdiff_t a_k, const float *RF_RESTRICT b, ptrdiff_t b_k,
+                                 float out[RF_MR][RF_NR]) {
+  rf_vnr c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, c4 = {0};
+  ptrdiff_t r1 = mr > 1 ? a_row : 0, r2 = mr > 2 ? 2 * a_row : 0, r3 = mr > 3 ? 3 * a_row : 0,
+            r4 = mr > 4 ? 4 * a_row : 0, k;
+  for (k = 0; k < K; ++k) {
+    rf_vnr bv;
+    const float *ak = a + k * a_k;
+    memcpy(&bv, b + k * b_k, sizeof bv);
+    c0 += ak[0] * bv;
+    c1 += ak[r1] * bv;
+    c2 += ak[r2] * bv;
+    c3 += ak[r3] * bv;
+    c4 += ak[r4] * bv;
+  }
+  memcpy(out[0], &c0, sizeof c0);
+  memcpy(out[1], &c1, sizeof c1);
+  memcpy(out[2], &c2, sizeof c2);
+  memcpy(out[3], &c3, sizeof c3);
+  memcpy(out[4], &c4, sizeof c4);
+}
+
 #if defined(__AVX512F__)
 /* 32 vector registers: two slivers of A at once, 12 accumulators, enough
  * independent FMAs to hide their latency. */
@@ -194,6 +221,8 @@ static inline void rf_gemm_blocked(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const 
 #ifdef RF_HAVE_VECTOR_MICRO
           if ((mr == RF_MR || a_padded) && (nr == RF_NR || b_padded))
             rf_micro_full(kc, ap, a_row, a_k, bp, b_k, acc);
+          else if (nr == RF_NR || b_padded)
+            rf_micro_rows(kc, mr, ap, a_row, a_k, bp, b_k, acc);
           else
 #endif
             rf_micro_edge(kc, mr, nr, ap, a_row, a_k, bp, b_k, acc);
