@@ -2,6 +2,7 @@
  * of panels per group (RF_MR-padded rows x Cin/groups * kh * kw). Which
  * kernel runs a conv is the emitter's choice (lib/CEmitter/LowerNN.cpp):
  * rf_conv2d_direct for windows larger than 1x1 and wide pointwise convs,
+ * rf_conv2d_cvec for those of them with small output planes,
  * rf_conv2d_gemm (GEMM on the input itself for a 1x1 stride-1 conv, on
  * im2col tiles built in the arena scratch slice otherwise) for the rest;
  * depthwise convs run rf_depthwise_same (small "same" stride-1 images) or
@@ -156,40 +157,41 @@ RF_INLINE void rf_direct_tile(const float *in, ptrdiff_t chan_stride, int channe
                               const ptrdiff_t *toff, int taps, const int dv, const float *bias,
                               int act, float p0, float p1, float out[RF_MR][RF_DIRECT_SPAN]) {
 #if defined(__GNUC__) && !defined(RF_SCALAR)
-  rf_vnr acc[RF_MR][RF_DIRECT_VECTORS];
+  /* dv * RF_NR positions as nv vectors of the target's width. */
+  rf_vf acc[RF_MR][RF_DIRECT_VECTORS * RF_NV];
+  const int nv = dv * RF_NV;
   int r, v, c, t;
   for (r = 0; r < RF_MR; ++r)
-    for (v = 0; v < dv; ++v) acc[r][v] = (rf_vnr){0};
+    for (v = 0; v < nv; ++v) acc[r][v] = (rf_vf){0};
   for (c = 0; c < channels; ++c, in += chan_stride)
     for (t = 0; t < taps; ++t, w += RF_MR) {
       const float *src = in + toff[t];
-      rf_vnr x[RF_DIRECT_VECTORS];
-      for (v = 0; v < dv; ++v) memcpy(&x[v], src + v * RF_NR, sizeof x[v]);
+      rf_vf x[RF_DIRECT_VECTORS * RF_NV];
+      for (v = 0; v < nv; ++v) memcpy(&x[v], src + v * RF_VW, sizeof x[v]);
       for (r = 0; r < RF_MR; ++r)
-        for (v = 0; v < dv; ++v) acc[r][v] += w[r] * x[v];
+        for (v = 0; v < nv; ++v) acc[r][v] += w[r] * x[v];
     }
   /* The epilogue while the tile is in registers: bias (RF_MR values), then
    * Relu or Clip as selects (NaN as rf_activate gives it). */
   if (bias)
     for (r = 0; r < RF_MR; ++r)
-      for (v = 0; v < dv; ++v) acc[r][v] += bias[r];
+      for (v = 0; v < nv; ++v) acc[r][v] += bias[r];
   if (act == RF_ACT_RELU || act == RF_ACT_CLIP) {
-    typedef int32_t rf_vmask __attribute__((vector_size(RF_NR * sizeof(int32_t))));
-    rf_vnr lo = (rf_vnr){0} + (act == RF_ACT_RELU ? 0.0f : p0), hi = (rf_vnr){0} + p1;
+    rf_vf lo = (rf_vf){0} + (act == RF_ACT_RELU ? 0.0f : p0), hi = (rf_vf){0} + p1;
     for (r = 0; r < RF_MR; ++r)
-      for (v = 0; v < dv; ++v) {
+      for (v = 0; v < nv; ++v) {
         if (act == RF_ACT_RELU) { /* x > 0 ? x : 0, so NaN gives 0 */
-          acc[r][v] = (rf_vnr)((rf_vmask)acc[r][v] & (acc[r][v] > lo));
+          acc[r][v] = (rf_vf)((rf_vi)acc[r][v] & (acc[r][v] > lo));
         } else { /* max then min, as rf_activate */
-          rf_vmask below = acc[r][v] < lo, above;
-          acc[r][v] = (rf_vnr)(((rf_vmask)acc[r][v] & ~below) | ((rf_vmask)lo & below));
+          rf_vi below = acc[r][v] < lo, above;
+          acc[r][v] = (rf_vf)(((rf_vi)acc[r][v] & ~below) | ((rf_vi)lo & below));
           above = acc[r][v] > hi;
-          acc[r][v] = (rf_vnr)(((rf_vmask)acc[r][v] & ~above) | ((rf_vmask)hi & above));
+          acc[r][v] = (rf_vf)(((rf_vi)acc[r][v] & ~above) | ((rf_vi)hi & above));
         }
       }
   }
   for (r = 0; r < RF_MR; ++r)
-    for (v = 0; v < dv; ++v) memcpy(out[r] + v * RF_NR, &acc[r][v], sizeof acc[r][v]);
+    for (v = 0; v < nv; ++v) memcpy(out[r] + v * RF_VW, &acc[r][v], sizeof acc[r][v]);
 #else
   int r, j, c, t, n = dv * RF_NR;
   for (r = 0; r < RF_MR; ++r)
@@ -341,6 +343,137 @@ RF_KERNEL void rf_conv2d_direct(const float *x, float *y, const float *wp, const
     }
 }
 
+/* Channel-vectorized direct convolution, for small output planes, where
+ * rf_conv2d_direct's flat tiles compute many columns only to drop them
+ * (at 7x7 a fifth of its work). A tile is up to RF_CV_PIX output pixels
+ * (consecutive in the output, so nothing is dropped) by RF_CV_SPAN output
+ * channels: per input channel and tap it loads RF_CV_SPAN weights
+ * and broadcasts one input value per pixel. Weights are packed in panels
+ * of RF_CV_PANEL output channels (K x RF_CV_PANEL each, K = (c, ky, kx),
+ * channels past mg zero), the same on every target. The input is read from the direct kernel's phase
+ * planes (same geometry) or, for a pointwise conv (plane 0), in place. K
+ * runs in blocks of cb input channels, so that a block of weights stays in
+ * L2 while every pixel tile of a panel sweeps it; partial sums wait in
+ * scratch in the tile's own layout, and only the last block is transposed
+ * into NCHW with bias, residual and activation. */
+#if defined(__GNUC__) && !defined(RF_SCALAR) && defined(__AVX512F__)
+#define RF_CV_SPAN 64 /* 32 registers: RF_CV_PIX x 4 accumulators */
+#else
+#define RF_CV_SPAN 16
+#endif
+#define RF_CV_PIX 6
+#define RF_CV_PANEL 64 /* channels per packed panel, whatever the target */
+
+/* np pixels (flat offsets pix[]) x RF_CV_SPAN channels over `channels`
+ * input channels, added to acc (tile layout: acc[p * RF_CV_PANEL + j]);
+ * w is the panel's column of the first of them. */
+RF_INLINE void rf_cvec_tile(const float *in, ptrdiff_t chan_stride, int channels, const float *w,
+                            const ptrdiff_t *toff, int taps, const ptrdiff_t *pix, const int np,
+                            float *acc) {
+#if defined(__GNUC__) && !defined(RF_SCALAR)
+  enum { nv = RF_CV_SPAN / RF_VW };
+  rf_vf a[RF_CV_PIX][nv];
+  ptrdiff_t po[RF_CV_PIX];
+  int p, v, c, t;
+  for (p = 0; p < np; ++p) {
+    po[p] = pix[p];
+    for (v = 0; v < nv; ++v) memcpy(&a[p][v], acc + p * RF_CV_PANEL + v * RF_VW, sizeof a[p][v]);
+  }
+  for (c = 0; c < channels; ++c, in += chan_stride)
+    for (t = 0; t < taps; ++t, w += RF_CV_PANEL) {
+      const float *src = in + toff[t];
+      rf_vf wv[nv];
+      for (v = 0; v < nv; ++v) memcpy(&wv[v], w + v * RF_VW, sizeof wv[v]);
+      for (p = 0; p < np; ++p) {
+        float xv = src[po[p]];
+        for (v = 0; v < nv; ++v) a[p][v] += xv * wv[v];
+      }
+    }
+  for (p = 0; p < np; ++p)
+    for (v = 0; v < nv; ++v) memcpy(acc + p * RF_CV_PANEL + v * RF_VW, &a[p][v], sizeof a[p][v]);
+#else
+  int p, j, c, t;
+  for (c = 0; c < channels; ++c, in += chan_stride)
+    for (t = 0; t < taps; ++t, w += RF_CV_PANEL) {
+      const float *src = in + toff[t];
+      for (p = 0; p < np; ++p) {
+        float xv = src[pix[p]];
+        for (j = 0; j < RF_CV_SPAN; ++j) acc[p * RF_CV_PANEL + j] += xv * w[j];
+      }
+    }
+#endif
+}
+
+/* Scratch: cg * sh * sw * plane floats of phase planes (none for a
+ * pointwise conv), then oh * ow * RF_CV_PANEL floats of partial sums. */
+RF_KERNEL void rf_conv2d_cvec(const float *x, float *y, const float *wp, const float *bias,
+                              const float *residual, const rf_conv_shape *s,
+                              const rf_direct_geometry *g, int cb, float *scratch, int act, float p0,
+                              float p1) {
+  int cg = s->c / s->groups, mg = s->m / s->groups, taps = s->kh * s->kw, n, grp, ky, kx;
+  ptrdiff_t ohw = (ptrdiff_t)s->oh * s->ow, kg = (ptrdiff_t)cg * taps;
+  ptrdiff_t mpad = (mg + RF_CV_PANEL - 1) / RF_CV_PANEL * RF_CV_PANEL;
+  ptrdiff_t chan = g->plane ? (ptrdiff_t)s->sh * s->sw * g->plane : (ptrdiff_t)s->h * s->w;
+  ptrdiff_t ntiles = (ohw + RF_CV_PIX - 1) / RF_CV_PIX, toff[RF_DIRECT_MAX_TAPS];
+  float *planes = scratch, *partial = scratch + (g->plane ? cg * chan : 0);
+  for (ky = 0; ky < s->kh; ++ky)
+    for (kx = 0; kx < s->kw; ++kx) {
+      int dy = ky * s->dh, dx = kx * s->dw;
+      toff[ky * s->kw + kx] = ((ptrdiff_t)(dy % s->sh) * s->sw + dx % s->sw) * g->plane +
+                              (ptrdiff_t)(dy / s->sh) * g->wpad + dx / s->sw;
+    }
+  for (n = 0; n < s->n; ++n)
+    for (grp = 0; grp < s->groups; ++grp) {
+      ptrdiff_t obase = ((ptrdiff_t)n * s->m + (ptrdiff_t)grp * mg) * ohw, m0;
+      const float *in = x + ((ptrdiff_t)n * s->c + (ptrdiff_t)grp * cg) * s->h * s->w;
+      if (g->plane) {
+        rf_direct_fill(in, s, g, cg, planes);
+        in = planes;
+      }
+      for (m0 = 0; m0 < mg; m0 += RF_CV_PANEL) {
+        const float *wpanel = wp + (ptrdiff_t)grp * mpad * kg + m0 * kg;
+        int mm = mg - m0 < RF_CV_PANEL ? (int)(mg - m0) : RF_CV_PANEL, c0;
+        for (c0 = 0; c0 < cg; c0 += cb) {
+          int cc = cg - c0 < cb ? cg - c0 : cb;
+          int first = c0 == 0, last = c0 + cc >= cg;
+          ptrdiff_t tl;
+          for (tl = 0; tl < ntiles; ++tl) {
+            /* Tiles as even as the pixel count allows: 49 = 5 x 6 + 4 x 5. */
+            ptrdiff_t i0 = tl * (ohw / ntiles) + (tl < ohw % ntiles ? tl : ohw % ntiles);
+            int np = (int)(ohw / ntiles + (tl < ohw % ntiles)), p, j;
+            float *acc = partial + i0 * RF_CV_PANEL;
+            ptrdiff_t pix[RF_CV_PIX];
+            for (p = 0; p < np; ++p)
+              pix[p] = (i0 + p) / s->ow * g->wpad + (i0 + p) % s->ow;
+            if (first)
+              for (j = 0; j < np * RF_CV_PANEL; ++j) acc[j] = 0.0f;
+            for (j = 0; j < mm; j += RF_CV_SPAN) {
+              const float *cin = in + c0 * chan, *cw = wpanel + (ptrdiff_t)c0 * taps * RF_CV_PANEL + j;
+              float *a = acc + j;
+              if (np == 6) rf_cvec_tile(cin, chan, cc, cw, toff, taps, pix, 6, a);
+              else if (np == 5) rf_cvec_tile(cin, chan, cc, cw, toff, taps, pix, 5, a);
+              else if (np == 4) rf_cvec_tile(cin, chan, cc, cw, toff, taps, pix, 4, a);
+              else if (np == 3) rf_cvec_tile(cin, chan, cc, cw, toff, taps, pix, 3, a);
+              else if (np == 2) rf_cvec_tile(cin, chan, cc, cw, toff, taps, pix, 2, a);
+              else rf_cvec_tile(cin, chan, cc, cw, toff, taps, pix, 1, a);
+            }
+            if (!last) continue;
+            /* Into NCHW: output channel j's np pixels are one run. */
+            for (j = 0; j < mm; ++j) {
+              ptrdiff_t at = obase + (m0 + j) * ohw + i0;
+              float b = bias ? bias[grp * mg + m0 + j] : 0.0f, *dst = y + at;
+              if (residual)
+                for (p = 0; p < np; ++p) dst[p] = acc[p * RF_CV_PANEL + j] + b + residual[at + p];
+              else
+                for (p = 0; p < np; ++p) dst[p] = acc[p * RF_CV_PANEL + j] + b;
+              rf_activate_n(dst, np, act, p0, p1);
+            }
+          }
+        }
+      }
+    }
+}
+
 /* Depthwise k x k conv, stride 1, "same" zero padding (k / 2 on every
  * side), one output channel per input channel: the whole channel is one
  * flat run of h * w pixels, computed 16 at a time. A tap (ky, kx) reads the
@@ -377,22 +510,25 @@ RF_KERNEL void rf_depthwise_same(const float *x, float *y, const float *w, const
         float lane[RF_NR];
         int j, m = hw - q0 < RF_NR ? (int)(hw - q0) : RF_NR;
 #if defined(__GNUC__) && !defined(RF_SCALAR)
-        typedef int32_t rf_vmask __attribute__((vector_size(RF_NR * sizeof(int32_t))));
-        rf_vnr acc = (rf_vnr){0} + b;
-        for (kx = 0; kx < k; ++kx) {
-          rf_vnr part = {0}, v;
-          rf_vmask keep;
-          for (ky = 0; ky < k; ++ky) {
-            memcpy(&v, base + q0 + (ptrdiff_t)(ky - p) * s->w + (kx - p), sizeof v);
-            part += wc[ky * k + kx] * v;
+        rf_vf acc[RF_NV];
+        int u;
+        for (u = 0; u < RF_NV; ++u) acc[u] = (rf_vf){0} + b;
+        for (kx = 0; kx < k; ++kx)
+          for (u = 0; u < RF_NV; ++u) {
+            ptrdiff_t at = q0 + u * RF_VW;
+            rf_vf part = {0}, v;
+            rf_vi keep;
+            for (ky = 0; ky < k; ++ky) {
+              memcpy(&v, base + at + (ptrdiff_t)(ky - p) * s->w + (kx - p), sizeof v);
+              part += wc[ky * k + kx] * v;
+            }
+            if (kx != p) {
+              memcpy(&keep, masks + (ptrdiff_t)kx * padded + at, sizeof keep);
+              part = (rf_vf)((rf_vi)part & keep);
+            }
+            acc[u] += part;
           }
-          if (kx != p) {
-            memcpy(&keep, masks + (ptrdiff_t)kx * padded + q0, sizeof keep);
-            part = (rf_vnr)((rf_vmask)part & keep);
-          }
-          acc += part;
-        }
-        memcpy(lane, &acc, sizeof lane);
+        for (u = 0; u < RF_NV; ++u) memcpy(lane + u * RF_VW, &acc[u], sizeof acc[u]);
 #else
         for (j = 0; j < RF_NR; ++j) lane[j] = b;
         for (kx = 0; kx < k; ++kx) {

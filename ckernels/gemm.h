@@ -49,31 +49,40 @@ static inline void rf_store_tile(float *c, ptrdiff_t ldc, int mr, int nr, ptrdif
 }
 
 #if defined(__GNUC__) && !defined(RF_SCALAR)
-typedef float rf_vnr __attribute__((vector_size(RF_NR * sizeof(float))));
+/* The target's own vector width: a wider GCC vector has no register to
+ * live in and is kept in memory, each operation a load and a store. A
+ * tile row of RF_NR floats is RF_NV of these. */
+#if defined(__AVX512F__)
+#define RF_VW 16
+#elif defined(__AVX__)
+#define RF_VW 8
+#else
+#define RF_VW 4 /* SSE, NEON, and a plain vector lowering elsewhere */
+#endif
+#define RF_NV (RF_NR / RF_VW)
+typedef float rf_vf __attribute__((vector_size(RF_VW * sizeof(float))));
+typedef int32_t rf_vi __attribute__((vector_size(RF_VW * sizeof(int32_t))));
 
-/* A full RF_MR x RF_NR tile: RF_MR vector accumulators, one vector load of
+/* A full RF_MR x RF_NR tile: RF_MR x RF_NV vector accumulators, one row of
  * B and RF_MR broadcasts of A per k. */
 static inline void rf_micro_full(ptrdiff_t K, const float *RF_RESTRICT a, ptrdiff_t a_row, ptrdiff_t a_k,
                                  const float *RF_RESTRICT b, ptrdiff_t b_k, float out[RF_MR][RF_NR]) {
-  rf_vnr c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, c4 = {0}, c5 = {0};
+  rf_vf c[RF_MR][RF_NV];
   ptrdiff_t k;
+  int i, u;
+  for (i = 0; i < RF_MR; ++i)
+    for (u = 0; u < RF_NV; ++u) c[i][u] = (rf_vf){0};
   for (k = 0; k < K; ++k) {
-    rf_vnr bv;
+    rf_vf bv[RF_NV];
     const float *ak = a + k * a_k;
-    memcpy(&bv, b + k * b_k, sizeof bv);
-    c0 += ak[0] * bv;
-    c1 += ak[a_row] * bv;
-    c2 += ak[2 * a_row] * bv;
-    c3 += ak[3 * a_row] * bv;
-    c4 += ak[4 * a_row] * bv;
-    c5 += ak[5 * a_row] * bv;
+    for (u = 0; u < RF_NV; ++u) memcpy(&bv[u], b + k * b_k + u * RF_VW, sizeof bv[u]);
+    for (i = 0; i < RF_MR; ++i) {
+      float av = ak[i * a_row];
+      for (u = 0; u < RF_NV; ++u) c[i][u] += av * bv[u];
+    }
   }
-  memcpy(out[0], &c0, sizeof c0);
-  memcpy(out[1], &c1, sizeof c1);
-  memcpy(out[2], &c2, sizeof c2);
-  memcpy(out[3], &c3, sizeof c3);
-  memcpy(out[4], &c4, sizeof c4);
-  memcpy(out[5], &c5, sizeof c5);
+  for (i = 0; i < RF_MR; ++i)
+    for (u = 0; u < RF_NV; ++u) memcpy(out[i] + u * RF_VW, &c[i][u], sizeof c[i][u]);
 }
 #define RF_HAVE_VECTOR_MICRO 1
 
@@ -84,24 +93,24 @@ static inline void rf_micro_full(ptrdiff_t K, const float *RF_RESTRICT a, ptrdif
 static inline void rf_micro_rows(ptrdiff_t K, int mr, const float *RF_RESTRICT a, ptrdiff_t a_row,
                                  ptrdiff_t a_k, const float *RF_RESTRICT b, ptrdiff_t b_k,
                                  float out[RF_MR][RF_NR]) {
-  rf_vnr c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, c4 = {0};
-  ptrdiff_t r1 = mr > 1 ? a_row : 0, r2 = mr > 2 ? 2 * a_row : 0, r3 = mr > 3 ? 3 * a_row : 0,
-            r4 = mr > 4 ? 4 * a_row : 0, k;
-  for (k = 0; k < K; ++k) {
-    rf_vnr bv;
-    const float *ak = a + k * a_k;
-    memcpy(&bv, b + k * b_k, sizeof bv);
-    c0 += ak[0] * bv;
-    c1 += ak[r1] * bv;
-    c2 += ak[r2] * bv;
-    c3 += ak[r3] * bv;
-    c4 += ak[r4] * bv;
+  rf_vf c[RF_MR - 1][RF_NV];
+  ptrdiff_t r[RF_MR - 1], k;
+  int i, u;
+  for (i = 0; i < RF_MR - 1; ++i) {
+    r[i] = mr > i ? i * a_row : 0;
+    for (u = 0; u < RF_NV; ++u) c[i][u] = (rf_vf){0};
   }
-  memcpy(out[0], &c0, sizeof c0);
-  memcpy(out[1], &c1, sizeof c1);
-  memcpy(out[2], &c2, sizeof c2);
-  memcpy(out[3], &c3, sizeof c3);
-  memcpy(out[4], &c4, sizeof c4);
+  for (k = 0; k < K; ++k) {
+    rf_vf bv[RF_NV];
+    const float *ak = a + k * a_k;
+    for (u = 0; u < RF_NV; ++u) memcpy(&bv[u], b + k * b_k + u * RF_VW, sizeof bv[u]);
+    for (i = 0; i < RF_MR - 1; ++i) {
+      float av = ak[r[i]];
+      for (u = 0; u < RF_NV; ++u) c[i][u] += av * bv[u];
+    }
+  }
+  for (i = 0; i < RF_MR - 1; ++i)
+    for (u = 0; u < RF_NV; ++u) memcpy(out[i] + u * RF_VW, &c[i][u], sizeof c[i][u]);
 }
 
 #if defined(__AVX512F__)
@@ -111,38 +120,25 @@ static inline void rf_micro_rows(ptrdiff_t K, int mr, const float *RF_RESTRICT a
 static inline void rf_micro_12(ptrdiff_t K, const float *RF_RESTRICT a, const float *RF_RESTRICT a2,
                                ptrdiff_t a_row, ptrdiff_t a_k, const float *RF_RESTRICT b, ptrdiff_t b_k,
                                float out[2 * RF_MR][RF_NR]) {
-  rf_vnr c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, c4 = {0}, c5 = {0};
-  rf_vnr d0 = {0}, d1 = {0}, d2 = {0}, d3 = {0}, d4 = {0}, d5 = {0};
+  rf_vf c[2 * RF_MR][RF_NV];
   ptrdiff_t k;
+  int i, u;
+  for (i = 0; i < 2 * RF_MR; ++i)
+    for (u = 0; u < RF_NV; ++u) c[i][u] = (rf_vf){0};
   for (k = 0; k < K; ++k) {
-    rf_vnr bv;
+    rf_vf bv[RF_NV];
     const float *ak = a + k * a_k, *bk = a2 + k * a_k;
-    memcpy(&bv, b + k * b_k, sizeof bv);
-    c0 += ak[0] * bv;
-    c1 += ak[a_row] * bv;
-    c2 += ak[2 * a_row] * bv;
-    c3 += ak[3 * a_row] * bv;
-    c4 += ak[4 * a_row] * bv;
-    c5 += ak[5 * a_row] * bv;
-    d0 += bk[0] * bv;
-    d1 += bk[a_row] * bv;
-    d2 += bk[2 * a_row] * bv;
-    d3 += bk[3 * a_row] * bv;
-    d4 += bk[4 * a_row] * bv;
-    d5 += bk[5 * a_row] * bv;
+    for (u = 0; u < RF_NV; ++u) memcpy(&bv[u], b + k * b_k + u * RF_VW, sizeof bv[u]);
+    for (i = 0; i < RF_MR; ++i) {
+      float av = ak[i * a_row], bw = bk[i * a_row];
+      for (u = 0; u < RF_NV; ++u) {
+        c[i][u] += av * bv[u];
+        c[RF_MR + i][u] += bw * bv[u];
+      }
+    }
   }
-  memcpy(out[0], &c0, sizeof c0);
-  memcpy(out[1], &c1, sizeof c1);
-  memcpy(out[2], &c2, sizeof c2);
-  memcpy(out[3], &c3, sizeof c3);
-  memcpy(out[4], &c4, sizeof c4);
-  memcpy(out[5], &c5, sizeof c5);
-  memcpy(out[6], &d0, sizeof d0);
-  memcpy(out[7], &d1, sizeof d1);
-  memcpy(out[8], &d2, sizeof d2);
-  memcpy(out[9], &d3, sizeof d3);
-  memcpy(out[10], &d4, sizeof d4);
-  memcpy(out[11], &d5, sizeof d5);
+  for (i = 0; i < 2 * RF_MR; ++i)
+    for (u = 0; u < RF_NV; ++u) memcpy(out[i] + u * RF_VW, &c[i][u], sizeof c[i][u]);
 }
 #endif
 #endif

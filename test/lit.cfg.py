@@ -24,6 +24,16 @@ config.substitutions.append(("%refold_compilers",
 # Python with the onnx package (Debian's), used to write binary fixtures.
 config.substitutions.append(("%python_onnx", "/usr/bin/python3"))
 
+# The x86 vector extensions this CPU runs, for the C kernels' wider paths.
+try:
+    with open("/proc/cpuinfo") as cpuinfo:
+        flags = next((l.split(":", 1)[1].split() for l in cpuinfo if l.startswith("flags")), [])
+except OSError:
+    flags = []
+for flag in ("avx2", "avx512f"):
+    if flag in flags:
+        config.available_features.add("cpu-" + flag)
+
 llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()
 # `not` and `count` at the start of a RUN line are found on PATH.
