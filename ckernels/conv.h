@@ -369,7 +369,7 @@ RF_KERNEL void rf_conv2d_direct(const float *x, float *y, const float *wp, const
  * w is the panel's column of the first of them. */
 RF_INLINE void rf_cvec_tile(const float *in, ptrdiff_t chan_stride, int channels, const float *w,
                             const ptrdiff_t *toff, int taps, const ptrdiff_t *pix, const int np,
-                            float *acc) {
+                            float *acc, const float *prefetch, ptrdiff_t prefetch_lines) {
 #if defined(__GNUC__) && !defined(RF_SCALAR)
   enum { nv = RF_CV_SPAN / RF_VW };
   rf_vf a[RF_CV_PIX][nv];
@@ -379,10 +379,12 @@ RF_INLINE void rf_cvec_tile(const float *in, ptrdiff_t chan_stride, int channels
     po[p] = pix[p];
     for (v = 0; v < nv; ++v) memcpy(&a[p][v], acc + p * RF_CV_PANEL + v * RF_VW, sizeof a[p][v]);
   }
+  ptrdiff_t line = 0;
   for (c = 0; c < channels; ++c, in += chan_stride)
-    for (t = 0; t < taps; ++t, w += RF_CV_PANEL) {
+    for (t = 0; t < taps; ++t, w += RF_CV_PANEL, ++line) {
       const float *src = in + toff[t];
       rf_vf wv[nv];
+      if (line < prefetch_lines) __builtin_prefetch(prefetch + line * 16, 0, 2);
       for (v = 0; v < nv; ++v) memcpy(&wv[v], w + v * RF_VW, sizeof wv[v]);
       for (p = 0; p < np; ++p) {
         float xv = src[po[p]];
@@ -393,6 +395,8 @@ RF_INLINE void rf_cvec_tile(const float *in, ptrdiff_t chan_stride, int channels
     for (v = 0; v < nv; ++v) memcpy(acc + p * RF_CV_PANEL + v * RF_VW, &a[p][v], sizeof a[p][v]);
 #else
   int p, j, c, t;
+  (void)prefetch;
+  (void)prefetch_lines;
   for (c = 0; c < channels; ++c, in += chan_stride)
     for (t = 0; t < taps; ++t, w += RF_CV_PANEL) {
       const float *src = in + toff[t];
@@ -412,7 +416,7 @@ RF_KERNEL void rf_conv2d_cvec(const float *x, float *y, const float *wp, const f
                               float p1) {
   int cg = s->c / s->groups, mg = s->m / s->groups, taps = s->kh * s->kw, n, grp, ky, kx;
   ptrdiff_t ohw = (ptrdiff_t)s->oh * s->ow, kg = (ptrdiff_t)cg * taps;
-  ptrdiff_t mpad = (mg + RF_CV_PANEL - 1) / RF_CV_PANEL * RF_CV_PANEL;
+  ptrdiff_t mpad = (mg + RF_CV_PANEL - 1) / RF_CV_PANEL * RF_CV_PANEL, wsize = s->groups * mpad * kg;
   ptrdiff_t chan = g->plane ? (ptrdiff_t)s->sh * s->sw * g->plane : (ptrdiff_t)s->h * s->w;
   ptrdiff_t ntiles = (ohw + RF_CV_PIX - 1) / RF_CV_PIX, toff[RF_DIRECT_MAX_TAPS];
   float *planes = scratch, *partial = scratch + (g->plane ? cg * chan : 0);
@@ -450,12 +454,24 @@ RF_KERNEL void rf_conv2d_cvec(const float *x, float *y, const float *wp, const f
             for (j = 0; j < mm; j += RF_CV_SPAN) {
               const float *cin = in + c0 * chan, *cw = wpanel + (ptrdiff_t)c0 * taps * RF_CV_PANEL + j;
               float *a = acc + j;
-              if (np == 6) rf_cvec_tile(cin, chan, cc, cw, toff, taps, pix, 6, a);
-              else if (np == 5) rf_cvec_tile(cin, chan, cc, cw, toff, taps, pix, 5, a);
-              else if (np == 4) rf_cvec_tile(cin, chan, cc, cw, toff, taps, pix, 4, a);
-              else if (np == 3) rf_cvec_tile(cin, chan, cc, cw, toff, taps, pix, 3, a);
-              else if (np == 2) rf_cvec_tile(cin, chan, cc, cw, toff, taps, pix, 2, a);
-              else rf_cvec_tile(cin, chan, cc, cw, toff, taps, pix, 1, a);
+              /* Weights come from memory once per block; every tile fetches
+               * its share of the next block (contiguous after this one)
+               * into L2 while it computes, instead of the first tile of the
+               * next block waiting for all of it. */
+              ptrdiff_t block = (ptrdiff_t)cc * taps * RF_CV_PANEL;
+              ptrdiff_t next = (ptrdiff_t)(wpanel - wp) + (ptrdiff_t)c0 * taps * RF_CV_PANEL + block;
+              ptrdiff_t share = (block / 16 + ntiles - 1) / ntiles, from = next + tl * share * 16, lines = 0;
+              const float *pf = wp;
+              if (j == 0 && from < wsize) {
+                pf = wp + from;
+                lines = (wsize - from) / 16 < share ? (wsize - from) / 16 : share;
+              }
+              if (np == 6) rf_cvec_tile(cin, chan, cc, cw, toff, taps, pix, 6, a, pf, lines);
+              else if (np == 5) rf_cvec_tile(cin, chan, cc, cw, toff, taps, pix, 5, a, pf, lines);
+              else if (np == 4) rf_cvec_tile(cin, chan, cc, cw, toff, taps, pix, 4, a, pf, lines);
+              else if (np == 3) rf_cvec_tile(cin, chan, cc, cw, toff, taps, pix, 3, a, pf, lines);
+              else if (np == 2) rf_cvec_tile(cin, chan, cc, cw, toff, taps, pix, 2, a, pf, lines);
+              else rf_cvec_tile(cin, chan, cc, cw, toff, taps, pix, 1, a, pf, lines);
             }
             if (!last) continue;
             /* Into NCHW: output channel j's np pixels are one run. */

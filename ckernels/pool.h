@@ -7,46 +7,65 @@ typedef struct {
  * it vectorize). */
 RF_INLINE float rf_max_nan(float m, float v) { return ((v > m) | (v != v)) ? v : m; }
 
-/* Per output row, tap by tap: each window row's tap kx is folded into the
- * output row over the columns whose taps all lie inside the input, a
- * strided loop the compiler vectorizes; the border columns are checked. */
-RF_KERNEL void rf_maxpool2d(const float *x, float *y, ptrdiff_t nc, const rf_pool_shape *s) {
-  ptrdiff_t p;
-  int oy, ox, ky, kx, lo = 0, hi;
-  /* Output columns [lo, hi) have every tap inside the input. */
-  while (lo < s->ow && lo * s->sw - s->pl < 0) ++lo;
-  hi = s->ow;
-  while (hi > lo && (hi - 1) * s->sw - s->pl + (s->kw - 1) * s->dw >= s->w) --hi;
+/* Separable: per output row, the max over the window's rows (those inside
+ * the image) into a row of scratch whose padding columns hold -inf, then
+ * the max over the window's columns of that row: two contiguous or
+ * strided loops the compiler vectorizes, with no border cases. Scratch:
+ * rf_maxpool_row floats. */
+RF_INLINE ptrdiff_t rf_maxpool_row(const rf_pool_shape *s) {
+  ptrdiff_t ow16 = (s->ow + 15) / 16 * 16;
+  ptrdiff_t span = (ow16 - 1) * s->sw + (ptrdiff_t)(s->kw - 1) * s->dw + 1;
+  return (span > s->pl + s->w ? span : s->pl + s->w) + ow16;
+}
+
+RF_KERNEL void rf_maxpool2d(const float *x, float *y, ptrdiff_t nc, const rf_pool_shape *s, float *vrow) {
+  ptrdiff_t p, n = rf_maxpool_row(s), ix;
+  int oy, ox, ky, kx, sw = s->sw, dw = s->dw;
+  ptrdiff_t ow16 = (s->ow + 15) / 16 * 16;
+  float *RF_RESTRICT v = vrow + s->pl, *RF_RESTRICT hout = vrow + n - ow16;
+  for (ix = 0; ix < n; ++ix) vrow[ix] = -INFINITY;
   for (p = 0; p < nc; ++p) {
     const float *in = x + p * s->h * s->w;
     float *out = y + p * s->oh * s->ow;
     for (oy = 0; oy < s->oh; ++oy) {
       float *RF_RESTRICT orow = out + (ptrdiff_t)oy * s->ow;
-      for (ox = 0; ox < s->ow; ++ox) orow[ox] = -INFINITY;
-      for (ky = 0; ky < s->kh; ++ky) {
-        int iy = oy * s->sh - s->pt + ky * s->dh;
-        const float *RF_RESTRICT row;
-        if (iy < 0 || iy >= s->h) continue;
-        row = in + (ptrdiff_t)iy * s->w;
-        for (kx = 0; kx < s->kw; ++kx) {
-          const float *RF_RESTRICT tap = row + kx * s->dw - s->pl;
-          int sw = s->sw;
-          if (sw == 1) /* constant strides vectorize without gathers */
-            for (ox = lo; ox < hi; ++ox) orow[ox] = rf_max_nan(orow[ox], tap[ox]);
-          else if (sw == 2)
-            for (ox = lo; ox < hi; ++ox) orow[ox] = rf_max_nan(orow[ox], tap[2 * ox]);
-          else
-            for (ox = lo; ox < hi; ++ox) orow[ox] = rf_max_nan(orow[ox], tap[ox * sw]);
-        }
-        for (ox = 0; ox < s->ow; ++ox) {
-          if (ox == lo && lo < hi) ox = hi;
-          if (ox >= s->ow) break;
-          for (kx = 0; kx < s->kw; ++kx) {
-            int ix = ox * s->sw - s->pl + kx * s->dw;
-            if (ix >= 0 && ix < s->w) orow[ox] = rf_max_nan(orow[ox], row[ix]);
+      const float *RF_RESTRICT h = vrow;
+      int y0 = oy * s->sh - s->pt, ky0 = 0, ky1 = s->kh;
+      while (ky0 < ky1 && y0 + ky0 * s->dh < 0) ++ky0;
+      while (ky1 > ky0 && y0 + (ky1 - 1) * s->dh >= s->h) --ky1;
+      if (ky0 == ky1) { /* the window is all padding */
+        for (ox = 0; ox < s->ow; ++ox) orow[ox] = -INFINITY;
+        continue;
+      }
+      {
+        const float *RF_RESTRICT r0 = in + (ptrdiff_t)(y0 + ky0 * s->dh) * s->w;
+        const float *RF_RESTRICT r1 = r0 + (ptrdiff_t)s->dh * s->w, *RF_RESTRICT r2 = r1 + (ptrdiff_t)s->dh * s->w;
+        if (ky1 - ky0 == 3)
+          for (ix = 0; ix < s->w; ++ix) v[ix] = rf_max_nan(rf_max_nan(r0[ix], r1[ix]), r2[ix]);
+        else if (ky1 - ky0 == 2)
+          for (ix = 0; ix < s->w; ++ix) v[ix] = rf_max_nan(r0[ix], r1[ix]);
+        else {
+          memcpy(v, r0, sizeof(float) * (size_t)s->w);
+          for (ky = ky0 + 1; ky < ky1; ++ky) {
+            const float *RF_RESTRICT row = in + (ptrdiff_t)(y0 + ky * s->dh) * s->w;
+            for (ix = 0; ix < s->w; ++ix) v[ix] = rf_max_nan(v[ix], row[ix]);
           }
         }
       }
+      if (s->kw == 3 && sw == 2 && dw == 1) { /* the usual window: one pass */
+        for (ox = 0; ox < ow16; ++ox) hout[ox] = rf_max_nan(rf_max_nan(h[2 * ox], h[2 * ox + 1]), h[2 * ox + 2]);
+      } else {
+        if (sw == 1) {
+          for (ox = 0; ox < ow16; ++ox) hout[ox] = h[ox];
+          for (kx = 1; kx < s->kw; ++kx)
+            for (ox = 0; ox < ow16; ++ox) hout[ox] = rf_max_nan(hout[ox], h[ox + kx * dw]);
+        } else {
+          for (ox = 0; ox < ow16; ++ox) hout[ox] = h[ox * sw];
+          for (kx = 1; kx < s->kw; ++kx)
+            for (ox = 0; ox < ow16; ++ox) hout[ox] = rf_max_nan(hout[ox], h[ox * sw + kx * dw]);
+        }
+      }
+      memcpy(orow, hout, sizeof(float) * (size_t)s->ow);
     }
   }
 }

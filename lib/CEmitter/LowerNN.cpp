@@ -923,10 +923,16 @@ static Error lowerPool(Emitter &e, Operation *op, bool isMax) {
   e.use("pool");
   int64_t nc = g.n * g.c;
   Value result = op->getResult(0);
+  if (isMax) {
+    // rf_maxpool_row (ckernels/pool.h): the padded row of column maxima
+    // and a row of output rounded up to whole vectors.
+    int64_t ow16 = (g.ow + 15) / 16 * 16, span = (ow16 - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+    step.scratchBytes = uint64_t(std::max(span, g.pl + g.w) + ow16) * 4;
+  }
   step.print = [=](Emitter &e, raw_ostream &os) {
     if (isMax)
       os << "  rf_maxpool2d(" << e.ptr(x) << ", " << e.ptr(result, true) << ", " << nc << ", &"
-         << shape << ");\n";
+         << shape << ", " << e.scratch() << ");\n";
     else
       os << "  rf_avgpool2d(" << e.ptr(x) << ", " << e.ptr(result, true) << ", " << nc << ", &"
          << shape << ", " << countPad << ");\n";
