@@ -350,10 +350,11 @@ RF_KERNEL void rf_conv2d_direct(const float *x, float *y, const float *wp, const
  * channels: per input channel and tap it loads RF_CV_SPAN weights
  * and broadcasts one input value per pixel. Weights are packed in panels
  * of RF_CV_PANEL output channels (K x RF_CV_PANEL each, K = (c, ky, kx),
- * channels past mg zero), the same on every target. The input is read from the direct kernel's phase
- * planes (same geometry) or, for a pointwise conv (plane 0), in place. K
- * runs in blocks of cb input channels, so that a block of weights stays in
- * L2 while every pixel tile of a panel sweeps it; partial sums wait in
+ * channels past mg zero), the same on every target. The input is read
+ * from the direct kernel's phase planes (same geometry) or, when no tap
+ * reaches the padding (plane 0: a 1x1 conv at any stride), in place. K runs
+ * in blocks of cb input channels, so that a block of weights stays in L2
+ * while every pixel tile of a panel sweeps it; partial sums wait in
  * scratch in the tile's own layout, and only the last block is transposed
  * into NCHW with bias, residual and activation. */
 #if defined(__GNUC__) && !defined(RF_SCALAR) && defined(__AVX512F__)
@@ -408,8 +409,9 @@ RF_INLINE void rf_cvec_tile(const float *in, ptrdiff_t chan_stride, int channels
 #endif
 }
 
-/* Scratch: cg * sh * sw * plane floats of phase planes (none for a
- * pointwise conv), then oh * ow * RF_CV_PANEL floats of partial sums. */
+/* Scratch: cg * sh * sw * plane floats of phase planes (none when the
+ * input is read in place, plane 0), then oh * ow * RF_CV_PANEL floats of
+ * partial sums. */
 RF_KERNEL void rf_conv2d_cvec(const float *x, float *y, const float *wp, const float *bias,
                               const float *residual, const rf_conv_shape *s,
                               const rf_direct_geometry *g, int cb, float *scratch, int act, float p0,
@@ -420,11 +422,15 @@ RF_KERNEL void rf_conv2d_cvec(const float *x, float *y, const float *wp, const f
   ptrdiff_t chan = g->plane ? (ptrdiff_t)s->sh * s->sw * g->plane : (ptrdiff_t)s->h * s->w;
   ptrdiff_t ntiles = (ohw + RF_CV_PIX - 1) / RF_CV_PIX, toff[RF_DIRECT_MAX_TAPS];
   float *planes = scratch, *partial = scratch + (g->plane ? cg * chan : 0);
+  /* Output pixel (oy, ox) reads from oy * row_step + ox * col_step: in the
+   * phase planes, or in the input itself when no tap reaches the padding. */
+  ptrdiff_t row_step = g->plane ? g->wpad : (ptrdiff_t)s->sh * s->w, col_step = g->plane ? 1 : s->sw;
   for (ky = 0; ky < s->kh; ++ky)
     for (kx = 0; kx < s->kw; ++kx) {
       int dy = ky * s->dh, dx = kx * s->dw;
-      toff[ky * s->kw + kx] = ((ptrdiff_t)(dy % s->sh) * s->sw + dx % s->sw) * g->plane +
-                              (ptrdiff_t)(dy / s->sh) * g->wpad + dx / s->sw;
+      toff[ky * s->kw + kx] = g->plane ? ((ptrdiff_t)(dy % s->sh) * s->sw + dx % s->sw) * g->plane +
+                                             (ptrdiff_t)(dy / s->sh) * g->wpad + dx / s->sw
+                                       : (ptrdiff_t)dy * s->w + dx;
     }
   for (n = 0; n < s->n; ++n)
     for (grp = 0; grp < s->groups; ++grp) {
@@ -448,7 +454,7 @@ RF_KERNEL void rf_conv2d_cvec(const float *x, float *y, const float *wp, const f
             float *acc = partial + i0 * RF_CV_PANEL;
             ptrdiff_t pix[RF_CV_PIX];
             for (p = 0; p < np; ++p)
-              pix[p] = (i0 + p) / s->ow * g->wpad + (i0 + p) % s->ow;
+              pix[p] = (i0 + p) / s->ow * row_step + (i0 + p) % s->ow * col_step;
             if (first)
               for (j = 0; j < np * RF_CV_PANEL; ++j) acc[j] = 0.0f;
             for (j = 0; j < mm; j += RF_CV_SPAN) {

@@ -316,6 +316,15 @@ static std::optional<DirectGeometry> cvecGeometry(const ConvGeometry &g, bool co
       return std::nullopt;
     return DirectGeometry{g.w, 0}; // read in place, pixel by pixel
   }
+  bool padded = g.pt || g.pl || g.pb || g.pr;
+  if (g.kh * g.kw == 1 && !padded) {
+    // A strided 1x1 conv (a ResNet shortcut) reads its input in place; the
+    // alternative is im2col and the GEMM. Measured on ResNet-50's shortcuts:
+    // 0.75x the GEMM's time at 7x7, 0.93x at 14x14, 1.26x at 28x28.
+    if (g.oh * g.ow > 14 * 14)
+      return std::nullopt;
+    return DirectGeometry{g.w, 0};
+  }
   if (g.kh * g.kw == 1 || g.oh * g.ow > 16 * 16)
     return std::nullopt;
   return phaseGeometry(g);
