@@ -506,6 +506,58 @@ RF_KERNEL void rf_conv2d_cvec(const float *x, float *y, const float *wp, const f
  * rows, no bounds checks. Scratch: k masks and the guarded copy, k *
  * padded + 2 * guard + padded floats, where padded = h * w rounded up to 16
  * and guard = (k / 2) * w + k / 2. */
+#if defined(__GNUC__) && !defined(RF_SCALAR)
+/* rf_depthwise_same's 3x3 channel with Relu, Clip or no activation: the
+ * nine weights in registers, the taps unrolled, the residual and the
+ * activation applied in registers before one store per vector. */
+RF_INLINE void rf_depthwise_same3(const float *base, int w, ptrdiff_t hw, ptrdiff_t padded,
+                                  const float *wc, float b, const float *res, const int32_t *masks,
+                                  float *out, int act, float p0, float p1) {
+  rf_vf wv[9], lo = (rf_vf){0} + (act == RF_ACT_CLIP ? p0 : 0.0f), hi = (rf_vf){0} + p1;
+  ptrdiff_t q;
+  int t;
+  for (t = 0; t < 9; ++t) wv[t] = (rf_vf){0} + wc[t];
+  for (q = 0; q < padded; q += RF_VW) {
+    const float *c = base + q;
+    rf_vf v[9], acc = (rf_vf){0} + b, part;
+    rf_vi keep;
+    int j;
+    for (t = 0; t < 9; ++t) memcpy(&v[t], c + (ptrdiff_t)(t / 3 - 1) * w + (t % 3 - 1), sizeof v[t]);
+    /* Column by column, as the general loop sums them. */
+    part = wv[0] * v[0] + wv[3] * v[3] + wv[6] * v[6];
+    memcpy(&keep, masks + q, sizeof keep);
+    acc += (rf_vf)((rf_vi)part & keep);
+    acc += wv[1] * v[1] + wv[4] * v[4] + wv[7] * v[7];
+    part = wv[2] * v[2] + wv[5] * v[5] + wv[8] * v[8];
+    memcpy(&keep, masks + 2 * padded + q, sizeof keep);
+    acc += (rf_vf)((rf_vi)part & keep);
+    if (q + RF_VW <= hw) {
+      if (res) {
+        rf_vf r;
+        memcpy(&r, res + q, sizeof r);
+        acc += r;
+      }
+      if (act == RF_ACT_RELU) {
+        acc = (rf_vf)((rf_vi)acc & (acc > lo));
+      } else if (act == RF_ACT_CLIP) {
+        rf_vi below = acc < lo, above;
+        acc = (rf_vf)(((rf_vi)acc & ~below) | ((rf_vi)lo & below));
+        above = acc > hi;
+        acc = (rf_vf)(((rf_vi)acc & ~above) | ((rf_vi)hi & above));
+      }
+      memcpy(out + q, &acc, sizeof acc);
+    } else { /* the last, partial vector */
+      float lane[RF_VW];
+      memcpy(lane, &acc, sizeof acc);
+      for (j = 0; q + j < hw; ++j) {
+        out[q + j] = lane[j] + (res ? res[q + j] : 0.0f);
+        out[q + j] = rf_activate(out[q + j], act, p0, p1);
+      }
+    }
+  }
+}
+#endif
+
 RF_KERNEL void rf_depthwise_same(const float *x, float *y, const float *w, const float *bias,
                                  const float *residual, const rf_conv_shape *s, float *scratch,
                                  int act, float p0, float p1) {
@@ -528,6 +580,12 @@ RF_KERNEL void rf_depthwise_same(const float *x, float *y, const float *w, const
       const float *res = residual ? residual + at : NULL;
       float *out = y + at, b = bias ? bias[c] : 0.0f;
       memcpy(base, x + at, sizeof(float) * (size_t)hw);
+#if defined(__GNUC__) && !defined(RF_SCALAR)
+      if (k == 3 && (act == RF_ACT_NONE || act == RF_ACT_RELU || act == RF_ACT_CLIP)) {
+        rf_depthwise_same3(base, s->w, hw, padded, wc, b, res, masks, out, act, p0, p1);
+        continue;
+      }
+#endif
       for (q0 = 0; q0 < padded; q0 += RF_NR) {
         float lane[RF_NR];
         int j, m = hw - q0 < RF_NR ? (int)(hw - q0) : RF_NR;
