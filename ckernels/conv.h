@@ -151,11 +151,23 @@ typedef struct {
 #endif
 #define RF_DIRECT_SPAN (RF_DIRECT_VECTORS * RF_NR)
 
+/* Where a tile whose positions are all output pixels of one row goes
+ * straight from registers: `rows` output rows at stride `stride`, and the
+ * residual's at the same offsets. */
+typedef struct {
+  float *out;
+  const float *res;
+  ptrdiff_t stride;
+  int rows;
+} rf_direct_dst;
+
 /* RF_MR channels x dv * RF_NR flat positions starting at `in` (a pointer
- * into channel 0's planes), into out[RF_MR][RF_DIRECT_SPAN]. */
+ * into channel 0's planes), into out[RF_MR][RF_DIRECT_SPAN], or with `dst`
+ * into the output itself, residual and activation applied. */
 RF_INLINE void rf_direct_tile(const float *in, ptrdiff_t chan_stride, int channels, const float *w,
                               const ptrdiff_t *toff, int taps, const int dv, const float *bias,
-                              int act, float p0, float p1, float out[RF_MR][RF_DIRECT_SPAN]) {
+                              int act, float p0, float p1, float out[RF_MR][RF_DIRECT_SPAN],
+                              const rf_direct_dst *dst) {
 #if defined(__GNUC__) && !defined(RF_SCALAR)
   /* dv * RF_NR positions as nv vectors of the target's width. */
   rf_vf acc[RF_MR][RF_DIRECT_VECTORS * RF_NV];
@@ -171,11 +183,19 @@ RF_INLINE void rf_direct_tile(const float *in, ptrdiff_t chan_stride, int channe
       for (r = 0; r < RF_MR; ++r)
         for (v = 0; v < nv; ++v) acc[r][v] += w[r] * x[v];
     }
-  /* The epilogue while the tile is in registers: bias (RF_MR values), then
-   * Relu or Clip as selects (NaN as rf_activate gives it). */
+  /* The epilogue while the tile is in registers: bias (RF_MR values), the
+   * residual, then Relu or Clip as selects (NaN as rf_activate gives it). */
   if (bias)
     for (r = 0; r < RF_MR; ++r)
       for (v = 0; v < nv; ++v) acc[r][v] += bias[r];
+  if (dst && dst->res)
+    for (r = 0; r < RF_MR; ++r)
+      if (r < dst->rows)
+        for (v = 0; v < nv; ++v) {
+          rf_vf rv;
+          memcpy(&rv, dst->res + r * dst->stride + v * RF_VW, sizeof rv);
+          acc[r][v] += rv;
+        }
   if (act == RF_ACT_RELU || act == RF_ACT_CLIP) {
     rf_vf lo = (rf_vf){0} + (act == RF_ACT_RELU ? 0.0f : p0), hi = (rf_vf){0} + p1;
     for (r = 0; r < RF_MR; ++r)
@@ -189,6 +209,12 @@ RF_INLINE void rf_direct_tile(const float *in, ptrdiff_t chan_stride, int channe
           acc[r][v] = (rf_vf)(((rf_vi)acc[r][v] & ~above) | ((rf_vi)hi & above));
         }
       }
+  }
+  if (dst) {
+    for (r = 0; r < RF_MR; ++r)
+      if (r < dst->rows)
+        for (v = 0; v < nv; ++v) memcpy(dst->out + r * dst->stride + v * RF_VW, &acc[r][v], sizeof acc[r][v]);
+    return;
   }
   for (r = 0; r < RF_MR; ++r)
     for (v = 0; v < nv; ++v) memcpy(out[r] + v * RF_VW, &acc[r][v], sizeof acc[r][v]);
@@ -205,7 +231,10 @@ RF_INLINE void rf_direct_tile(const float *in, ptrdiff_t chan_stride, int channe
   for (r = 0; r < RF_MR; ++r) {
     if (bias)
       for (j = 0; j < n; ++j) out[r][j] += bias[r];
+    if (dst && dst->res && r < dst->rows)
+      for (j = 0; j < n; ++j) out[r][j] += dst->res[r * dst->stride + j];
     if (act == RF_ACT_RELU || act == RF_ACT_CLIP) rf_activate_n(out[r], n, act, p0, p1);
+    if (dst && r < dst->rows) memcpy(dst->out + r * dst->stride, out[r], sizeof(float) * (size_t)n);
   }
 #endif
 }
@@ -319,19 +348,32 @@ RF_KERNEL void rf_conv2d_direct(const float *x, float *y, const float *wp, const
            * tile's registers; the rest as the tile is stored. */
           const float *bpanel = NULL;
           float bpad[RF_MR];
-          int reg_act = residual ? RF_ACT_NONE : act, i;
+          /* A full tile inside one output row is stored from registers. */
+          ptrdiff_t ox0 = q0 % g->wpad, at0 = obase + (ptrdiff_t)m0 * ohw + q0 / g->wpad * s->ow + ox0;
+          rf_direct_dst dst, *to = NULL;
+          int reg_act, i;
+          if (qend - q0 == (ptrdiff_t)dv * RF_NR && ox0 + (ptrdiff_t)dv * RF_NR <= s->ow) {
+            dst.out = y + at0;
+            dst.res = residual ? residual + at0 : NULL;
+            dst.stride = ohw;
+            dst.rows = mm;
+            to = &dst;
+          }
+          reg_act = residual && !to ? RF_ACT_NONE : act;
           if (reg_act != RF_ACT_RELU && reg_act != RF_ACT_CLIP) reg_act = RF_ACT_NONE;
+          if (to && reg_act != act) to = NULL, reg_act = residual ? RF_ACT_NONE : reg_act;
           if (bias) {
             for (i = 0; i < RF_MR; ++i) bpad[i] = i < mm ? bias[grp * mg + m0 + i] : 0.0f;
             bpanel = bpad;
           }
 #if RF_DIRECT_VECTORS == 4
-          if (dv == 4) rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 4, bpanel, reg_act, p0, p1, tile);
-          else if (dv == 3) rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 3, bpanel, reg_act, p0, p1, tile);
-          else if (dv == 2) rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 2, bpanel, reg_act, p0, p1, tile);
+          if (dv == 4) rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 4, bpanel, reg_act, p0, p1, tile, to);
+          else if (dv == 3) rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 3, bpanel, reg_act, p0, p1, tile, to);
+          else if (dv == 2) rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 2, bpanel, reg_act, p0, p1, tile, to);
           else
 #endif
-            rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 1, bpanel, reg_act, p0, p1, tile);
+            rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 1, bpanel, reg_act, p0, p1, tile, to);
+          if (to) continue;
           for (r = 0; r < mm; ++r) {
             ptrdiff_t plane_at = obase + (ptrdiff_t)(m0 + r) * ohw;
             rf_direct_store(tile[r], q0, qend, g->wpad, s->ow, y + plane_at,
