@@ -150,15 +150,22 @@ typedef struct {
 #define RF_DIRECT_VECTORS 1
 #endif
 #define RF_DIRECT_SPAN (RF_DIRECT_VECTORS * RF_NR)
+/* Rows tiled one by one where that computes no more positions than the
+ * flat run (ceil(ow / 16) * 16 per row against wpad): every tile is then
+ * stored from registers. */
+#ifndef RF_DIRECT_ROWWISE
+#define RF_DIRECT_ROWWISE(ow, wpad) (((ow) + 15) / 16 * 16 <= (wpad))
+#endif
 
-/* Where a tile whose positions are all output pixels of one row goes
- * straight from registers: `rows` output rows at stride `stride`, and the
+/* Where a tile whose positions lie in one output row goes straight from
+ * registers: its first `count` positions (the rest are columns past the
+ * output width) into `rows` output rows at stride `stride`, and the
  * residual's at the same offsets. */
 typedef struct {
   float *out;
   const float *res;
   ptrdiff_t stride;
-  int rows;
+  int rows, count;
 } rf_direct_dst;
 
 /* RF_MR channels x dv * RF_NR flat positions starting at `in` (a pointer
@@ -192,8 +199,12 @@ RF_INLINE void rf_direct_tile(const float *in, ptrdiff_t chan_stride, int channe
     for (r = 0; r < RF_MR; ++r)
       if (r < dst->rows)
         for (v = 0; v < nv; ++v) {
-          rf_vf rv;
-          memcpy(&rv, dst->res + r * dst->stride + v * RF_VW, sizeof rv);
+          rf_vf rv = {0};
+          int left = dst->count - v * RF_VW;
+          if (left >= RF_VW)
+            memcpy(&rv, dst->res + r * dst->stride + v * RF_VW, sizeof rv);
+          else if (left > 0)
+            memcpy(&rv, dst->res + r * dst->stride + v * RF_VW, sizeof(float) * (size_t)left);
           acc[r][v] += rv;
         }
   if (act == RF_ACT_RELU || act == RF_ACT_CLIP) {
@@ -213,7 +224,13 @@ RF_INLINE void rf_direct_tile(const float *in, ptrdiff_t chan_stride, int channe
   if (dst) {
     for (r = 0; r < RF_MR; ++r)
       if (r < dst->rows)
-        for (v = 0; v < nv; ++v) memcpy(dst->out + r * dst->stride + v * RF_VW, &acc[r][v], sizeof acc[r][v]);
+        for (v = 0; v < nv; ++v) {
+          int left = dst->count - v * RF_VW;
+          if (left >= RF_VW)
+            memcpy(dst->out + r * dst->stride + v * RF_VW, &acc[r][v], sizeof acc[r][v]);
+          else if (left > 0)
+            memcpy(dst->out + r * dst->stride + v * RF_VW, &acc[r][v], sizeof(float) * (size_t)left);
+        }
     return;
   }
   for (r = 0; r < RF_MR; ++r)
@@ -232,9 +249,9 @@ RF_INLINE void rf_direct_tile(const float *in, ptrdiff_t chan_stride, int channe
     if (bias)
       for (j = 0; j < n; ++j) out[r][j] += bias[r];
     if (dst && dst->res && r < dst->rows)
-      for (j = 0; j < n; ++j) out[r][j] += dst->res[r * dst->stride + j];
+      for (j = 0; j < dst->count; ++j) out[r][j] += dst->res[r * dst->stride + j];
     if (act == RF_ACT_RELU || act == RF_ACT_CLIP) rf_activate_n(out[r], n, act, p0, p1);
-    if (dst && r < dst->rows) memcpy(dst->out + r * dst->stride, out[r], sizeof(float) * (size_t)n);
+    if (dst && r < dst->rows) memcpy(dst->out + r * dst->stride, out[r], sizeof(float) * (size_t)dst->count);
   }
 #endif
 }
@@ -318,7 +335,7 @@ RF_KERNEL void rf_conv2d_direct(const float *x, float *y, const float *wp, const
   ptrdiff_t ohw = (ptrdiff_t)s->oh * s->ow, kg = (ptrdiff_t)cg * taps;
   ptrdiff_t mpad = (mg + RF_MR - 1) / RF_MR * RF_MR;
   ptrdiff_t chan = g->plane ? (ptrdiff_t)s->sh * s->sw * g->plane : (ptrdiff_t)s->h * s->w;
-  ptrdiff_t nflat = (ptrdiff_t)(s->oh - 1) * g->wpad + s->ow, q0;
+  ptrdiff_t nflat = (ptrdiff_t)(s->oh - 1) * g->wpad + s->ow, q0, qnext;
   ptrdiff_t toff[RF_DIRECT_MAX_TAPS];
   float tile[RF_MR][RF_DIRECT_SPAN];
   for (ky = 0; ky < s->kh; ++ky)
@@ -337,26 +354,37 @@ RF_KERNEL void rf_conv2d_direct(const float *x, float *y, const float *wp, const
         rf_direct_fill(xg, s, g, cg, planes);
         in = planes;
       }
-      for (q0 = 0; q0 < nflat; q0 += RF_DIRECT_SPAN) {
-        int dv = (int)((nflat - q0 + RF_NR - 1) / RF_NR), m0;
-        if (dv > RF_DIRECT_VECTORS) dv = RF_DIRECT_VECTORS;
+      for (q0 = 0; q0 < nflat; q0 = qnext) {
+        /* Tiles row by row (RF_DIRECT_ROWWISE) or along the flat run. */
+        ptrdiff_t ox0 = q0 % g->wpad, len, qend;
+        int dv, m0;
+        if (RF_DIRECT_ROWWISE(s->ow, g->wpad)) {
+          len = s->ow - ox0 < RF_DIRECT_SPAN ? s->ow - ox0 : RF_DIRECT_SPAN;
+          qnext = ox0 + len >= s->ow ? q0 - ox0 + g->wpad : q0 + len;
+        } else {
+          len = nflat - q0 < RF_DIRECT_SPAN ? nflat - q0 : RF_DIRECT_SPAN;
+          qnext = q0 + len;
+        }
+        dv = (int)((len + RF_NR - 1) / RF_NR);
+        (void)dv; /* always 1 below RF_DIRECT_VECTORS 4 */
+        qend = q0 + len;
         for (m0 = 0; m0 < mg; m0 += RF_MR) {
           const float *wpanel = wg + (ptrdiff_t)m0 * kg;
           int mm = mg - m0 < RF_MR ? mg - m0 : RF_MR;
-          ptrdiff_t qend = q0 + (ptrdiff_t)dv * RF_NR < nflat ? q0 + (ptrdiff_t)dv * RF_NR : nflat;
           /* Bias, and Relu or Clip unless a residual comes first, in the
            * tile's registers; the rest as the tile is stored. */
           const float *bpanel = NULL;
           float bpad[RF_MR];
-          /* A full tile inside one output row is stored from registers. */
-          ptrdiff_t ox0 = q0 % g->wpad, at0 = obase + (ptrdiff_t)m0 * ohw + q0 / g->wpad * s->ow + ox0;
+          /* A tile inside one output row is stored from registers. */
+          ptrdiff_t at0 = obase + (ptrdiff_t)m0 * ohw + q0 / g->wpad * s->ow + ox0;
           rf_direct_dst dst, *to = NULL;
           int reg_act, i;
-          if (qend - q0 == (ptrdiff_t)dv * RF_NR && ox0 + (ptrdiff_t)dv * RF_NR <= s->ow) {
+          if ((qend - 1) / g->wpad == q0 / g->wpad && ox0 < s->ow) {
             dst.out = y + at0;
             dst.res = residual ? residual + at0 : NULL;
             dst.stride = ohw;
             dst.rows = mm;
+            dst.count = (int)(ox0 + len <= s->ow ? len : s->ow - ox0);
             to = &dst;
           }
           reg_act = residual && !to ? RF_ACT_NONE : act;

@@ -260,7 +260,10 @@ static DirectGeometry phaseGeometry(const ConvGeometry &g) {
   int64_t reachX = (g.kw - 1) * g.dw / g.sw, reachY = (g.kh - 1) * g.dh / g.sh;
   DirectGeometry d;
   d.wpad = std::max({ceilDiv(g.w + g.pl, g.sw), g.ow + reachX - zmin, int64_t(1)});
-  int64_t flat = (g.oh - 1) * d.wpad + g.ow, computed = ceilDiv(flat, kSpan) * kSpan;
+  // The last position a tile computes: flat tiles end on a multiple of 16,
+  // row-by-row ones (RF_DIRECT_ROWWISE) on the last row's.
+  int64_t flat = (g.oh - 1) * d.wpad + g.ow;
+  int64_t computed = std::max(ceilDiv(flat, kSpan) * kSpan, (g.oh - 1) * d.wpad + ceilDiv(g.ow, kSpan) * kSpan);
   int64_t rows = ceilDiv(computed + reachY * d.wpad + reachX, d.wpad);
   d.plane = ceilDiv(rows * d.wpad, 16) * 16;
   return d;
