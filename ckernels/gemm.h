@@ -100,6 +100,32 @@ static inline void rf_micro_rows(ptrdiff_t K, int mr, const float *RF_RESTRICT a
     r[i] = mr > i ? i * a_row : 0;
     for (u = 0; u < RF_NV; ++u) c[i][u] = (rf_vf){0};
   }
+  if (mr == 1) {
+    /* One row (a matrix-vector product): four partial sums over k, so that
+     * the FMAs do not wait on each other's latency. */
+    for (k = 0; k + 4 <= K; k += 4)
+      for (i = 0; i < 4; ++i) {
+        float av = a[(k + i) * a_k];
+        for (u = 0; u < RF_NV; ++u) {
+          rf_vf bv;
+          memcpy(&bv, b + (k + i) * b_k + u * RF_VW, sizeof bv);
+          c[i][u] += av * bv;
+        }
+      }
+    for (; k < K; ++k) {
+      float av = a[k * a_k];
+      for (u = 0; u < RF_NV; ++u) {
+        rf_vf bv;
+        memcpy(&bv, b + k * b_k + u * RF_VW, sizeof bv);
+        c[0][u] += av * bv;
+      }
+    }
+    for (u = 0; u < RF_NV; ++u) {
+      c[0][u] = (c[0][u] + c[1][u]) + (c[2][u] + c[3][u]);
+      memcpy(out[0] + u * RF_VW, &c[0][u], sizeof c[0][u]);
+    }
+    return;
+  }
   for (k = 0; k < K; ++k) {
     rf_vf bv[RF_NV];
     const float *ak = a + k * a_k;
