@@ -265,6 +265,12 @@ static inline void rf_direct_fill(const float *x, const rf_conv_shape *s, const 
       for (px = 0; px < s->sw; ++px) {
         float *p = planes + ((ptrdiff_t)(c * s->sh + py) * s->sw + px) * g->plane;
         const float *src = x + (ptrdiff_t)c * s->h * s->w;
+        /* Strided phases: columns [slo, shi) read input column
+         * j * sw + px - pl, the same for every row. */
+        int slo = 0, shi;
+        while (slo < g->wpad && slo * s->sw + px - s->pl < 0) ++slo;
+        shi = slo;
+        while (shi < g->wpad && shi * s->sw + px - s->pl < s->w) ++shi;
         for (r = 0; r < rows; ++r, p += g->wpad) {
           int ry = r * s->sh + py - s->pt;
           if (ry < 0 || ry >= s->h) {
@@ -281,10 +287,7 @@ static inline void rf_direct_fill(const float *x, const rf_conv_shape *s, const 
             /* columns [lo, hi) read input column j * sw + px - pl: a strided
              * copy without bounds checks (it vectorizes) between zeros */
             const float *row = src + (ptrdiff_t)ry * s->w + px - s->pl;
-            int lo = 0, hi;
-            while (lo < g->wpad && lo * s->sw + px - s->pl < 0) ++lo;
-            hi = lo;
-            while (hi < g->wpad && hi * s->sw + px - s->pl < s->w) ++hi;
+            int lo = slo, hi = shi;
             for (j = 0; j < lo; ++j) p[j] = 0.0f;
             if (s->sw == 2)
               for (j = lo; j < hi; ++j) p[j] = row[2 * j];
