@@ -263,7 +263,8 @@ static DirectGeometry phaseGeometry(const ConvGeometry &g) {
   // The last position a tile computes: flat tiles end on a multiple of 16,
   // row-by-row ones (RF_DIRECT_ROWWISE) on the last row's.
   int64_t flat = (g.oh - 1) * d.wpad + g.ow;
-  int64_t computed = std::max(ceilDiv(flat, kSpan) * kSpan, (g.oh - 1) * d.wpad + ceilDiv(g.ow, kSpan) * kSpan);
+  int64_t computed =
+      std::max(ceilDiv(flat, kSpan) * kSpan, (g.oh - 1) * d.wpad + ceilDiv(g.ow, kSpan) * kSpan);
   int64_t rows = ceilDiv(computed + reachY * d.wpad + reachX, d.wpad);
   d.plane = ceilDiv(rows * d.wpad, 16) * 16;
   return d;
