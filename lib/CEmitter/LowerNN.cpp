@@ -304,9 +304,9 @@ static std::optional<DirectGeometry> directGeometry(const ConvGeometry &g) {
 
 /// Whether a conv runs rf_conv2d_cvec (output channels in vectors, any run
 /// of output pixels, nothing computed and dropped) instead of the flat
-/// direct tiles, and its geometry. Measured on ResNet shapes: 0.77-0.82x
-/// the direct kernel's time for 3x3 convs at 7x7, 0.82-0.90x at 14x14, even
-/// at 28x28 and 1.12x at 56x56. Against pointwise tiles stored from
+/// direct tiles, and its geometry. Measured (bench/c_conv_kernels.sh) on
+/// ResNet shapes: 0.77-0.82x the direct kernel's time for 3x3 convs at 7x7,
+/// 0.82-0.90x at 14x14, even at 28x28 and 1.12x at 56x56. Against pointwise tiles stored from
 /// registers it only holds its own at 7x7 where the input channels
 /// outnumber the output channels (0.81-1.03x at 960->320, 0.87-0.96x at
 /// 2048->512; 1.0-1.5x at 14x14, 1.1-2x the other way, where its
