@@ -39,12 +39,14 @@ RF_KERNEL void rf_maxpool2d(const float *x, float *y, ptrdiff_t nc, const rf_poo
       }
       {
         const float *RF_RESTRICT r0 = in + (ptrdiff_t)(y0 + ky0 * s->dh) * s->w;
-        const float *RF_RESTRICT r1 = r0 + (ptrdiff_t)s->dh * s->w, *RF_RESTRICT r2 = r1 + (ptrdiff_t)s->dh * s->w;
-        if (ky1 - ky0 == 3)
+        ptrdiff_t step = (ptrdiff_t)s->dh * s->w; /* one window row to the next */
+        if (ky1 - ky0 == 3) {
+          const float *RF_RESTRICT r1 = r0 + step, *RF_RESTRICT r2 = r0 + 2 * step;
           for (ix = 0; ix < s->w; ++ix) v[ix] = rf_max_nan(rf_max_nan(r0[ix], r1[ix]), r2[ix]);
-        else if (ky1 - ky0 == 2)
+        } else if (ky1 - ky0 == 2) {
+          const float *RF_RESTRICT r1 = r0 + step;
           for (ix = 0; ix < s->w; ++ix) v[ix] = rf_max_nan(r0[ix], r1[ix]);
-        else {
+        } else {
           memcpy(v, r0, sizeof(float) * (size_t)s->w);
           for (ky = ky0 + 1; ky < ky1; ++ky) {
             const float *RF_RESTRICT row = in + (ptrdiff_t)(y0 + ky * s->dh) * s->w;
