@@ -13,6 +13,7 @@
 #include "base.h"
 #include "gemm.h"
 #include "conv.h"
+#include "winograd.h"
 
 static double now(void) {
   struct timespec t;
@@ -36,7 +37,9 @@ int main(int argc, char **argv) {
   ptrdiff_t K, i, mp, flat, computed, rows, p, kk;
   rf_conv_shape s, sd;
   rf_direct_geometry g, gc;
-  float *x, *w, *b, *wa, *wc, *y1, *y2, *scratch;
+  float *x, *w, *b, *wa, *wc, *wu = NULL, *y1, *y2, *y3 = NULL, *scratch, *wscratch = NULL;
+  int wino, nb = 0;
+  double wbest[2] = {1e9, 1e9}, wdiff = 0.0;
   volatile char *sweep;
   size_t sweep_bytes = (size_t)64 << 20;
   double best[2][2] = {{1e9, 1e9}, {1e9, 1e9}}, diff = 0.0, scale = 0.0;
@@ -97,6 +100,29 @@ int main(int argc, char **argv) {
     g.plane = ceil_div(rows * g.wpad, 16) * 16;
     gc = g;
   }
+  /* Winograd F(2x2, 3x3) for 3x3 stride 1: U = G g G^T per output and
+   * input channel, 16 sets of 6-row panels. */
+  wino = k == 3 && st == 1;
+  if (wino) {
+    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    ptrdiff_t mpad = ceil_div(m, RF_MR) * RF_MR, o, ci;
+    int a, bb, ii, jj, tw = (oh + 1) / 2;
+    const char *env = getenv("RF_NB");
+    nb = env ? atoi(env) : 64;
+    wu = must_alloc(sizeof(float) * (size_t)(16 * mpad * c));
+    for (ii = 0; ii < 4; ++ii)
+      for (jj = 0; jj < 4; ++jj)
+        for (o = 0; o < mpad; ++o)
+          for (ci = 0; ci < c; ++ci) {
+            double acc = 0.0;
+            if (o < m)
+              for (a = 0; a < 3; ++a)
+                for (bb = 0; bb < 3; ++bb) acc += G[ii][a] * w[(o * c + ci) * 9 + a * 3 + bb] * G[jj][bb];
+            wu[(ptrdiff_t)(ii * 4 + jj) * mpad * c + (o / RF_MR) * RF_MR * c + ci * RF_MR + o % RF_MR] = (float)acc;
+          }
+    y3 = must_alloc(sizeof(float) * (size_t)m * oh * oh);
+    wscratch = must_alloc(sizeof(float) * (size_t)RF_WINOGRAD_SCRATCH(c, m, (oh + 1) / 2, tw, nb));
+  }
   y1 = must_alloc(sizeof(float) * (size_t)m * oh * oh);
   y2 = must_alloc(sizeof(float) * (size_t)m * oh * oh);
   scratch = must_alloc(sizeof(float) * (size_t)((ptrdiff_t)c * st * st * g.plane + (ptrdiff_t)oh * oh * RF_CV_PANEL + 64));
@@ -119,14 +145,28 @@ int main(int argc, char **argv) {
                      RF_ACT_RELU, 0.0f, 0.0f);
       t = now() - t;
       if (t < best[1][cold]) best[1][cold] = t;
+      if (!wino) continue;
+      if (cold)
+        for (q = 0; q < sweep_bytes; q += 64) sweep[q] = (char)(sweep[q] + 1);
+      t = now();
+      rf_conv2d_winograd(x, y3, wu, b, NULL, &s, nb, wscratch, RF_ACT_RELU, 0.0f, 0.0f);
+      t = now() - t;
+      if (t < wbest[cold]) wbest[cold] = t;
     }
   }
   for (i = 0; i < (ptrdiff_t)m * oh * oh; ++i) {
     double d = y1[i] > y2[i] ? y1[i] - y2[i] : y2[i] - y1[i];
     if (d > diff) diff = d;
     if (y1[i] > scale) scale = y1[i];
+    if (wino) {
+      d = y1[i] > y3[i] ? y1[i] - y3[i] : y3[i] - y1[i];
+      if (d > wdiff) wdiff = d;
+    }
   }
   printf("%5d %5d %4d %2d %2d %10.3f %10.3f %10.3f %10.3f %8.1e\n", c, m, h, k, st, best[0][0] * 1e3,
          best[1][0] * 1e3, best[0][1] * 1e3, best[1][1] * 1e3, scale > 0 ? diff / scale : diff);
+  if (wino)
+    printf("      winograd F(2x2,3x3), %d tiles per block: %.3f ms, cold %.3f ms, rel diff %.1e\n", nb,
+           wbest[0] * 1e3, wbest[1] * 1e3, scale > 0 ? wdiff / scale : wdiff);
   return 0;
 }

@@ -191,3 +191,37 @@ static inline void rf_activate_n(float *y, ptrdiff_t n, int act, float p0, float
     for (i = 0; i < n; ++i) y[i] = rf_activate(y[i], act, p0, p1);
   }
 }
+
+/* y[i] = act(x[i] + b + r[i]) (r may be NULL, or y itself) in one pass:
+ * reading back what was just stored, to activate it, stalls the loads. */
+RF_INLINE void rf_store_act_n(float *y, const float *x, const float *r, float b, ptrdiff_t n, int act,
+                              float p0, float p1) {
+  ptrdiff_t i;
+  if (act != RF_ACT_RELU && act != RF_ACT_CLIP) {
+    if (r)
+      for (i = 0; i < n; ++i) y[i] = x[i] + b + r[i];
+    else
+      for (i = 0; i < n; ++i) y[i] = x[i] + b;
+    rf_activate_n(y, n, act, p0, p1);
+    return;
+  }
+  /* as rf_activate: Relu's NaN gives 0, Clip's stays NaN */
+  if (act == RF_ACT_RELU) {
+    if (r)
+      for (i = 0; i < n; ++i) {
+        float v = x[i] + b + r[i];
+        y[i] = v > 0.0f ? v : 0.0f;
+      }
+    else
+      for (i = 0; i < n; ++i) {
+        float v = x[i] + b;
+        y[i] = v > 0.0f ? v : 0.0f;
+      }
+    return;
+  }
+  for (i = 0; i < n; ++i) {
+    float v = x[i] + b + (r ? r[i] : 0.0f);
+    v = v < p0 ? p0 : v;
+    y[i] = v > p1 ? p1 : v;
+  }
+}

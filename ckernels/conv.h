@@ -1,7 +1,9 @@
 /* Convolutions, NCHW. Weights arrive packed for rf_gemm_packed_a, one set
  * of panels per group (RF_MR-padded rows x Cin/groups * kh * kw). Which
  * kernel runs a conv is the emitter's choice (lib/CEmitter/LowerNN.cpp):
- * rf_conv2d_direct for windows larger than 1x1 and wide pointwise convs,
+ * rf_conv2d_winograd (winograd.h) for dense 3x3 stride-1 convs on planes
+ * from 14x14 up, rf_conv2d_direct for other windows larger than 1x1 and
+ * wide pointwise convs,
  * rf_conv2d_cvec for those of them with small output planes,
  * rf_conv2d_gemm (GEMM on the input itself for a 1x1 stride-1 conv, on
  * im2col tiles built in the arena scratch slice otherwise) for the rest;

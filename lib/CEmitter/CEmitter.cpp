@@ -544,6 +544,8 @@ llvm::Expected<EmittedC> emitC(ModuleOp module, const EmitOptions &options) {
     << "#include \"" << options.headerName << "\"\n\n";
   // Kernel files, in dependency order.
   std::set<std::string> files = e.kernelFiles;
+  if (files.count("winograd"))
+    files.insert("conv");
   if (files.count("conv"))
     files.insert("gemm");
   if (files.count("data") || files.count("norm"))

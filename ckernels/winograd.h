@@ -1,0 +1,207 @@
+/* Winograd F(2x2, 3x3) convolution (Lavin and Gray, 2016) for dense 3x3
+ * stride-1 convs: each 2x2 block of output pixels ("tile") is
+ * A^T [(G g G^T) . (B^T d B)] A over the 4x4 input patch d, so the
+ * products become 16 GEMMs, one per point of the 4x4 transform, with 16
+ * multiplies per tile and channel pair instead of 36. The weight transform
+ * U = G g G^T is the emitter's, at generation time; the input and output
+ * transforms are additions only (B and A hold 0 and +-1), so the result
+ * differs from the direct sum by rounding alone.
+ *
+ * Tiles are numbered row-major (tile (ty, tx) is output pixels 2ty..2ty+1,
+ * 2tx..2tx+1) and taken in blocks of `nb` (a multiple of RF_NR): for each
+ * block the input transform writes V[16][c][nb], the GEMMs M[16][m][nb] =
+ * U[16][m x c] V[16][c x nb], and the output transform adds the bias and
+ * the residual, applies the activation and stores. U arrives as 16 sets of
+ * rf_gemm_packed_a panels (RF_MR-padded rows x c). */
+
+/* Floats of scratch rf_conv2d_winograd needs: V and M, the even and odd
+ * columns of the input rows one block of tiles reads, two output rows. */
+#define RF_WINOGRAD_SCRATCH(c, m, th, tw, nb)                                                      \
+  (16 * ((ptrdiff_t)(c) + (m)) * (nb) +                                                            \
+   4 * ((ptrdiff_t)((nb) / (tw) < (th) ? (nb) / (tw) : (th)) + 3) * ((tw) + 1) +                   \
+   4 * ((ptrdiff_t)(tw) + 1))
+
+/* Row k of B^T d B for n consecutive tiles of one tile row. The rows of
+ * B^T d are d0 - d2, d1 + d2, d2 - d1 and d1 - d3, here a + sign * b of two
+ * padded input rows split into their even and odd columns (tile i reads
+ * even[i], odd[i], even[i + 1], odd[i + 1]; sign is +-1, so the product is
+ * exact); then the same combinations of its four columns go to v0..v3. */
+RF_INLINE void rf_winograd_in_row(const float *RF_RESTRICT ae, const float *RF_RESTRICT ao,
+                                  const float *RF_RESTRICT be, const float *RF_RESTRICT bo,
+                                  float sign, float *RF_RESTRICT v0, float *RF_RESTRICT v1,
+                                  float *RF_RESTRICT v2, float *RF_RESTRICT v3, ptrdiff_t n) {
+  ptrdiff_t i;
+  for (i = 0; i < n; ++i) {
+    float c0 = ae[i] + sign * be[i], c1 = ao[i] + sign * bo[i], c2 = ae[i + 1] + sign * be[i + 1],
+          c3 = ao[i + 1] + sign * bo[i + 1];
+    v0[i] = c0 - c2;
+    v1[i] = c1 + c2;
+    v2[i] = c2 - c1;
+    v3[i] = c1 - c3;
+  }
+}
+
+/* A^T M A + b for n consecutive tiles: m holds the 16 transform points at
+ * stride ms; the two output rows go to y0 and y1, two pixels per tile. */
+RF_INLINE void rf_winograd_out_tiles(const float *RF_RESTRICT m, ptrdiff_t ms, float b,
+                                     float *RF_RESTRICT y0, float *RF_RESTRICT y1, ptrdiff_t n) {
+  ptrdiff_t i;
+  for (i = 0; i < n; ++i) {
+    float r0[4], r1[4];
+    int k;
+    for (k = 0; k < 4; ++k) {
+      float m0 = m[i + k * ms], m1 = m[i + (4 + k) * ms], m2 = m[i + (8 + k) * ms],
+            m3 = m[i + (12 + k) * ms];
+      r0[k] = m0 + m1 + m2;
+      r1[k] = m1 - m2 - m3;
+    }
+    y0[2 * i] = r0[0] + r0[1] + r0[2] + b;
+    y0[2 * i + 1] = r0[1] - r0[2] - r0[3] + b;
+    y1[2 * i] = r1[0] + r1[1] + r1[2] + b;
+    y1[2 * i + 1] = r1[1] - r1[2] - r1[3] + b;
+  }
+}
+
+/* The transformed 4x4 input patches of tiles [j0, j0 + nb) (tiles past the
+ * image zero), for every channel: V[xi][c][j - j0]. `rows` is scratch for
+ * the even and odd columns of the padded input rows the block reads. */
+static inline void rf_winograd_input(const float *x, const rf_conv_shape *s, int tw, int th,
+                                     ptrdiff_t j0, int nb, float *v, float *rows) {
+  static const int first[4] = {0, 1, 2, 1}, second[4] = {2, 2, 1, 3};
+  static const float sign[4] = {-1.0f, 1.0f, -1.0f, -1.0f};
+  ptrdiff_t hw = (ptrdiff_t)s->h * s->w, vstride = (ptrdiff_t)s->c * nb,
+            rs = 2 * ((ptrdiff_t)tw + 1);
+  ptrdiff_t filled = (ptrdiff_t)th * tw - j0 < nb ? (ptrdiff_t)th * tw - j0 : nb;
+  int c, ty, r, i, ty0 = (int)(j0 / tw), ty1 = (int)((j0 + filled - 1) / tw),
+                   nrows = 2 * (ty1 - ty0) + 4;
+  /* Padded column 2i is input column 2i - pl: even i in [elo, ehi), odd i
+   * in [olo, ohi) lie inside the image. */
+  int elo = (s->pl + 1) / 2, ehi = (s->w + s->pl + 1) / 2, olo = s->pl / 2,
+      ohi = (s->w + s->pl) / 2;
+  if (ehi > tw + 1)
+    ehi = tw + 1;
+  if (ohi > tw + 1)
+    ohi = tw + 1;
+  if (ehi < elo)
+    ehi = elo;
+  if (ohi < olo)
+    ohi = olo;
+  for (c = 0; c < s->c; ++c) {
+    const float *plane = x + (ptrdiff_t)c * hw;
+    float *vc = v + (ptrdiff_t)c * nb;
+    for (r = 0; r < nrows; ++r) {
+      int iy = 2 * ty0 - s->pt + r;
+      float *e = rows + r * rs, *o = e + tw + 1;
+      const float *row = plane + (ptrdiff_t)iy * s->w;
+      if (iy < 0 || iy >= s->h) {
+        memset(e, 0, sizeof(float) * (size_t)rs);
+        continue;
+      }
+      for (i = 0; i < elo; ++i)
+        e[i] = 0.0f;
+      for (i = elo; i < ehi; ++i)
+        e[i] = row[2 * i - s->pl];
+      for (i = ehi; i <= tw; ++i)
+        e[i] = 0.0f;
+      for (i = 0; i < olo; ++i)
+        o[i] = 0.0f;
+      for (i = olo; i < ohi; ++i)
+        o[i] = row[2 * i + 1 - s->pl];
+      for (i = ohi; i <= tw; ++i)
+        o[i] = 0.0f;
+    }
+    for (ty = ty0; ty <= ty1; ++ty) {
+      int txa = ty == ty0 ? (int)(j0 % tw) : 0,
+          txb = ty == ty1 ? (int)((j0 + filled - 1) % tw) + 1 : tw;
+      const float *d = rows + 2 * (ty - ty0) * rs + txa;
+      float *vt = vc + ((ptrdiff_t)ty * tw - j0) + txa;
+      for (r = 0; r < 4; ++r) {
+        const float *ra = d + first[r] * rs, *rb = d + second[r] * rs;
+        float *v0 = vt + (ptrdiff_t)(4 * r) * vstride;
+        rf_winograd_in_row(ra, ra + tw + 1, rb, rb + tw + 1, sign[r], v0, v0 + vstride,
+                           v0 + 2 * vstride, v0 + 3 * vstride, txb - txa);
+      }
+    }
+    /* Tiles past the image: zero columns for the products. */
+    if (filled < nb)
+      for (i = 0; i < 16; ++i)
+        memset(vc + (ptrdiff_t)i * vstride + filled, 0, sizeof(float) * (size_t)(nb - filled));
+  }
+}
+
+/* Scratch: RF_WINOGRAD_SCRATCH(c, m, th, tw, nb) floats. */
+RF_KERNEL void rf_conv2d_winograd(const float *x, float *y, const float *u, const float *bias,
+                                  const float *residual, const rf_conv_shape *s, int nb,
+                                  float *scratch, int act, float p0, float p1) {
+  int th = (s->oh + 1) / 2, tw = (s->ow + 1) / 2, n, xi, o, ty;
+  ptrdiff_t tiles = (ptrdiff_t)th * tw, j0, ohw = (ptrdiff_t)s->oh * s->ow;
+  ptrdiff_t mpad = (s->m + RF_MR - 1) / RF_MR * RF_MR;
+  float *v = scratch, *mm = v + (ptrdiff_t)16 * s->c * nb, *rows = mm + (ptrdiff_t)16 * s->m * nb;
+  float *lane = rows + 4 * ((ptrdiff_t)(nb / tw < th ? nb / tw : th) + 3) * (tw + 1);
+  const ptrdiff_t zero = 0;
+  float tile[RF_MR][RF_DIRECT_SPAN]; /* the scalar tile's accumulators */
+  for (n = 0; n < s->n; ++n) {
+    const float *xn = x + (ptrdiff_t)n * s->c * s->h * s->w;
+    for (j0 = 0; j0 < tiles; j0 += nb) {
+      ptrdiff_t filled = tiles - j0 < nb ? tiles - j0 : nb;
+      int ncols = (int)((filled + RF_NR - 1) / RF_NR * RF_NR);
+      int ty0 = (int)(j0 / tw), ty1 = (int)((j0 + filled - 1) / tw);
+      rf_winograd_input(xn, s, tw, th, j0, nb, v, rows);
+      /* The 16 products on rf_direct_tile (one tap, the channels as K),
+       * tiles stored from registers. */
+      for (xi = 0; xi < 16; ++xi) {
+        const float *uxi = u + (ptrdiff_t)xi * mpad * s->c, *vxi = v + (ptrdiff_t)xi * s->c * nb;
+        float *mxi = mm + (ptrdiff_t)xi * s->m * nb;
+        int m0, jt;
+        for (m0 = 0; m0 < s->m; m0 += RF_MR)
+          for (jt = 0; jt < ncols; jt += RF_DIRECT_SPAN) {
+            int len = ncols - jt < RF_DIRECT_SPAN ? ncols - jt : RF_DIRECT_SPAN, dv = len / RF_NR;
+            rf_direct_dst dst;
+            dst.out = mxi + (ptrdiff_t)m0 * nb + jt;
+            dst.res = NULL;
+            dst.stride = nb;
+            dst.rows = s->m - m0 < RF_MR ? s->m - m0 : RF_MR;
+            dst.count = len;
+            (void)dv;
+#if RF_DIRECT_VECTORS == 4
+            if (dv == 4)
+              rf_direct_tile(vxi + jt, nb, s->c, uxi + (ptrdiff_t)m0 * s->c, &zero, 1, 4, NULL,
+                             RF_ACT_NONE, 0.0f, 0.0f, tile, &dst);
+            else if (dv == 3)
+              rf_direct_tile(vxi + jt, nb, s->c, uxi + (ptrdiff_t)m0 * s->c, &zero, 1, 3, NULL,
+                             RF_ACT_NONE, 0.0f, 0.0f, tile, &dst);
+            else if (dv == 2)
+              rf_direct_tile(vxi + jt, nb, s->c, uxi + (ptrdiff_t)m0 * s->c, &zero, 1, 2, NULL,
+                             RF_ACT_NONE, 0.0f, 0.0f, tile, &dst);
+            else
+#endif
+              rf_direct_tile(vxi + jt, nb, s->c, uxi + (ptrdiff_t)m0 * s->c, &zero, 1, 1, NULL,
+                             RF_ACT_NONE, 0.0f, 0.0f, tile, &dst);
+          }
+      }
+      /* A^T M A: rows (m0 + m1 + m2, m1 - m2 - m3), then the same on
+       * columns; + bias + residual, activation, two output rows per tile
+       * row. */
+      for (o = 0; o < s->m; ++o) {
+        const float *mo = mm + (ptrdiff_t)o * nb;
+        ptrdiff_t ms = (ptrdiff_t)s->m * nb;
+        float b = bias ? bias[o] : 0.0f;
+        float *yo = y + ((ptrdiff_t)n * s->m + o) * ohw;
+        const float *ro = residual ? residual + ((ptrdiff_t)n * s->m + o) * ohw : NULL;
+        for (ty = ty0; ty <= ty1; ++ty) {
+          int txa = ty == ty0 ? (int)(j0 % tw) : 0,
+              txb = ty == ty1 ? (int)((j0 + filled - 1) % tw) + 1 : tw;
+          ptrdiff_t jb = (ptrdiff_t)ty * tw - j0;
+          int a, oxa = 2 * txa, oxb = 2 * txb < s->ow ? 2 * txb : s->ow;
+          float *y0 = lane, *y1 = lane + 2 * (tw + 1);
+          rf_winograd_out_tiles(mo + jb + txa, ms, b, y0 + 2 * txa, y1 + 2 * txa, txb - txa);
+          for (a = 0; a < 2 && 2 * ty + a < s->oh; ++a) {
+            ptrdiff_t at = (ptrdiff_t)(2 * ty + a) * s->ow + oxa;
+            rf_store_act_n(yo + at, (a ? y1 : y0) + oxa, ro ? ro + at : NULL, 0.0f, oxb - oxa, act,
+                           p0, p1);
+          }
+        }
+      }
+    }
+  }
+}
