@@ -311,23 +311,15 @@ RF_INLINE void rf_direct_store(const float *tile, ptrdiff_t q0, ptrdiff_t qend, 
   ptrdiff_t q;
   for (q = q0; q < qend;) {
     int oy = (int)(q / wpad), ox = (int)(q % wpad);
-    ptrdiff_t run = ox < ow ? ow - ox : 0, i, at;
+    ptrdiff_t run = ox < ow ? ow - ox : 0, at;
     const float *src = tile + (q - q0);
-    float *dst;
     if (run == 0) {
       q += wpad - ox;
       continue;
     }
     if (run > qend - q) run = qend - q;
     at = (ptrdiff_t)oy * ow + ox;
-    dst = out + at;
-    if (res) {
-      const float *r = res + at;
-      for (i = 0; i < run; ++i) dst[i] = src[i] + b + r[i];
-    } else {
-      for (i = 0; i < run; ++i) dst[i] = src[i] + b;
-    }
-    rf_activate_n(dst, run, act, p0, p1);
+    rf_store_act_n(out + at, src, res ? res + at : NULL, b, run, act, p0, p1);
     q += run;
   }
 }

@@ -14,12 +14,19 @@
  * the residual, applies the activation and stores. U arrives as 16 sets of
  * rf_gemm_packed_a panels (RF_MR-padded rows x c). */
 
-/* Floats of scratch rf_conv2d_winograd needs: V and M, the even and odd
- * columns of the input rows one block of tiles reads, two output rows. */
-#define RF_WINOGRAD_SCRATCH(c, m, th, tw, nb)                                                      \
-  (16 * ((ptrdiff_t)(c) + (m)) * (nb) +                                                            \
-   4 * ((ptrdiff_t)((nb) / (tw) < (th) ? (nb) / (tw) : (th)) + 3) * ((tw) + 1) +                   \
-   4 * ((ptrdiff_t)(tw) + 1))
+/* Tiles (ty, tx) are numbered j = ty * (tw + 1) + tx: one column of
+ * tiles past the image per tile row (computed, then dropped), so that a run
+ * of consecutive j is a run of consecutive positions in the phase planes
+ * of the padded input (rows and columns split by parity, rows of tw + 1),
+ * whatever tile rows it spans. Floats per phase plane: up to the last read
+ * of the last block of nb tiles. */
+#define RF_WINOGRAD_PLANE(th, tw, nb) \
+  (((((ptrdiff_t)(th) * ((tw) + 1) + (nb) - 1) / (nb) * (nb) + (tw) + 2) + 15) / 16 * 16)
+/* Floats of scratch rf_conv2d_winograd needs: the phase planes, V and M of
+ * one block, two output rows. */
+#define RF_WINOGRAD_SCRATCH(c, m, th, tw, nb)                                   \
+  (4 * (ptrdiff_t)(c) * RF_WINOGRAD_PLANE(th, tw, nb) +                        \
+   16 * ((ptrdiff_t)(c) + (m)) * (nb) + 4 * ((ptrdiff_t)(tw) + 1))
 
 /* Row k of B^T d B for n consecutive tiles of one tile row. The rows of
  * B^T d are d0 - d2, d1 + d2, d2 - d1 and d1 - d3, here a + sign * b of two
@@ -62,70 +69,25 @@ RF_INLINE void rf_winograd_out_tiles(const float *RF_RESTRICT m, ptrdiff_t ms, f
   }
 }
 
-/* The transformed 4x4 input patches of tiles [j0, j0 + nb) (tiles past the
- * image zero), for every channel: V[xi][c][j - j0]. `rows` is scratch for
- * the even and odd columns of the padded input rows the block reads. */
-static inline void rf_winograd_input(const float *x, const rf_conv_shape *s, int tw, int th,
-                                     ptrdiff_t j0, int nb, float *v, float *rows) {
+/* The transformed 4x4 input patches of tiles [j0, j0 + nb), for every
+ * channel, from its phase planes: V[xi][c][j - j0]. */
+static inline void rf_winograd_input(const float *planes, ptrdiff_t plane, int channels, int tw,
+                                     ptrdiff_t j0, int nb, float *v) {
+  /* rows r and r2 of the patch, combined as r + sign * r2, into row k */
   static const int first[4] = {0, 1, 2, 1}, second[4] = {2, 2, 1, 3};
   static const float sign[4] = {-1.0f, 1.0f, -1.0f, -1.0f};
-  ptrdiff_t hw = (ptrdiff_t)s->h * s->w, vstride = (ptrdiff_t)s->c * nb,
-            rs = 2 * ((ptrdiff_t)tw + 1);
-  ptrdiff_t filled = (ptrdiff_t)th * tw - j0 < nb ? (ptrdiff_t)th * tw - j0 : nb;
-  int c, ty, r, i, ty0 = (int)(j0 / tw), ty1 = (int)((j0 + filled - 1) / tw),
-                   nrows = 2 * (ty1 - ty0) + 4;
-  /* Padded column 2i is input column 2i - pl: even i in [elo, ehi), odd i
-   * in [olo, ohi) lie inside the image. */
-  int elo = (s->pl + 1) / 2, ehi = (s->w + s->pl + 1) / 2, olo = s->pl / 2,
-      ohi = (s->w + s->pl) / 2;
-  if (ehi > tw + 1)
-    ehi = tw + 1;
-  if (ohi > tw + 1)
-    ohi = tw + 1;
-  if (ehi < elo)
-    ehi = elo;
-  if (ohi < olo)
-    ohi = olo;
-  for (c = 0; c < s->c; ++c) {
-    const float *plane = x + (ptrdiff_t)c * hw;
-    float *vc = v + (ptrdiff_t)c * nb;
-    for (r = 0; r < nrows; ++r) {
-      int iy = 2 * ty0 - s->pt + r;
-      float *e = rows + r * rs, *o = e + tw + 1;
-      const float *row = plane + (ptrdiff_t)iy * s->w;
-      if (iy < 0 || iy >= s->h) {
-        memset(e, 0, sizeof(float) * (size_t)rs);
-        continue;
-      }
-      for (i = 0; i < elo; ++i)
-        e[i] = 0.0f;
-      for (i = elo; i < ehi; ++i)
-        e[i] = row[2 * i - s->pl];
-      for (i = ehi; i <= tw; ++i)
-        e[i] = 0.0f;
-      for (i = 0; i < olo; ++i)
-        o[i] = 0.0f;
-      for (i = olo; i < ohi; ++i)
-        o[i] = row[2 * i + 1 - s->pl];
-      for (i = ohi; i <= tw; ++i)
-        o[i] = 0.0f;
+  ptrdiff_t vstride = (ptrdiff_t)channels * nb;
+  int c, k;
+  for (c = 0; c < channels; ++c) {
+    const float *pc = planes + (ptrdiff_t)c * 4 * plane + j0;
+    for (k = 0; k < 4; ++k) {
+      /* patch row q is phase row q % 2, one plane row down for q >= 2 */
+      const float *a = pc + (ptrdiff_t)(first[k] % 2) * 2 * plane + (first[k] / 2) * (tw + 1);
+      const float *b = pc + (ptrdiff_t)(second[k] % 2) * 2 * plane + (second[k] / 2) * (tw + 1);
+      float *v0 = v + (ptrdiff_t)(4 * k) * vstride + (ptrdiff_t)c * nb;
+      rf_winograd_in_row(a, a + plane, b, b + plane, sign[k], v0, v0 + vstride, v0 + 2 * vstride,
+                         v0 + 3 * vstride, nb);
     }
-    for (ty = ty0; ty <= ty1; ++ty) {
-      int txa = ty == ty0 ? (int)(j0 % tw) : 0,
-          txb = ty == ty1 ? (int)((j0 + filled - 1) % tw) + 1 : tw;
-      const float *d = rows + 2 * (ty - ty0) * rs + txa;
-      float *vt = vc + ((ptrdiff_t)ty * tw - j0) + txa;
-      for (r = 0; r < 4; ++r) {
-        const float *ra = d + first[r] * rs, *rb = d + second[r] * rs;
-        float *v0 = vt + (ptrdiff_t)(4 * r) * vstride;
-        rf_winograd_in_row(ra, ra + tw + 1, rb, rb + tw + 1, sign[r], v0, v0 + vstride,
-                           v0 + 2 * vstride, v0 + 3 * vstride, txb - txa);
-      }
-    }
-    /* Tiles past the image: zero columns for the products. */
-    if (filled < nb)
-      for (i = 0; i < 16; ++i)
-        memset(vc + (ptrdiff_t)i * vstride + filled, 0, sizeof(float) * (size_t)(nb - filled));
   }
 }
 
@@ -134,19 +96,25 @@ RF_KERNEL void rf_conv2d_winograd(const float *x, float *y, const float *u, cons
                                   const float *residual, const rf_conv_shape *s, int nb,
                                   float *scratch, int act, float p0, float p1) {
   int th = (s->oh + 1) / 2, tw = (s->ow + 1) / 2, n, xi, o, ty;
-  ptrdiff_t tiles = (ptrdiff_t)th * tw, j0, ohw = (ptrdiff_t)s->oh * s->ow;
-  ptrdiff_t mpad = (s->m + RF_MR - 1) / RF_MR * RF_MR;
-  float *v = scratch, *mm = v + (ptrdiff_t)16 * s->c * nb, *rows = mm + (ptrdiff_t)16 * s->m * nb;
-  float *lane = rows + 4 * ((ptrdiff_t)(nb / tw < th ? nb / tw : th) + 3) * (tw + 1);
+  ptrdiff_t tiles = (ptrdiff_t)th * (tw + 1), j0, ohw = (ptrdiff_t)s->oh * s->ow;
+  ptrdiff_t mpad = (s->m + RF_MR - 1) / RF_MR * RF_MR, plane = RF_WINOGRAD_PLANE(th, tw, nb);
+  float *planes = scratch, *v = planes + 4 * (ptrdiff_t)s->c * plane;
+  float *mm = v + (ptrdiff_t)16 * s->c * nb, *lane = mm + (ptrdiff_t)16 * s->m * nb;
   const ptrdiff_t zero = 0;
   float tile[RF_MR][RF_DIRECT_SPAN]; /* the scalar tile's accumulators */
+  /* The phase planes are rf_conv2d_direct's for stride 2. */
+  rf_conv_shape phases = *s;
+  rf_direct_geometry g;
+  phases.sh = phases.sw = 2;
+  g.wpad = tw + 1;
+  g.plane = plane;
   for (n = 0; n < s->n; ++n) {
-    const float *xn = x + (ptrdiff_t)n * s->c * s->h * s->w;
+    rf_direct_fill(x + (ptrdiff_t)n * s->c * s->h * s->w, &phases, &g, s->c, planes);
     for (j0 = 0; j0 < tiles; j0 += nb) {
-      ptrdiff_t filled = tiles - j0 < nb ? tiles - j0 : nb;
-      int ncols = (int)((filled + RF_NR - 1) / RF_NR * RF_NR);
-      int ty0 = (int)(j0 / tw), ty1 = (int)((j0 + filled - 1) / tw);
-      rf_winograd_input(xn, s, tw, th, j0, nb, v, rows);
+      ptrdiff_t jend = tiles - j0 < nb ? tiles : j0 + nb;
+      int ncols = (int)((jend - j0 + RF_NR - 1) / RF_NR * RF_NR);
+      int ty0 = (int)(j0 / (tw + 1)), ty1 = (int)((jend - 1) / (tw + 1));
+      rf_winograd_input(planes, plane, s->c, tw, j0, nb, v);
       /* The 16 products on rf_direct_tile (one tap, the channels as K),
        * tiles stored from registers. */
       for (xi = 0; xi < 16; ++xi) {
@@ -189,12 +157,12 @@ RF_KERNEL void rf_conv2d_winograd(const float *x, float *y, const float *u, cons
         float *yo = y + ((ptrdiff_t)n * s->m + o) * ohw;
         const float *ro = residual ? residual + ((ptrdiff_t)n * s->m + o) * ohw : NULL;
         for (ty = ty0; ty <= ty1; ++ty) {
-          int txa = ty == ty0 ? (int)(j0 % tw) : 0,
-              txb = ty == ty1 ? (int)((j0 + filled - 1) % tw) + 1 : tw;
-          ptrdiff_t jb = (ptrdiff_t)ty * tw - j0;
+          ptrdiff_t jb = (ptrdiff_t)ty * (tw + 1);
+          int txa = jb < j0 ? (int)(j0 - jb) : 0, txb = jend - jb < tw ? (int)(jend - jb) : tw;
           int a, oxa = 2 * txa, oxb = 2 * txb < s->ow ? 2 * txb : s->ow;
           float *y0 = lane, *y1 = lane + 2 * (tw + 1);
-          rf_winograd_out_tiles(mo + jb + txa, ms, b, y0 + 2 * txa, y1 + 2 * txa, txb - txa);
+          if (txb <= txa) continue;
+          rf_winograd_out_tiles(mo + (jb - j0) + txa, ms, b, y0 + 2 * txa, y1 + 2 * txa, txb - txa);
           for (a = 0; a < 2 && 2 * ty + a < s->oh; ++a) {
             ptrdiff_t at = (ptrdiff_t)(2 * ty + a) * s->ow + oxa;
             rf_store_act_n(yo + at, (a ? y1 : y0) + oxa, ro ? ro + at : NULL, 0.0f, oxb - oxa, act,

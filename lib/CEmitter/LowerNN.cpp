@@ -343,15 +343,18 @@ static std::optional<DirectGeometry> cvecGeometry(const ConvGeometry &g, bool co
 static constexpr int64_t kWinogradBlock = 64;
 
 /// Whether a conv runs rf_conv2d_winograd: dense 3x3, stride 1, no
-/// dilation, constant weights, on planes from 14x14 up. Measured
-/// (bench/c_conv_kernels.sh) against the kernel it replaces: 0.83x the
-/// direct kernel's time on ResNet's 64 channels at 56x56, 0.78x at 128
-/// channels at 28x28, 0.92x rf_conv2d_cvec's at 256 channels at 14x14, even
-/// on RepVGG-A0's 48 channels at 56x56; at 7x7 a quarter of its 2x2 tiles
-/// would be past the image.
+/// dilation, constant weights, 32 channels or more on both sides, on planes
+/// from 14x14 up. Measured (bench/c_conv_kernels.sh) against the kernel it
+/// replaces: 0.75x the direct kernel's time on ResNet's 64 channels at
+/// 56x56, 0.69x at 128 channels at 28x28, 0.77x rf_conv2d_cvec's at 256
+/// channels at 14x14; RepVGG-A0's 48, 96 and 192 channels 0.82x, 0.74x,
+/// 0.80x; 0.91x at 32 channels and 112x112. Slower at 24 channels and
+/// below (1.05x at 56x56, 1.35x for 16 at 112x112) and on small planes
+/// (1.1x at 10x10, 2x at 7x7, where the transformed weights, 16/9 the size,
+/// are read for a few tiles only).
 static bool useWinograd(const ConvGeometry &g, bool constantWeights) {
   return constantWeights && g.groups == 1 && g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 &&
-         g.dh == 1 && g.dw == 1 && g.oh * g.ow >= 14 * 14 && g.c >= 16 && g.m >= 16;
+         g.dh == 1 && g.dw == 1 && g.oh * g.ow >= 14 * 14 && g.c >= 32 && g.m >= 32;
 }
 
 /// U = G g G^T of every output and input channel pair (Lavin and Gray's
@@ -533,9 +536,9 @@ static Error lowerConv(Emitter &e, Operation *op) {
     if (residual == x)
       step.inPlaceCandidates.clear();
     int64_t th = (g.oh + 1) / 2, tw = (g.ow + 1) / 2, nb = kWinogradBlock;
-    // RF_WINOGRAD_SCRATCH(c, m, th, tw, nb) floats.
-    step.scratchBytes =
-        uint64_t(16 * (g.c + g.m) * nb + 4 * (std::min(nb / tw, th) + 3) * (tw + 1) + 4 * (tw + 1)) * 4;
+    // RF_WINOGRAD_SCRATCH(c, m, th, tw, nb) floats (ckernels/winograd.h).
+    int64_t plane = ((th * (tw + 1) + nb - 1) / nb * nb + tw + 2 + 15) / 16 * 16;
+    step.scratchBytes = uint64_t(4 * g.c * plane + 16 * (g.c + g.m) * nb + 4 * (tw + 1)) * 4;
     step.comment += " (winograd)";
     e.use("winograd");
     step.print = [=](Emitter &e, raw_ostream &os) {
