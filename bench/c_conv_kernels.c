@@ -1,6 +1,8 @@
-/* Times the two dense conv kernels of ckernels/conv.h on one shape, as the
- * emitter would call them: rf_conv2d_direct (flat or row-by-row tiles) and
- * rf_conv2d_cvec (channels in the vectors), best of --runs, with warm caches
+/* Times the dense conv kernels of ckernels/ on one shape, as the emitter
+ * would call them: rf_conv2d_direct (flat or row-by-row tiles),
+ * rf_conv2d_cvec (channels in the vectors) and, for 3x3 stride 1,
+ * rf_conv2d_winograd (RF_NB tiles per block, 64 by default, as the
+ * emitter), best of --runs, with warm caches
  * and with a 64 MiB sweep before every run (weights and activations cold),
  * and the largest difference between their outputs. Driven by
  * bench/c_conv_kernels.sh.

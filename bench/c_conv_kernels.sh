@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The dense conv kernels of ckernels/conv.h side by side on ResNet and
-# MobileNet shapes (or the shapes given, each "CIN COUT SIZE KERNEL
-# STRIDE"): rf_conv2d_direct against rf_conv2d_cvec, best of --runs, with
-# warm caches and with caches swept before every run, compiled with
-# gcc -O3 -march=native. The emitter's choice between them
-# (lib/CEmitter/LowerNN.cpp, cvecGeometry) rests on these numbers.
+# The dense conv kernels of ckernels/ side by side on ResNet and MobileNet
+# shapes (or the shapes given, each "CIN COUT SIZE KERNEL STRIDE"):
+# rf_conv2d_direct against rf_conv2d_cvec, and for 3x3 stride-1 shapes
+# rf_conv2d_winograd on the line below, best of --runs, with warm caches and
+# with caches swept before every run, compiled with gcc -O3 -march=native.
+# The emitter's choice between them (lib/CEmitter/LowerNN.cpp,
+# cvecGeometry, useWinograd) rests on these numbers.
 # usage: bench/c_conv_kernels.sh [--runs N] ["CIN COUT SIZE KERNEL STRIDE"]...
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
