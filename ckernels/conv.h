@@ -359,7 +359,12 @@ RF_KERNEL void rf_conv2d_direct(const float *x, float *y, const float *wp, const
           len = s->ow - ox0 < RF_DIRECT_SPAN ? s->ow - ox0 : RF_DIRECT_SPAN;
           qnext = ox0 + len >= s->ow ? q0 - ox0 + g->wpad : q0 + len;
         } else {
-          len = nflat - q0 < RF_DIRECT_SPAN ? nflat - q0 : RF_DIRECT_SPAN;
+          /* The vectors left, spread evenly over the tiles left: 13 as
+           * 4 + 3 + 3 + 3 rather than 4 + 4 + 4 + 1, whose last tile
+           * would be all loads. */
+          ptrdiff_t vleft = (nflat - q0 + RF_NR - 1) / RF_NR, per = RF_DIRECT_SPAN / RF_NR;
+          ptrdiff_t tleft = (vleft + per - 1) / per, vt = (vleft + tleft - 1) / tleft;
+          len = nflat - q0 < vt * RF_NR ? nflat - q0 : vt * RF_NR;
           qnext = q0 + len;
         }
         dv = (int)((len + RF_NR - 1) / RF_NR);

@@ -306,11 +306,13 @@ static std::optional<DirectGeometry> directGeometry(const ConvGeometry &g) {
 /// of output pixels, nothing computed and dropped) instead of the flat
 /// direct tiles, and its geometry. Measured (bench/c_conv_kernels.sh) on
 /// ResNet shapes: 0.77-0.82x the direct kernel's time for 3x3 convs at 7x7,
-/// 0.82-0.90x at 14x14, even at 28x28 and 1.12x at 56x56. Against pointwise tiles stored from
-/// registers it only holds its own at 7x7 where the input channels
-/// outnumber the output channels (0.81-1.03x at 960->320, 0.87-0.96x at
-/// 2048->512; 1.0-1.5x at 14x14, 1.1-2x the other way, where its
-/// transposed store weighs).
+/// 0.82-0.90x at 14x14, even at 28x28 and 1.12x at 56x56. Against pointwise
+/// tiles stored from registers it holds its own up to 14x14 where the
+/// input channels outnumber the output channels at least twofold
+/// (0.81-1.03x at 960->320 and 0.87-0.96x at 2048->512 at 7x7; 0.65x at
+/// 384->64, 0.90x at 1024->256, 0.94x at 576->96, 0.97x at 512->256 at
+/// 14x14), not at 28x28 (1.17x at 512->128) nor the other way (1.1-2x,
+/// where its transposed store weighs).
 static std::optional<DirectGeometry> cvecGeometry(const ConvGeometry &g, bool constantWeights) {
   int64_t cg = g.c / g.groups, mg = g.m / g.groups;
   int64_t mpad = (mg + kCvecPanel - 1) / kCvecPanel * kCvecPanel;
@@ -320,7 +322,7 @@ static std::optional<DirectGeometry> cvecGeometry(const ConvGeometry &g, bool co
   if (g.kh * g.kw > 49 || g.sh > 4 || g.sw > 4)
     return std::nullopt;
   if (isPointwise(g)) {
-    if (g.oh * g.ow > 7 * 7 || cg < 2 * mg)
+    if (g.oh * g.ow > 14 * 14 || cg < 2 * mg)
       return std::nullopt;
     return DirectGeometry{g.w, 0}; // read in place, pixel by pixel
   }
