@@ -40,7 +40,7 @@ int main(int argc, char **argv) {
   rf_conv_shape s, sd;
   rf_direct_geometry g, gc;
   float *x, *w, *b, *wa, *wc, *wu = NULL, *y1, *y2, *y3 = NULL, *scratch, *wscratch = NULL;
-  int wino, nb = 0;
+  int wino, nb = 0, cb;
   double wbest[2] = {1e9, 1e9}, wdiff = 0.0;
   volatile char *sweep;
   size_t sweep_bytes = (size_t)64 << 20;
@@ -125,6 +125,8 @@ int main(int argc, char **argv) {
     y3 = must_alloc(sizeof(float) * (size_t)m * oh * oh);
     wscratch = must_alloc(sizeof(float) * (size_t)RF_WINOGRAD_SCRATCH(c, m, (oh + 1) / 2, tw, nb));
   }
+  /* Input channels per block of rf_conv2d_cvec: RF_CB, or the emitter's. */
+  cb = getenv("RF_CB") ? atoi(getenv("RF_CB")) : (1024 / (k * k) > 0 ? 1024 / (k * k) : 1);
   y1 = must_alloc(sizeof(float) * (size_t)m * oh * oh);
   y2 = must_alloc(sizeof(float) * (size_t)m * oh * oh);
   scratch = must_alloc(sizeof(float) * (size_t)((ptrdiff_t)c * st * st * g.plane + (ptrdiff_t)oh * oh * RF_CV_PANEL + 64));
@@ -143,7 +145,7 @@ int main(int argc, char **argv) {
       if (cold)
         for (q = 0; q < sweep_bytes; q += 64) sweep[q] = (char)(sweep[q] + 1);
       t = now();
-      rf_conv2d_cvec(x, y2, wc, b, NULL, &s, &gc, (int)(1024 / (k * k) > 0 ? 1024 / (k * k) : 1), scratch,
+      rf_conv2d_cvec(x, y2, wc, b, NULL, &s, &gc, cb, scratch,
                      RF_ACT_RELU, 0.0f, 0.0f);
       t = now() - t;
       if (t < best[1][cold]) best[1][cold] = t;

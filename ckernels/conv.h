@@ -324,6 +324,24 @@ RF_INLINE void rf_direct_store(const float *tile, ptrdiff_t q0, ptrdiff_t qend, 
   }
 }
 
+/* The pixels a strided 1x1 conv reads, x[p][oy * sh][ox * sw] of each of
+ * `planes` channel planes, packed densely ([planes][oh * ow]) for
+ * rf_conv2d_direct's pointwise tiles, then RF_NR zeros (the last tile's
+ * vector loads run past the last plane). */
+RF_KERNEL void rf_subsample(const float *x, int planes, int h, int w, int sh, int sw, int oh, int ow,
+                            float *out) {
+  int p, oy, ox;
+  for (p = 0; p < planes; ++p)
+    for (oy = 0; oy < oh; ++oy, out += ow) {
+      const float *row = x + ((ptrdiff_t)p * h + (ptrdiff_t)oy * sh) * w;
+      if (sw == 2)
+        for (ox = 0; ox < ow; ++ox) out[ox] = row[2 * ox];
+      else
+        for (ox = 0; ox < ow; ++ox) out[ox] = row[ox * sw];
+    }
+  memset(out, 0, sizeof(float) * RF_NR);
+}
+
 /* Scratch: cg * sh * sw * plane floats. */
 RF_KERNEL void rf_conv2d_direct(const float *x, float *y, const float *wp, const float *bias,
                                 const float *residual, const rf_conv_shape *s,
