@@ -595,8 +595,32 @@ RF_KERNEL void rf_conv2d_cvec(const float *x, float *y, const float *wp, const f
  * bit mask (a select, so the wrapped values never enter the sum). No short
  * rows, no bounds checks. Scratch: k masks and the guarded copy, k *
  * padded + 2 * guard + padded floats, where padded = h * w rounded up to 16
- * and guard = (k / 2) * w + k / 2. */
+ * and guard = (k / 2) * w + k / 2 + 16 rounded up to 16 (the copy starts
+ * aligned; the 3x3 kernel reads a vector before and after each row). */
 #if defined(__GNUC__) && !defined(RF_SCALAR)
+/* A vector of the row shifted one lane toward its start, taking the last
+ * lane of the vector before (RF_SHIFT_IN), or toward its end, taking the
+ * first lane of the vector after (RF_SHIFT_OUT), where the compiler has
+ * __builtin_shufflevector (GCC 12, Clang) and the target does it in one
+ * instruction (AVX, NEON's ext, SSSE3's palignr; plain SSE2 takes several,
+ * and the unaligned loads are faster there). */
+#if defined(__has_builtin) && (RF_VW >= 8 || defined(__aarch64__) || defined(__SSSE3__))
+#if __has_builtin(__builtin_shufflevector)
+#if RF_VW == 16
+#define RF_SHIFT_IN(p, c) \
+  __builtin_shufflevector(p, c, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30)
+#define RF_SHIFT_OUT(c, n) \
+  __builtin_shufflevector(c, n, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16)
+#elif RF_VW == 8
+#define RF_SHIFT_IN(p, c) __builtin_shufflevector(p, c, 7, 8, 9, 10, 11, 12, 13, 14)
+#define RF_SHIFT_OUT(c, n) __builtin_shufflevector(c, n, 1, 2, 3, 4, 5, 6, 7, 8)
+#else
+#define RF_SHIFT_IN(p, c) __builtin_shufflevector(p, c, 3, 4, 5, 6)
+#define RF_SHIFT_OUT(c, n) __builtin_shufflevector(c, n, 1, 2, 3, 4)
+#endif
+#endif
+#endif
+
 /* rf_depthwise_same's 3x3 channel with Relu, Clip or no activation: the
  * nine weights in registers, the taps unrolled, the residual and the
  * activation applied in registers before one store per vector. */
@@ -606,13 +630,35 @@ RF_INLINE void rf_depthwise_same3(const float *base, int w, ptrdiff_t hw, ptrdif
   rf_vf wv[9], lo = (rf_vf){0} + (act == RF_ACT_CLIP ? p0 : 0.0f), hi = (rf_vf){0} + p1;
   ptrdiff_t q;
   int t;
+#ifdef RF_SHIFT_IN
+  /* One load per row and vector: the taps one column left and right are
+   * the row's vectors shifted by a lane (the previous and next vector
+   * carried along). */
+  rf_vf prev[3], cur[3];
+  for (t = 0; t < 3; ++t) {
+    memcpy(&prev[t], base - RF_VW + (ptrdiff_t)(t - 1) * w, sizeof prev[t]);
+    memcpy(&cur[t], base + (ptrdiff_t)(t - 1) * w, sizeof cur[t]);
+  }
+#endif
   for (t = 0; t < 9; ++t) wv[t] = (rf_vf){0} + wc[t];
   for (q = 0; q < padded; q += RF_VW) {
     const float *c = base + q;
     rf_vf v[9], acc = (rf_vf){0} + b, part;
     rf_vi keep;
     int j;
+#ifdef RF_SHIFT_IN
+    for (t = 0; t < 3; ++t) {
+      rf_vf next;
+      memcpy(&next, c + RF_VW + (ptrdiff_t)(t - 1) * w, sizeof next);
+      v[3 * t] = RF_SHIFT_IN(prev[t], cur[t]);
+      v[3 * t + 1] = cur[t];
+      v[3 * t + 2] = RF_SHIFT_OUT(cur[t], next);
+      prev[t] = cur[t];
+      cur[t] = next;
+    }
+#else
     for (t = 0; t < 9; ++t) memcpy(&v[t], c + (ptrdiff_t)(t / 3 - 1) * w + (t % 3 - 1), sizeof v[t]);
+#endif
     /* Column by column, as the general loop sums them. */
     part = wv[0] * v[0] + wv[3] * v[3] + wv[6] * v[6];
     memcpy(&keep, masks + q, sizeof keep);
@@ -653,7 +699,7 @@ RF_KERNEL void rf_depthwise_same(const float *x, float *y, const float *w, const
                                  int act, float p0, float p1) {
   int k = s->kw, p = k / 2, n, c, kx, ky;
   ptrdiff_t hw = (ptrdiff_t)s->h * s->w, padded = (hw + RF_NR - 1) / RF_NR * RF_NR;
-  ptrdiff_t guard = (ptrdiff_t)p * s->w + p, q, q0;
+  ptrdiff_t guard = ((ptrdiff_t)p * s->w + p + RF_NR + RF_NR - 1) / RF_NR * RF_NR, q, q0;
   int32_t *masks = (int32_t *)(void *)scratch; /* [k][padded]: column offset kx - p stays in the row */
   float *plane = scratch + (ptrdiff_t)k * padded, *base = plane + guard;
   for (kx = 0; kx < k; ++kx)

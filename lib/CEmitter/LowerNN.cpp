@@ -512,7 +512,8 @@ static Error lowerConv(Emitter &e, Operation *op) {
   if (flatDepthwise) {
     step.reads.push_back(w);
     // rf_depthwise_same_scratch (ckernels/conv.h): k masks, the guarded copy.
-    int64_t padded = (g.h * g.w + kNR - 1) / kNR * kNR, guard = g.kh / 2 * g.w + g.kh / 2;
+    int64_t padded = (g.h * g.w + kNR - 1) / kNR * kNR;
+    int64_t guard = (g.kh / 2 * g.w + g.kh / 2 + 2 * kNR - 1) / kNR * kNR;
     step.scratchBytes = uint64_t(g.kh * padded + 2 * guard + padded) * 4;
     // The output is written channel by channel over a residual it reads
     // at the same positions, so it may take over the residual's buffer.
