@@ -7,9 +7,9 @@
  * transforms are additions only (B and A hold 0 and +-1), so the result
  * differs from the direct sum by rounding alone.
  *
- * Tiles are numbered row-major (tile (ty, tx) is output pixels 2ty..2ty+1,
- * 2tx..2tx+1) and taken in blocks of `nb` (a multiple of RF_NR): for each
- * block the input transform writes V[16][c][nb], the GEMMs M[16][m][nb] =
+ * Tile (ty, tx) is output pixels 2ty..2ty+1, 2tx..2tx+1; tiles are taken
+ * in blocks of `nb` (a multiple of RF_NR): for each block the input
+ * transform writes V[16][c][nb], the products M[16][m][nb] =
  * U[16][m x c] V[16][c x nb], and the output transform adds the bias and
  * the residual, applies the activation and stores. U arrives as 16 sets of
  * rf_gemm_packed_a panels (RF_MR-padded rows x c). */
@@ -28,11 +28,12 @@
   (4 * (ptrdiff_t)(c) * RF_WINOGRAD_PLANE(th, tw, nb) +                        \
    16 * ((ptrdiff_t)(c) + (m)) * (nb) + 4 * ((ptrdiff_t)(tw) + 1))
 
-/* Row k of B^T d B for n consecutive tiles of one tile row. The rows of
- * B^T d are d0 - d2, d1 + d2, d2 - d1 and d1 - d3, here a + sign * b of two
- * padded input rows split into their even and odd columns (tile i reads
- * even[i], odd[i], even[i + 1], odd[i + 1]; sign is +-1, so the product is
- * exact); then the same combinations of its four columns go to v0..v3. */
+/* Row k of B^T d B for n consecutive tiles. The rows of B^T d are
+ * d0 - d2, d1 + d2, d2 - d1 and d1 - d3, here a + sign * b of two patch
+ * rows, each read from the even- and odd-column phase planes (tile i's
+ * columns are even[i], odd[i], even[i + 1], odd[i + 1]; sign is +-1, so the
+ * product is exact); then the same combinations of its four columns go to
+ * v0..v3. */
 RF_INLINE void rf_winograd_in_row(const float *RF_RESTRICT ae, const float *RF_RESTRICT ao,
                                   const float *RF_RESTRICT be, const float *RF_RESTRICT bo,
                                   float sign, float *RF_RESTRICT v0, float *RF_RESTRICT v1,
