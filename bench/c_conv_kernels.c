@@ -85,7 +85,7 @@ int main(int argc, char **argv) {
     gc.wpad = h;
     gc.plane = 0;
   } else if (k == 1) {
-    fprintf(stderr, "c_conv_kernels: strided 1x1 convs run rf_conv2d_cvec or the GEMM only\n");
+    fprintf(stderr, "c_conv_kernels: strided 1x1 convs run packed densely (rf_subsample) as pointwise; time that shape\n");
     return 2;
   } else {
     int zmin = pad > 0 ? (int)ceil_div(pad, st) : 0, px, reach = (k - 1) / st;
