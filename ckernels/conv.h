@@ -936,6 +936,173 @@ static void rf_depthwise3x3_rows(const float *x, float *y, const float *w, const
     }
 }
 
+#if defined(RF_SHIFT_IN)
+/* Even and odd lanes of the 2 * RF_VW floats a, b (one instruction on
+ * AVX-512, two on AVX2, NEON's uzp). */
+#if RF_VW == 16
+#define RF_EVEN(a, b) \
+  __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+#define RF_ODD(a, b) \
+  __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)
+#elif RF_VW == 8
+#define RF_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14)
+#define RF_ODD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15)
+#else
+#define RF_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6)
+#define RF_ODD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7)
+#endif
+
+/* RF_VW floats from p; past `end` (the end of the tensor) they read as 0. */
+RF_INLINE rf_vf rf_load_guarded(const float *p, const float *end) {
+  rf_vf v;
+  if (p + RF_VW <= end) {
+    memcpy(&v, p, sizeof v);
+  } else {
+    float lane[RF_VW] = {0};
+    ptrdiff_t j;
+    for (j = 0; j < RF_VW && p + j < end; ++j) lane[j] = p[j];
+    memcpy(&v, lane, sizeof v);
+  }
+  return v;
+}
+
+/* One input row's share of RF_VW outputs of a stride-2 3x3 depthwise conv
+ * (see rf_depthwise3x3_s2): the left, centre and right taps times their
+ * weights. `last` cuts the lanes past the row; `guarded` loads the tail of
+ * the tensor lane by lane. */
+RF_INLINE rf_vf rf_depthwise3x3_s2_row(const float *row, const float *end, int guarded, int last,
+                                      rf_vi keep_even, rf_vi keep_odd, rf_vf *odd_before,
+                                      rf_vf wl, rf_vf wc, rf_vf wr) {
+  rf_vf a, b, even, odd, left;
+  if (guarded) {
+    a = rf_load_guarded(row, end);
+    b = rf_load_guarded(row + RF_VW, end);
+  } else {
+    memcpy(&a, row, sizeof a);
+    memcpy(&b, row + RF_VW, sizeof b);
+  }
+  even = RF_EVEN(a, b);
+  odd = RF_ODD(a, b);
+  if (last) {
+    even = (rf_vf)((rf_vi)even & keep_even);
+    odd = (rf_vf)((rf_vi)odd & keep_odd);
+  }
+  left = RF_SHIFT_IN(*odd_before, odd);
+  *odd_before = odd;
+  return wl * left + wc * even + wr * odd;
+}
+
+/* Bias, residual and Relu/Clip on one vector of outputs, then its store:
+ * whole where it fits in the row or `spill` allows writing past it, lane by
+ * lane otherwise. */
+RF_INLINE void rf_depthwise3x3_s2_store(float *dst, rf_vf acc, const float *res,
+                                        const float *res_end, int count, int spill, int act,
+                                        rf_vf lo, rf_vf hi) {
+  int j;
+  if (res) acc += rf_load_guarded(res, res_end);
+  if (act == RF_ACT_RELU) {
+    acc = (rf_vf)((rf_vi)acc & (acc > lo));
+  } else if (act == RF_ACT_CLIP) {
+    rf_vi below = acc < lo, above;
+    acc = (rf_vf)(((rf_vi)acc & ~below) | ((rf_vi)lo & below));
+    above = acc > hi;
+    acc = (rf_vf)(((rf_vi)acc & ~above) | ((rf_vi)hi & above));
+  }
+  if (count == RF_VW || spill) {
+    memcpy(dst, &acc, sizeof acc);
+  } else {
+    float lane[RF_VW];
+    memcpy(lane, &acc, sizeof acc);
+    for (j = 0; j < count; ++j) dst[j] = lane[j];
+  }
+}
+
+/* 3x3 depthwise, stride 2, one row and column of padding before the image,
+ * straight from the input rows: RF_VW outputs of a row take their taps from
+ * two vector loads of each input row, split into even columns (the centre
+ * taps) and odd columns (the right taps), the odd ones shifted a lane for
+ * the left taps. Lanes past the row are cut by two masks on the row's last
+ * vector; rows outside the image read a zero row. A vector that runs past
+ * the output row is stored whole where what it overwrites is written later
+ * (so not when the residual shares the output's memory), else lane by
+ * lane. */
+static void rf_depthwise3x3_s2(const float *x, float *y, const float *w, const float *bias,
+                               const float *residual, const rf_conv_shape *s, int act, float p0,
+                               float p1) {
+  int mult = s->m / s->c, n, o, oy, ox0, j;
+  ptrdiff_t ohw = (ptrdiff_t)s->oh * s->ow;
+  const float *x_end = x + (ptrdiff_t)s->n * s->c * s->h * s->w;
+  const float *y_end = y + (ptrdiff_t)s->n * s->m * ohw;
+  const float *res_end = residual ? residual + (ptrdiff_t)s->n * s->m * ohw : NULL;
+  int may_spill = !residual || (uintptr_t)residual >= (uintptr_t)y_end ||
+                  (uintptr_t)res_end <= (uintptr_t)y;
+  int last = (s->ow - 1) / RF_VW * RF_VW; /* first output of the row's last vector */
+  int count = s->ow - last;
+  int32_t even_in[RF_VW], odd_in[RF_VW];
+  float zero_row[2 * RF_VW] = {0};
+  rf_vi keep_even, keep_odd;
+  rf_vf lo = (rf_vf){0} + (act == RF_ACT_CLIP ? p0 : 0.0f), hi = (rf_vf){0} + p1;
+  int fused = act == RF_ACT_NONE || act == RF_ACT_RELU || act == RF_ACT_CLIP;
+  for (j = 0; j < RF_VW; ++j) {
+    even_in[j] = 2 * (last + j) < s->w ? -1 : 0;
+    odd_in[j] = 2 * (last + j) + 1 < s->w ? -1 : 0;
+  }
+  memcpy(&keep_even, even_in, sizeof keep_even);
+  memcpy(&keep_odd, odd_in, sizeof keep_odd);
+  for (n = 0; n < s->n; ++n)
+    for (o = 0; o < s->m; ++o) {
+      const float *plane = x + ((ptrdiff_t)n * s->c + o / mult) * s->h * s->w;
+      float *out = y + ((ptrdiff_t)n * s->m + o) * ohw;
+      const float *res = residual ? residual + ((ptrdiff_t)n * s->m + o) * ohw : NULL;
+      const float *wo = w + (ptrdiff_t)o * 9;
+      rf_vf w0 = (rf_vf){0} + wo[0], w1 = (rf_vf){0} + wo[1], w2 = (rf_vf){0} + wo[2];
+      rf_vf w3 = (rf_vf){0} + wo[3], w4 = (rf_vf){0} + wo[4], w5 = (rf_vf){0} + wo[5];
+      rf_vf w6 = (rf_vf){0} + wo[6], w7 = (rf_vf){0} + wo[7], w8 = (rf_vf){0} + wo[8];
+      rf_vf b = (rf_vf){0} + (bias ? bias[o] : 0.0f);
+      for (oy = 0; oy < s->oh; ++oy) {
+        /* The rows move RF_VW outputs (2 * RF_VW inputs) on per vector; a
+         * row outside the image is zero_row, which stays put. */
+        int iy = 2 * oy - 1, in0 = iy >= 0 && iy < s->h, in1 = iy + 1 < s->h, in2 = iy + 2 < s->h;
+        const float *r0 = in0 ? plane + (ptrdiff_t)iy * s->w : zero_row;
+        const float *r1 = in1 ? plane + (ptrdiff_t)(iy + 1) * s->w : zero_row;
+        const float *r2 = in2 ? plane + (ptrdiff_t)(iy + 2) * s->w : zero_row;
+        ptrdiff_t step0 = in0 ? 2 * RF_VW : 0, step1 = in1 ? 2 * RF_VW : 0;
+        ptrdiff_t step2 = in2 ? 2 * RF_VW : 0;
+        rf_vf ob0 = (rf_vf){0}, ob1 = (rf_vf){0}, ob2 = (rf_vf){0}, acc;
+        float *orow = out + (ptrdiff_t)oy * s->ow;
+        const float *rrow = res ? res + (ptrdiff_t)oy * s->ow : NULL;
+        int spill = may_spill && orow + last + RF_VW <= y_end;
+        const float *furthest = in2 ? r2 : in1 ? r1 : r0; /* zero_row: never guarded */
+        int guarded = furthest != zero_row && furthest + 2 * last + 2 * RF_VW > x_end;
+        for (ox0 = 0; ox0 < last; ox0 += RF_VW) {
+          acc = b;
+          acc += rf_depthwise3x3_s2_row(r0, x_end, 0, 0, keep_even, keep_odd, &ob0, w0, w1, w2);
+          acc += rf_depthwise3x3_s2_row(r1, x_end, 0, 0, keep_even, keep_odd, &ob1, w3, w4, w5);
+          acc += rf_depthwise3x3_s2_row(r2, x_end, 0, 0, keep_even, keep_odd, &ob2, w6, w7, w8);
+          rf_depthwise3x3_s2_store(orow + ox0, acc, rrow ? rrow + ox0 : NULL, res_end, RF_VW, 1,
+                                   act, lo, hi);
+          r0 += step0;
+          r1 += step1;
+          r2 += step2;
+        }
+        acc = b;
+        if (guarded) {
+          acc += rf_depthwise3x3_s2_row(r0, x_end, 1, 1, keep_even, keep_odd, &ob0, w0, w1, w2);
+          acc += rf_depthwise3x3_s2_row(r1, x_end, 1, 1, keep_even, keep_odd, &ob1, w3, w4, w5);
+          acc += rf_depthwise3x3_s2_row(r2, x_end, 1, 1, keep_even, keep_odd, &ob2, w6, w7, w8);
+        } else {
+          acc += rf_depthwise3x3_s2_row(r0, x_end, 0, 1, keep_even, keep_odd, &ob0, w0, w1, w2);
+          acc += rf_depthwise3x3_s2_row(r1, x_end, 0, 1, keep_even, keep_odd, &ob1, w3, w4, w5);
+          acc += rf_depthwise3x3_s2_row(r2, x_end, 0, 1, keep_even, keep_odd, &ob2, w6, w7, w8);
+        }
+        rf_depthwise3x3_s2_store(orow + last, acc, rrow ? rrow + last : NULL, res_end, count, spill,
+                                 act, lo, hi);
+        if (!fused) rf_activate_n(orow, s->ow, act, p0, p1);
+      }
+    }
+}
+#endif
+
 /* groups == c: output channel o reads input channel o / (m / c). Weights in
  * ONNX layout [m, 1, kh, kw]. Per output row, the kh input rows it reads
  * are copied with their zero padding into `rows` (kh x (w + pl + pr)
@@ -949,6 +1116,12 @@ RF_KERNEL void rf_conv2d_depthwise(const float *x, float *y, const float *w, con
   ptrdiff_t ohw = (ptrdiff_t)s->oh * s->ow;
   if (s->kh == 3 && s->kw == 3 && s->dh == 1 && s->dw == 1 && (s->sw == 1 || s->sw == 2) &&
       (s->sh == 1 || s->sh == 2)) {
+#if defined(RF_SHIFT_IN)
+    if (s->pt == 1 && s->pl == 1 && s->sh == 2 && s->sw == 2) {
+      rf_depthwise3x3_s2(x, y, w, bias, residual, s, act, p0, p1);
+      return;
+    }
+#endif
     if (s->pt == 1 && s->pl == 1 && s->sh == s->sw &&
         (s->sw == 2 || (ptrdiff_t)s->h * s->w > 56 * 56))
       rf_depthwise3x3_rows(x, y, w, bias, residual, s, rows, act, p0, p1);
