@@ -79,7 +79,7 @@ int main(int argc, char **argv) {
   if (k == 1 && st == 1) {
     ptrdiff_t px = (ptrdiff_t)h * h;
     g.wpad = (int)px;
-    g.plane = px % 16 ? ceil_div(px, 16) * 16 : 0;
+    g.plane = 0;
     sd.h = sd.oh = 1;
     sd.w = sd.ow = (int)px;
     gc.wpad = h;

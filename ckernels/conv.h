@@ -172,11 +172,14 @@ typedef struct {
 
 /* RF_MR channels x dv * RF_NR flat positions starting at `in` (a pointer
  * into channel 0's planes), into out[RF_MR][RF_DIRECT_SPAN], or with `dst`
- * into the output itself, residual and activation applied. */
+ * into the output itself, residual and activation applied. With `last`
+ * >= 0 the last channel holds only `last` floats from `in` (an input read
+ * in place: the tile's vectors would run past the tensor), and is read
+ * through a zero-padded copy. */
 RF_INLINE void rf_direct_tile(const float *in, ptrdiff_t chan_stride, int channels, const float *w,
                               const ptrdiff_t *toff, int taps, const int dv, const float *bias,
                               int act, float p0, float p1, float out[RF_MR][RF_DIRECT_SPAN],
-                              const rf_direct_dst *dst) {
+                              const rf_direct_dst *dst, ptrdiff_t last) {
 #if defined(__GNUC__) && !defined(RF_SCALAR)
   /* dv * RF_NR positions as nv vectors of the target's width. */
   rf_vf acc[RF_MR][RF_DIRECT_VECTORS * RF_NV];
@@ -184,11 +187,21 @@ RF_INLINE void rf_direct_tile(const float *in, ptrdiff_t chan_stride, int channe
   int r, v, c, t;
   for (r = 0; r < RF_MR; ++r)
     for (v = 0; v < nv; ++v) acc[r][v] = (rf_vf){0};
-  for (c = 0; c < channels; ++c, in += chan_stride)
+  for (c = 0; c < channels - (last >= 0); ++c, in += chan_stride)
     for (t = 0; t < taps; ++t, w += RF_MR) {
       const float *src = in + toff[t];
       rf_vf x[RF_DIRECT_VECTORS * RF_NV];
       for (v = 0; v < nv; ++v) memcpy(&x[v], src + v * RF_VW, sizeof x[v]);
+      for (r = 0; r < RF_MR; ++r)
+        for (v = 0; v < nv; ++v) acc[r][v] += w[r] * x[v];
+    }
+  if (last >= 0)
+    for (t = 0; t < taps; ++t, w += RF_MR) {
+      float copy[RF_DIRECT_SPAN] = {0};
+      rf_vf x[RF_DIRECT_VECTORS * RF_NV];
+      ptrdiff_t j, n = last - toff[t] < dv * RF_NR ? last - toff[t] : dv * RF_NR;
+      for (j = 0; j < n; ++j) copy[j] = in[toff[t] + j];
+      for (v = 0; v < nv; ++v) memcpy(&x[v], copy + v * RF_VW, sizeof x[v]);
       for (r = 0; r < RF_MR; ++r)
         for (v = 0; v < nv; ++v) acc[r][v] += w[r] * x[v];
     }
@@ -244,8 +257,9 @@ RF_INLINE void rf_direct_tile(const float *in, ptrdiff_t chan_stride, int channe
   for (c = 0; c < channels; ++c, in += chan_stride)
     for (t = 0; t < taps; ++t, w += RF_MR) {
       const float *src = in + toff[t];
+      int valid = c == channels - 1 && last >= 0 ? (int)(last - toff[t] < n ? last - toff[t] : n) : n;
       for (r = 0; r < RF_MR; ++r)
-        for (j = 0; j < n; ++j) out[r][j] += w[r] * src[j];
+        for (j = 0; j < valid; ++j) out[r][j] += w[r] * src[j];
     }
   for (r = 0; r < RF_MR; ++r) {
     if (bias)
@@ -350,7 +364,7 @@ RF_KERNEL void rf_conv2d_direct(const float *x, float *y, const float *wp, const
   ptrdiff_t ohw = (ptrdiff_t)s->oh * s->ow, kg = (ptrdiff_t)cg * taps;
   ptrdiff_t mpad = (mg + RF_MR - 1) / RF_MR * RF_MR;
   ptrdiff_t chan = g->plane ? (ptrdiff_t)s->sh * s->sw * g->plane : (ptrdiff_t)s->h * s->w;
-  ptrdiff_t nflat = (ptrdiff_t)(s->oh - 1) * g->wpad + s->ow, q0, qnext;
+  ptrdiff_t nflat = (ptrdiff_t)(s->oh - 1) * g->wpad + s->ow, q0, qnext, last;
   ptrdiff_t toff[RF_DIRECT_MAX_TAPS];
   float tile[RF_MR][RF_DIRECT_SPAN];
   for (ky = 0; ky < s->kh; ++ky)
@@ -388,6 +402,12 @@ RF_KERNEL void rf_conv2d_direct(const float *x, float *y, const float *wp, const
         dv = (int)((len + RF_NR - 1) / RF_NR);
         (void)dv; /* always 1 below RF_DIRECT_VECTORS 4 */
         qend = q0 + len;
+        /* Read in place, the last image's last channel ends before the
+         * tile's vectors do: that channel is read through a copy. */
+        last = !g->plane && n == s->n - 1 && grp == s->groups - 1 &&
+                       q0 + (ptrdiff_t)dv * RF_NR > (ptrdiff_t)s->h * s->w
+                   ? (ptrdiff_t)s->h * s->w - q0
+                   : -1;
         for (m0 = 0; m0 < mg; m0 += RF_MR) {
           const float *wpanel = wg + (ptrdiff_t)m0 * kg;
           int mm = mg - m0 < RF_MR ? mg - m0 : RF_MR;
@@ -415,12 +435,12 @@ RF_KERNEL void rf_conv2d_direct(const float *x, float *y, const float *wp, const
             bpanel = bpad;
           }
 #if RF_DIRECT_VECTORS == 4
-          if (dv == 4) rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 4, bpanel, reg_act, p0, p1, tile, to);
-          else if (dv == 3) rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 3, bpanel, reg_act, p0, p1, tile, to);
-          else if (dv == 2) rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 2, bpanel, reg_act, p0, p1, tile, to);
+          if (dv == 4) rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 4, bpanel, reg_act, p0, p1, tile, to, last);
+          else if (dv == 3) rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 3, bpanel, reg_act, p0, p1, tile, to, last);
+          else if (dv == 2) rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 2, bpanel, reg_act, p0, p1, tile, to, last);
           else
 #endif
-            rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 1, bpanel, reg_act, p0, p1, tile, to);
+            rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 1, bpanel, reg_act, p0, p1, tile, to, last);
           if (to) continue;
           for (r = 0; r < mm; ++r) {
             ptrdiff_t plane_at = obase + (ptrdiff_t)(m0 + r) * ohw;

@@ -135,17 +135,17 @@ RF_KERNEL void rf_conv2d_winograd(const float *x, float *y, const float *u, cons
 #if RF_DIRECT_VECTORS == 4
             if (dv == 4)
               rf_direct_tile(vxi + jt, nb, s->c, uxi + (ptrdiff_t)m0 * s->c, &zero, 1, 4, NULL,
-                             RF_ACT_NONE, 0.0f, 0.0f, tile, &dst);
+                             RF_ACT_NONE, 0.0f, 0.0f, tile, &dst, -1);
             else if (dv == 3)
               rf_direct_tile(vxi + jt, nb, s->c, uxi + (ptrdiff_t)m0 * s->c, &zero, 1, 3, NULL,
-                             RF_ACT_NONE, 0.0f, 0.0f, tile, &dst);
+                             RF_ACT_NONE, 0.0f, 0.0f, tile, &dst, -1);
             else if (dv == 2)
               rf_direct_tile(vxi + jt, nb, s->c, uxi + (ptrdiff_t)m0 * s->c, &zero, 1, 2, NULL,
-                             RF_ACT_NONE, 0.0f, 0.0f, tile, &dst);
+                             RF_ACT_NONE, 0.0f, 0.0f, tile, &dst, -1);
             else
 #endif
               rf_direct_tile(vxi + jt, nb, s->c, uxi + (ptrdiff_t)m0 * s->c, &zero, 1, 1, NULL,
-                             RF_ACT_NONE, 0.0f, 0.0f, tile, &dst);
+                             RF_ACT_NONE, 0.0f, 0.0f, tile, &dst, -1);
           }
       }
       /* A^T M A: rows (m0 + m1 + m2, m1 - m2 - m3), then the same on

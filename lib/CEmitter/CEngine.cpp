@@ -104,7 +104,10 @@ static std::string harnessSource(StringRef prefix, ArrayRef<uint64_t> inBytes,
      << prefix << "_run and " << prefix << "_run_with_workspace\\n\", i); return 5; }\n"
      << "    f = fopen(argv[1 + NIN + i], \"wb\");\n"
      << "    if (!f || fwrite(out[i], 1, out_bytes[i], f) != out_bytes[i]) return 6;\n"
-     << "    fclose(f);\n  }\n  return 0;\n}\n";
+     << "    fclose(f);\n  }\n"
+     << "  for (i = 0; i < NIN; ++i) free(in[i]);\n"
+     << "  for (i = 0; i < NOUT; ++i) { free(out[i]); free(again[i]); }\n"
+     << "  free(raw);\n  free(times);\n  return 0;\n}\n";
   return s;
 }
 
@@ -244,9 +247,19 @@ llvm::Expected<interp::TensorMap> runC(ModuleOp module, ArrayRef<interp::Tensor>
   std::string log;
   if (auto buffer = llvm::MemoryBuffer::getFile(runLog))
     log = (*buffer)->getBuffer().str();
-  if (status != 0)
+  if (status != 0) {
+    // The first line that says something (a sanitizer opens with a rule).
+    SmallVector<StringRef> lines;
+    StringRef(log).split(lines, '\n', -1, false);
+    StringRef first;
+    for (StringRef line : lines)
+      if (line.find_first_not_of("= \t\r") != StringRef::npos) {
+        first = line.trim();
+        break;
+      }
     return error("the compiled model failed (exit " + std::to_string(status) + ")" +
-                 (log.empty() ? "" : ": " + StringRef(log).trim().split('\n').first.str()));
+                 (first.empty() ? "" : ": " + first.str()));
+  }
   if (medianMs) {
     *medianMs = -1;
     StringRef l(log);

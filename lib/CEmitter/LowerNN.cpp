@@ -288,12 +288,11 @@ static std::optional<DirectGeometry> directGeometry(const ConvGeometry &g) {
     // 24 and 32 channels: 1.2-1.9x); below 8 a 6-row tile is mostly waste.
     if (g.m / g.groups < 8)
       return std::nullopt;
-    // The image as one row; read in place when every tile's vector loads
-    // stay inside the input (the pixel count is a multiple of 16).
-    int64_t pixels = g.h * g.w;
-    if (pixels % kSpan == 0)
-      return DirectGeometry{pixels, 0};
-    return DirectGeometry{pixels, (pixels + kSpan - 1) / kSpan * kSpan};
+    // The image as one row, read in place (the tiles that would read past
+    // the input take its last channel through a copy): a copy into aligned
+    // planes costs more than the unaligned loads it saves (576 -> 96 at
+    // 14x14: 0.155 -> 0.128 ms, bench/c_conv_kernels.sh).
+    return DirectGeometry{g.h * g.w, 0};
   }
   // A strided 1x1 conv without padding reads one pixel in sh * sw: packed
   // densely (a copy of a quarter of the input at stride 2), it is a
