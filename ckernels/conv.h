@@ -187,14 +187,25 @@ RF_INLINE void rf_direct_tile(const float *in, ptrdiff_t chan_stride, int channe
   int r, v, c, t;
   for (r = 0; r < RF_MR; ++r)
     for (v = 0; v < nv; ++v) acc[r][v] = (rf_vf){0};
-  for (c = 0; c < channels - (last >= 0); ++c, in += chan_stride)
-    for (t = 0; t < taps; ++t, w += RF_MR) {
-      const float *src = in + toff[t];
+  if (taps == 1) {
+    /* One flat loop over the channels (pointwise convs, Winograd). */
+    const float *src = in + toff[0];
+    for (c = 0; c < channels - (last >= 0); ++c, src += chan_stride, w += RF_MR) {
       rf_vf x[RF_DIRECT_VECTORS * RF_NV];
       for (v = 0; v < nv; ++v) memcpy(&x[v], src + v * RF_VW, sizeof x[v]);
       for (r = 0; r < RF_MR; ++r)
         for (v = 0; v < nv; ++v) acc[r][v] += w[r] * x[v];
     }
+    in += (ptrdiff_t)c * chan_stride;
+  } else
+    for (c = 0; c < channels - (last >= 0); ++c, in += chan_stride)
+      for (t = 0; t < taps; ++t, w += RF_MR) {
+        const float *src = in + toff[t];
+        rf_vf x[RF_DIRECT_VECTORS * RF_NV];
+        for (v = 0; v < nv; ++v) memcpy(&x[v], src + v * RF_VW, sizeof x[v]);
+        for (r = 0; r < RF_MR; ++r)
+          for (v = 0; v < nv; ++v) acc[r][v] += w[r] * x[v];
+      }
   if (last >= 0)
     for (t = 0; t < taps; ++t, w += RF_MR) {
       float copy[RF_DIRECT_SPAN] = {0};
@@ -491,9 +502,10 @@ RF_INLINE void rf_cvec_tile(const float *in, ptrdiff_t chan_stride, int channels
     for (v = 0; v < nv; ++v) memcpy(&a[p][v], acc + p * RF_CV_PANEL + v * RF_VW, sizeof a[p][v]);
   }
   ptrdiff_t line = 0;
-  for (c = 0; c < channels; ++c, in += chan_stride)
-    for (t = 0; t < taps; ++t, w += RF_CV_PANEL, ++line) {
-      const float *src = in + toff[t];
+  if (taps == 1) {
+    /* One flat loop over the channels (pointwise convs). */
+    const float *src = in + toff[0];
+    for (c = 0; c < channels; ++c, src += chan_stride, w += RF_CV_PANEL, ++line) {
       rf_vf wv[nv];
       if (line < prefetch_lines) __builtin_prefetch(prefetch + line * 16, 0, 2);
       for (v = 0; v < nv; ++v) memcpy(&wv[v], w + v * RF_VW, sizeof wv[v]);
@@ -502,6 +514,18 @@ RF_INLINE void rf_cvec_tile(const float *in, ptrdiff_t chan_stride, int channels
         for (v = 0; v < nv; ++v) a[p][v] += xv * wv[v];
       }
     }
+  } else
+    for (c = 0; c < channels; ++c, in += chan_stride)
+      for (t = 0; t < taps; ++t, w += RF_CV_PANEL, ++line) {
+        const float *src = in + toff[t];
+        rf_vf wv[nv];
+        if (line < prefetch_lines) __builtin_prefetch(prefetch + line * 16, 0, 2);
+        for (v = 0; v < nv; ++v) memcpy(&wv[v], w + v * RF_VW, sizeof wv[v]);
+        for (p = 0; p < np; ++p) {
+          float xv = src[po[p]];
+          for (v = 0; v < nv; ++v) a[p][v] += xv * wv[v];
+        }
+      }
   for (p = 0; p < np; ++p)
     for (v = 0; v < nv; ++v) memcpy(acc + p * RF_CV_PANEL + v * RF_VW, &a[p][v], sizeof a[p][v]);
 #else
