@@ -576,7 +576,7 @@ RF_KERNEL void rf_conv2d_cvec(const float *x, float *y, const float *wp, const f
       }
       for (m0 = 0; m0 < mg; m0 += RF_CV_PANEL) {
         const float *wpanel = wp + (ptrdiff_t)grp * mpad * kg + m0 * kg;
-        int mm = mg - m0 < RF_CV_PANEL ? (int)(mg - m0) : RF_CV_PANEL, c0;
+        int mm = mg - m0 < RF_CV_PANEL ? (int)(mg - m0) : RF_CV_PANEL, c0, jc;
         for (c0 = 0; c0 < cg; c0 += cb) {
           int cc = cg - c0 < cb ? cg - c0 : cb;
           int first = c0 == 0, last = c0 + cc >= cg;
@@ -613,16 +613,28 @@ RF_KERNEL void rf_conv2d_cvec(const float *x, float *y, const float *wp, const f
               else if (np == 2) rf_cvec_tile(cin, chan, cc, cw, toff, taps, pix, 2, a, pf, lines);
               else rf_cvec_tile(cin, chan, cc, cw, toff, taps, pix, 1, a, pf, lines);
             }
-            if (!last) continue;
-            /* Into NCHW: output channel j's np pixels are one run. */
-            for (j = 0; j < mm; ++j) {
-              ptrdiff_t at = obase + (m0 + j) * ohw + i0;
-              float b = bias ? bias[grp * mg + m0 + j] : 0.0f, *dst = y + at;
-              if (residual)
-                for (p = 0; p < np; ++p) dst[p] = acc[p * RF_CV_PANEL + j] + b + residual[at + p];
-              else
-                for (p = 0; p < np; ++p) dst[p] = acc[p * RF_CV_PANEL + j] + b;
-              rf_activate_n(dst, np, act, p0, p1);
+          }
+          if (!last) continue;
+          /* Into NCHW, the whole panel at once: channel j's pixels are one
+           * run, read across the tiles' layout (each pixel's channels are
+           * contiguous), stored once with bias, residual and activation.
+           * Tile by tile, the short runs cost as much as the products
+           * from K = 128 up to about 320. */
+          for (jc = 0; jc < mm; ++jc) {
+            ptrdiff_t at = obase + (m0 + jc) * ohw, p;
+            float b = bias ? bias[grp * mg + m0 + jc] : 0.0f, *dst = y + at;
+            const float *src = partial + jc;
+            if (act == RF_ACT_RELU && !residual)
+              for (p = 0; p < ohw; ++p) {
+                float v = src[p * RF_CV_PANEL] + b;
+                dst[p] = v > 0.0f ? v : 0.0f;
+              }
+            else if (!residual && act == RF_ACT_NONE)
+              for (p = 0; p < ohw; ++p) dst[p] = src[p * RF_CV_PANEL] + b;
+            else {
+              for (p = 0; p < ohw; ++p)
+                dst[p] = src[p * RF_CV_PANEL] + b + (residual ? residual[at + p] : 0.0f);
+              rf_activate_n(dst, ohw, act, p0, p1);
             }
           }
         }

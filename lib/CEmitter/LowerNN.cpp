@@ -316,14 +316,13 @@ static std::optional<DirectGeometry> directGeometry(const ConvGeometry &g) {
 /// Whether a conv runs rf_conv2d_cvec (output channels in vectors, any run
 /// of output pixels, nothing computed and dropped) instead of the flat
 /// direct tiles, and its geometry. Measured (bench/c_conv_kernels.sh) on
-/// ResNet shapes: 0.77-0.82x the direct kernel's time for 3x3 convs at 7x7,
-/// 0.82-0.90x at 14x14, even at 28x28 and 1.12x at 56x56. Against pointwise
-/// tiles stored from registers it holds its own up to 14x14 where the
-/// input channels outnumber the output channels at least twofold
-/// (0.81-1.03x at 960->320 and 0.87-0.96x at 2048->512 at 7x7; 0.65x at
-/// 384->64, 0.90x at 1024->256, 0.94x at 576->96, 0.97x at 512->256 at
-/// 14x14), not at 28x28 (1.17x at 512->128) nor the other way (1.1-2x,
-/// where its transposed store weighs).
+/// ResNet shapes: 0.73x the direct kernel's time for 3x3 convs at 7x7,
+/// 0.85x at 14x14, even at 28x28 and 1.12x at 56x56. Against pointwise
+/// tiles stored from registers it wins at 7x7 (below) and holds its own up
+/// to 14x14 where the input channels outnumber the output channels at
+/// least twofold (0.90x at 384->64, 0.95x at 1024->256), not at 28x28
+/// (1.09x at 512->128) nor the other way at 14x14 (1.0x at 256->256, 1.2x
+/// at 96->576, 1.3x at 64->384).
 static std::optional<DirectGeometry> cvecGeometry(const ConvGeometry &g, bool constantWeights) {
   int64_t cg = g.c / g.groups, mg = g.m / g.groups;
   int64_t mpad = (mg + kCvecPanel - 1) / kCvecPanel * kCvecPanel;
@@ -333,12 +332,11 @@ static std::optional<DirectGeometry> cvecGeometry(const ConvGeometry &g, bool co
   if (g.kh * g.kw > 49 || g.sh > 4 || g.sw > 4)
     return std::nullopt;
   if (isPointwise(g)) {
-    // At 7x7 the direct tiles compute 64 positions for 49, and from 256
-    // input channels this kernel wins whatever the output channels (0.87x
-    // at 256->256, 0.89x at 512->2048, 0.95x at 320->1280; 1.0x at
-    // 256->1024, 1.09x at 160->960).
-    bool reduces = cg >= 2 * mg, wideAt7x7 = g.oh * g.ow <= 7 * 7 && cg >= 256;
-    if (g.oh * g.ow > 14 * 14 || !(reduces || wideAt7x7))
+    // At 7x7 the direct tiles compute 64 positions for 49: this kernel
+    // wins whatever the channels (0.5x at 64->64, 0.70x at 128->512, 0.75x
+    // at 160->960 and 320->1280, 0.76x at 512->2048).
+    bool reduces = cg >= 2 * mg, at7x7 = g.oh * g.ow <= 7 * 7;
+    if (g.oh * g.ow > 14 * 14 || !(reduces || at7x7))
       return std::nullopt;
     return DirectGeometry{g.w, 0}; // read in place, pixel by pixel
   }
