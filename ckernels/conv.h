@@ -368,6 +368,32 @@ RF_KERNEL void rf_subsample(const float *x, int planes, int h, int w, int sh, in
 }
 
 /* Scratch: cg * sh * sw * plane floats. */
+/* Input floats (channels x positions) a block of rf_conv2d_direct's
+ * tiles reads: about half of L1. */
+#ifndef RF_DIRECT_BLOCK
+#define RF_DIRECT_BLOCK 6144
+#endif
+
+/* The tile of rf_conv2d_direct starting at flat position q0: its length
+ * (*len), and where the next one starts. Row by row (RF_DIRECT_ROWWISE) or
+ * along the flat run. */
+static inline ptrdiff_t rf_direct_next(ptrdiff_t q0, ptrdiff_t nflat, const rf_conv_shape *s,
+                                       const rf_direct_geometry *g, ptrdiff_t *len) {
+  ptrdiff_t ox0 = q0 % g->wpad;
+  if (RF_DIRECT_ROWWISE(s->ow, g->wpad)) {
+    *len = s->ow - ox0 < RF_DIRECT_SPAN ? s->ow - ox0 : RF_DIRECT_SPAN;
+    return ox0 + *len >= s->ow ? q0 - ox0 + g->wpad : q0 + *len;
+  } else {
+    /* The vectors left, spread evenly over the tiles left: 13 as
+     * 4 + 3 + 3 + 3 rather than 4 + 4 + 4 + 1, whose last tile would be
+     * all loads. */
+    ptrdiff_t vleft = (nflat - q0 + RF_NR - 1) / RF_NR, per = RF_DIRECT_SPAN / RF_NR;
+    ptrdiff_t tleft = (vleft + per - 1) / per, vt = (vleft + tleft - 1) / tleft;
+    *len = nflat - q0 < vt * RF_NR ? nflat - q0 : vt * RF_NR;
+    return q0 + *len;
+  }
+}
+
 RF_KERNEL void rf_conv2d_direct(const float *x, float *y, const float *wp, const float *bias,
                                 const float *residual, const rf_conv_shape *s,
                                 const rf_direct_geometry *g, float *planes, int act, float p0, float p1) {
@@ -375,7 +401,8 @@ RF_KERNEL void rf_conv2d_direct(const float *x, float *y, const float *wp, const
   ptrdiff_t ohw = (ptrdiff_t)s->oh * s->ow, kg = (ptrdiff_t)cg * taps;
   ptrdiff_t mpad = (mg + RF_MR - 1) / RF_MR * RF_MR;
   ptrdiff_t chan = g->plane ? (ptrdiff_t)s->sh * s->sw * g->plane : (ptrdiff_t)s->h * s->w;
-  ptrdiff_t nflat = (ptrdiff_t)(s->oh - 1) * g->wpad + s->ow, q0, qnext, last;
+  ptrdiff_t nflat = (ptrdiff_t)(s->oh - 1) * g->wpad + s->ow, q0, qnext, last, bq0, bq1, len;
+  int m0;
   ptrdiff_t toff[RF_DIRECT_MAX_TAPS];
   float tile[RF_MR][RF_DIRECT_SPAN];
   for (ky = 0; ky < s->kh; ++ky)
@@ -394,72 +421,79 @@ RF_KERNEL void rf_conv2d_direct(const float *x, float *y, const float *wp, const
         rf_direct_fill(xg, s, g, cg, planes);
         in = planes;
       }
-      for (q0 = 0; q0 < nflat; q0 = qnext) {
-        /* Tiles row by row (RF_DIRECT_ROWWISE) or along the flat run. */
-        ptrdiff_t ox0 = q0 % g->wpad, len, qend;
-        int dv, m0;
-        if (RF_DIRECT_ROWWISE(s->ow, g->wpad)) {
-          len = s->ow - ox0 < RF_DIRECT_SPAN ? s->ow - ox0 : RF_DIRECT_SPAN;
-          qnext = ox0 + len >= s->ow ? q0 - ox0 + g->wpad : q0 + len;
-        } else {
-          /* The vectors left, spread evenly over the tiles left: 13 as
-           * 4 + 3 + 3 + 3 rather than 4 + 4 + 4 + 1, whose last tile
-           * would be all loads. */
-          ptrdiff_t vleft = (nflat - q0 + RF_NR - 1) / RF_NR, per = RF_DIRECT_SPAN / RF_NR;
-          ptrdiff_t tleft = (vleft + per - 1) / per, vt = (vleft + tleft - 1) / tleft;
-          len = nflat - q0 < vt * RF_NR ? nflat - q0 : vt * RF_NR;
-          qnext = q0 + len;
-        }
-        dv = (int)((len + RF_NR - 1) / RF_NR);
-        (void)dv; /* always 1 below RF_DIRECT_VECTORS 4 */
-        qend = q0 + len;
-        /* Read in place, the last image's last channel ends before the
-         * tile's vectors do: that channel is read through a copy. */
-        last = !g->plane && n == s->n - 1 && grp == s->groups - 1 &&
-                       q0 + (ptrdiff_t)dv * RF_NR > (ptrdiff_t)s->h * s->w
-                   ? (ptrdiff_t)s->h * s->w - q0
-                   : -1;
-        for (m0 = 0; m0 < mg; m0 += RF_MR) {
-          const float *wpanel = wg + (ptrdiff_t)m0 * kg;
-          int mm = mg - m0 < RF_MR ? mg - m0 : RF_MR;
-          /* Bias, and Relu or Clip unless a residual comes first, in the
-           * tile's registers; the rest as the tile is stored. */
-          const float *bpanel = NULL;
-          float bpad[RF_MR];
-          /* A tile inside one output row is stored from registers. */
-          ptrdiff_t at0 = obase + (ptrdiff_t)m0 * ohw + q0 / g->wpad * s->ow + ox0;
-          rf_direct_dst dst, *to = NULL;
-          int reg_act, i;
-          if ((qend - 1) / g->wpad == q0 / g->wpad && ox0 < s->ow) {
-            dst.out = y + at0;
-            dst.res = residual ? residual + at0 : NULL;
-            dst.stride = ohw;
-            dst.rows = mm;
-            dst.count = (int)(ox0 + len <= s->ow ? len : s->ow - ox0);
-            to = &dst;
-          }
-          reg_act = residual && !to ? RF_ACT_NONE : act;
-          if (reg_act != RF_ACT_RELU && reg_act != RF_ACT_CLIP) reg_act = RF_ACT_NONE;
-          if (to && reg_act != act) to = NULL, reg_act = residual ? RF_ACT_NONE : reg_act;
-          if (bias) {
-            for (i = 0; i < RF_MR; ++i) bpad[i] = i < mm ? bias[grp * mg + m0 + i] : 0.0f;
-            bpanel = bpad;
-          }
+      /* Blocks of tiles whose input fits in L1, every output panel over
+       * each: few input channels (16 -> 96 at 112x112) write long runs of
+       * six output planes at a time rather than short runs of all. */
+      for (bq0 = 0; bq0 < nflat; bq0 = bq1) {
+        bq1 = rf_direct_next(bq0, nflat, s, g, &len);
+        while (bq1 < nflat &&
+               (rf_direct_next(bq1, nflat, s, g, &len) - bq0) * cg <= RF_DIRECT_BLOCK)
+          bq1 = rf_direct_next(bq1, nflat, s, g, &len);
+        for (m0 = 0; m0 < mg; m0 += RF_MR)
+          for (q0 = bq0; q0 < bq1; q0 = qnext) {
+            ptrdiff_t ox0 = q0 % g->wpad, qend;
+            int dv;
+            qnext = rf_direct_next(q0, nflat, s, g, &len);
+            dv = (int)((len + RF_NR - 1) / RF_NR);
+            (void)dv; /* always 1 below RF_DIRECT_VECTORS 4 */
+            qend = q0 + len;
+            /* Read in place, the last image's last channel ends before the
+             * tile's vectors do: that channel is read through a copy. */
+            last = !g->plane && n == s->n - 1 && grp == s->groups - 1 &&
+                           q0 + (ptrdiff_t)dv * RF_NR > (ptrdiff_t)s->h * s->w
+                       ? (ptrdiff_t)s->h * s->w - q0
+                       : -1;
+            const float *wpanel = wg + (ptrdiff_t)m0 * kg;
+            int mm = mg - m0 < RF_MR ? mg - m0 : RF_MR;
+            /* Bias, and Relu or Clip unless a residual comes first, in the
+             * tile's registers; the rest as the tile is stored. */
+            const float *bpanel = NULL;
+            float bpad[RF_MR];
+            /* A tile inside one output row is stored from registers. */
+            ptrdiff_t at0 = obase + (ptrdiff_t)m0 * ohw + q0 / g->wpad * s->ow + ox0;
+            rf_direct_dst dst, *to = NULL;
+            int reg_act, i;
+            if ((qend - 1) / g->wpad == q0 / g->wpad && ox0 < s->ow) {
+              dst.out = y + at0;
+              dst.res = residual ? residual + at0 : NULL;
+              dst.stride = ohw;
+              dst.rows = mm;
+              dst.count = (int)(ox0 + len <= s->ow ? len : s->ow - ox0);
+              to = &dst;
+            }
+            reg_act = residual && !to ? RF_ACT_NONE : act;
+            if (reg_act != RF_ACT_RELU && reg_act != RF_ACT_CLIP)
+              reg_act = RF_ACT_NONE;
+            if (to && reg_act != act)
+              to = NULL, reg_act = residual ? RF_ACT_NONE : reg_act;
+            if (bias) {
+              for (i = 0; i < RF_MR; ++i)
+                bpad[i] = i < mm ? bias[grp * mg + m0 + i] : 0.0f;
+              bpanel = bpad;
+            }
 #if RF_DIRECT_VECTORS == 4
-          if (dv == 4) rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 4, bpanel, reg_act, p0, p1, tile, to, last);
-          else if (dv == 3) rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 3, bpanel, reg_act, p0, p1, tile, to, last);
-          else if (dv == 2) rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 2, bpanel, reg_act, p0, p1, tile, to, last);
-          else
+            if (dv == 4)
+              rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 4, bpanel, reg_act, p0, p1,
+                             tile, to, last);
+            else if (dv == 3)
+              rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 3, bpanel, reg_act, p0, p1,
+                             tile, to, last);
+            else if (dv == 2)
+              rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 2, bpanel, reg_act, p0, p1,
+                             tile, to, last);
+            else
 #endif
-            rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 1, bpanel, reg_act, p0, p1, tile, to, last);
-          if (to) continue;
-          for (r = 0; r < mm; ++r) {
-            ptrdiff_t plane_at = obase + (ptrdiff_t)(m0 + r) * ohw;
-            rf_direct_store(tile[r], q0, qend, g->wpad, s->ow, y + plane_at,
-                            residual ? residual + plane_at : NULL, 0.0f,
-                            reg_act == RF_ACT_NONE ? act : RF_ACT_NONE, p0, p1);
+              rf_direct_tile(in + q0, chan, cg, wpanel, toff, taps, 1, bpanel, reg_act, p0, p1,
+                             tile, to, last);
+            if (to)
+              continue;
+            for (r = 0; r < mm; ++r) {
+              ptrdiff_t plane_at = obase + (ptrdiff_t)(m0 + r) * ohw;
+              rf_direct_store(tile[r], q0, qend, g->wpad, s->ow, y + plane_at,
+                              residual ? residual + plane_at : NULL, 0.0f,
+                              reg_act == RF_ACT_NONE ? act : RF_ACT_NONE, p0, p1);
+            }
           }
-        }
       }
     }
 }
