@@ -369,9 +369,16 @@ RF_KERNEL void rf_subsample(const float *x, int planes, int h, int w, int sh, in
 
 /* Scratch: cg * sh * sw * plane floats. */
 /* Input floats (channels x positions) a block of rf_conv2d_direct's
- * tiles reads: about half of L1. */
+ * tiles reads: about half of L1 for a window, half of L2 for a pointwise
+ * conv (whose panels then stream long runs of the input from L2:
+ * 64 -> 256 at 56x56 0.79x the time of L1-sized blocks, 256 -> 1024 at
+ * 14x14 0.91x, bench/c_conv_kernels.sh; for windows larger blocks lose up
+ * to 7%). */
 #ifndef RF_DIRECT_BLOCK
 #define RF_DIRECT_BLOCK 6144
+#endif
+#ifndef RF_DIRECT_BLOCK_POINTWISE
+#define RF_DIRECT_BLOCK_POINTWISE 131072
 #endif
 
 /* The tile of rf_conv2d_direct starting at flat position q0: its length
@@ -421,13 +428,13 @@ RF_KERNEL void rf_conv2d_direct(const float *x, float *y, const float *wp, const
         rf_direct_fill(xg, s, g, cg, planes);
         in = planes;
       }
-      /* Blocks of tiles whose input fits in L1, every output panel over
-       * each: few input channels (16 -> 96 at 112x112) write long runs of
-       * six output planes at a time rather than short runs of all. */
+      /* Blocks of tiles whose input stays in cache (RF_DIRECT_BLOCK),
+       * every output panel over each: long runs of six output planes at a
+       * time rather than short runs of all. */
       for (bq0 = 0; bq0 < nflat; bq0 = bq1) {
         bq1 = rf_direct_next(bq0, nflat, s, g, &len);
-        while (bq1 < nflat &&
-               (rf_direct_next(bq1, nflat, s, g, &len) - bq0) * cg <= RF_DIRECT_BLOCK)
+        while (bq1 < nflat && (rf_direct_next(bq1, nflat, s, g, &len) - bq0) * cg <=
+                                  (taps == 1 ? RF_DIRECT_BLOCK_POINTWISE : RF_DIRECT_BLOCK))
           bq1 = rf_direct_next(bq1, nflat, s, g, &len);
         for (m0 = 0; m0 < mg; m0 += RF_MR)
           for (q0 = bq0; q0 < bq1; q0 = qnext) {
