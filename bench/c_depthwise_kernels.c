@@ -1,7 +1,8 @@
 /* Times the 3x3 depthwise kernels of ckernels/conv.h on one shape, as the
  * emitter calls them: stride 1 "same" on rf_depthwise_same (the flat
- * kernel, used up to 56x56), stride 2 on rf_conv2d_depthwise (the row
- * kernel), with Relu6 fused; best of RUNS, and a checksum of the output
+ * kernel, used up to 56x56), stride 2 on rf_conv2d_depthwise (its
+ * even/odd column split where the target has one-instruction shuffles,
+ * else the row kernel), with Relu6 fused; best of RUNS, and a checksum of the output
  * (to compare two builds of the kernels). Driven by
  * bench/c_depthwise_kernels.sh.
  * usage: c_depthwise_kernels CHANNELS SIZE STRIDE RUNS */

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The 3x3 depthwise kernels of ckernels/conv.h on MobileNetV2 and
 # MobileOne shapes (or the shapes given, each "CHANNELS SIZE STRIDE"):
-# stride 1 on the flat kernel, stride 2 on the row kernel, Relu6 fused,
+# stride 1 on the flat kernel, stride 2 on rf_conv2d_depthwise, Relu6 fused,
 # best of --runs, compiled with gcc -O3 -march=native; the checksum tells
 # two builds of the kernels apart. In-network numbers beside onnxruntime's:
 # bench/c_profile.py and bench/ort_profile.js.
