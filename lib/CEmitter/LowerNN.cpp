@@ -340,10 +340,13 @@ static std::optional<DirectGeometry> cvecGeometry(const ConvGeometry &g, bool co
       return std::nullopt;
     return DirectGeometry{g.w, 0}; // read in place, pixel by pixel
   }
-  // Strided 1x1 convs (ResNet's shortcuts) run packed densely on the
-  // pointwise direct kernel (directGeometry): in ResNet-18 0.73x this
-  // kernel's time at 14x14 (read in place, 128 -> 256), even at 7x7; in
-  // ResNet-50 even at 14x14, 0.89x at 7x7 (1024 -> 2048).
+  // Unpadded strided 1x1 convs (ResNet's shortcuts) are read in place,
+  // pixel by pixel, at 7x7 (1024 -> 2048: 0.83x the pointwise direct
+  // kernel's time, its rf_subsample copy not counted; 256 -> 512 0.70x);
+  // larger ones run packed densely on the pointwise direct kernel
+  // (directGeometry; even at 14x14: 128 -> 256 1.0x, 512 -> 1024 0.96x).
+  if (g.kh * g.kw == 1 && !(g.pt || g.pl || g.pb || g.pr) && g.oh * g.ow <= 7 * 7)
+    return DirectGeometry{g.w, 0};
   if (g.kh * g.kw == 1 || g.oh * g.ow > 16 * 16)
     return std::nullopt;
   return phaseGeometry(g);
