@@ -170,6 +170,23 @@ typedef struct {
   int rows, count;
 } rf_direct_dst;
 
+#if defined(__GNUC__) && !defined(RF_SCALAR)
+/* Relu (x > lo ? x : 0 with lo = 0, so NaN gives 0) or Clip (max with lo,
+ * then min with hi, as rf_activate) on a vector, as selects; any other
+ * activation leaves it as it is. */
+RF_INLINE rf_vf rf_relu_clip_v(rf_vf v, int act, rf_vf lo, rf_vf hi) {
+  if (act == RF_ACT_RELU) {
+    v = (rf_vf)((rf_vi)v & (v > lo));
+  } else if (act == RF_ACT_CLIP) {
+    rf_vi below = v < lo, above;
+    v = (rf_vf)(((rf_vi)v & ~below) | ((rf_vi)lo & below));
+    above = v > hi;
+    v = (rf_vf)(((rf_vi)v & ~above) | ((rf_vi)hi & above));
+  }
+  return v;
+}
+#endif
+
 /* RF_MR channels x dv * RF_NR flat positions starting at `in` (a pointer
  * into channel 0's planes), into out[RF_MR][RF_DIRECT_SPAN], or with `dst`
  * into the output itself, residual and activation applied. With `last`
@@ -236,16 +253,7 @@ RF_INLINE void rf_direct_tile(const float *in, ptrdiff_t chan_stride, int channe
   if (act == RF_ACT_RELU || act == RF_ACT_CLIP) {
     rf_vf lo = (rf_vf){0} + (act == RF_ACT_RELU ? 0.0f : p0), hi = (rf_vf){0} + p1;
     for (r = 0; r < RF_MR; ++r)
-      for (v = 0; v < nv; ++v) {
-        if (act == RF_ACT_RELU) { /* x > 0 ? x : 0, so NaN gives 0 */
-          acc[r][v] = (rf_vf)((rf_vi)acc[r][v] & (acc[r][v] > lo));
-        } else { /* max then min, as rf_activate */
-          rf_vi below = acc[r][v] < lo, above;
-          acc[r][v] = (rf_vf)(((rf_vi)acc[r][v] & ~below) | ((rf_vi)lo & below));
-          above = acc[r][v] > hi;
-          acc[r][v] = (rf_vf)(((rf_vi)acc[r][v] & ~above) | ((rf_vi)hi & above));
-        }
-      }
+      for (v = 0; v < nv; ++v) acc[r][v] = rf_relu_clip_v(acc[r][v], act, lo, hi);
   }
   if (dst) {
     for (r = 0; r < RF_MR; ++r)
@@ -543,30 +551,25 @@ RF_INLINE void rf_cvec_tile(const float *in, ptrdiff_t chan_stride, int channels
     for (v = 0; v < nv; ++v) memcpy(&a[p][v], acc + p * RF_CV_PANEL + v * RF_VW, sizeof a[p][v]);
   }
   ptrdiff_t line = 0;
+  /* One input channel and tap: the weights' vectors times each pixel. */
+#define RF_CV_STEP(src)                                                                  \
+  do {                                                                                   \
+    rf_vf wv[nv];                                                                        \
+    if (line < prefetch_lines) __builtin_prefetch(prefetch + line * 16, 0, 2);           \
+    for (v = 0; v < nv; ++v) memcpy(&wv[v], w + v * RF_VW, sizeof wv[v]);                \
+    for (p = 0; p < np; ++p) {                                                           \
+      float xv = (src)[po[p]];                                                           \
+      for (v = 0; v < nv; ++v) a[p][v] += xv * wv[v];                                    \
+    }                                                                                    \
+  } while (0)
   if (taps == 1) {
     /* One flat loop over the channels (pointwise convs). */
     const float *src = in + toff[0];
-    for (c = 0; c < channels; ++c, src += chan_stride, w += RF_CV_PANEL, ++line) {
-      rf_vf wv[nv];
-      if (line < prefetch_lines) __builtin_prefetch(prefetch + line * 16, 0, 2);
-      for (v = 0; v < nv; ++v) memcpy(&wv[v], w + v * RF_VW, sizeof wv[v]);
-      for (p = 0; p < np; ++p) {
-        float xv = src[po[p]];
-        for (v = 0; v < nv; ++v) a[p][v] += xv * wv[v];
-      }
-    }
+    for (c = 0; c < channels; ++c, src += chan_stride, w += RF_CV_PANEL, ++line) RF_CV_STEP(src);
   } else
     for (c = 0; c < channels; ++c, in += chan_stride)
-      for (t = 0; t < taps; ++t, w += RF_CV_PANEL, ++line) {
-        const float *src = in + toff[t];
-        rf_vf wv[nv];
-        if (line < prefetch_lines) __builtin_prefetch(prefetch + line * 16, 0, 2);
-        for (v = 0; v < nv; ++v) memcpy(&wv[v], w + v * RF_VW, sizeof wv[v]);
-        for (p = 0; p < np; ++p) {
-          float xv = src[po[p]];
-          for (v = 0; v < nv; ++v) a[p][v] += xv * wv[v];
-        }
-      }
+      for (t = 0; t < taps; ++t, w += RF_CV_PANEL, ++line) RF_CV_STEP(in + toff[t]);
+#undef RF_CV_STEP
   for (p = 0; p < np; ++p)
     for (v = 0; v < nv; ++v) memcpy(acc + p * RF_CV_PANEL + v * RF_VW, &a[p][v], sizeof a[p][v]);
 #else
@@ -697,7 +700,8 @@ RF_KERNEL void rf_conv2d_cvec(const float *x, float *y, const float *wp, const f
 #if defined(__GNUC__) && !defined(RF_SCALAR)
 /* A vector of the row shifted one lane toward its start, taking the last
  * lane of the vector before (RF_SHIFT_IN), or toward its end, taking the
- * first lane of the vector after (RF_SHIFT_OUT), where the compiler has
+ * first lane of the vector after (RF_SHIFT_OUT), and the even and odd
+ * lanes of two vectors (RF_EVEN, RF_ODD), where the compiler has
  * __builtin_shufflevector (GCC 12, Clang) and the target does it in one
  * instruction (AVX, NEON's ext, SSSE3's palignr; plain SSE2 takes several,
  * and the unaligned loads are faster there). */
@@ -708,12 +712,20 @@ RF_KERNEL void rf_conv2d_cvec(const float *x, float *y, const float *wp, const f
   __builtin_shufflevector(p, c, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30)
 #define RF_SHIFT_OUT(c, n) \
   __builtin_shufflevector(c, n, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16)
+#define RF_EVEN(a, b) \
+  __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+#define RF_ODD(a, b) \
+  __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)
 #elif RF_VW == 8
 #define RF_SHIFT_IN(p, c) __builtin_shufflevector(p, c, 7, 8, 9, 10, 11, 12, 13, 14)
 #define RF_SHIFT_OUT(c, n) __builtin_shufflevector(c, n, 1, 2, 3, 4, 5, 6, 7, 8)
+#define RF_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14)
+#define RF_ODD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15)
 #else
 #define RF_SHIFT_IN(p, c) __builtin_shufflevector(p, c, 3, 4, 5, 6)
 #define RF_SHIFT_OUT(c, n) __builtin_shufflevector(c, n, 1, 2, 3, 4)
+#define RF_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6)
+#define RF_ODD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7)
 #endif
 #endif
 #endif
@@ -770,14 +782,7 @@ RF_INLINE void rf_depthwise_same3(const float *base, int w, ptrdiff_t hw, ptrdif
         memcpy(&r, res + q, sizeof r);
         acc += r;
       }
-      if (act == RF_ACT_RELU) {
-        acc = (rf_vf)((rf_vi)acc & (acc > lo));
-      } else if (act == RF_ACT_CLIP) {
-        rf_vi below = acc < lo, above;
-        acc = (rf_vf)(((rf_vi)acc & ~below) | ((rf_vi)lo & below));
-        above = acc > hi;
-        acc = (rf_vf)(((rf_vi)acc & ~above) | ((rf_vi)hi & above));
-      }
+      acc = rf_relu_clip_v(acc, act, lo, hi);
       memcpy(out + q, &acc, sizeof acc);
     } else { /* the last, partial vector */
       float lane[RF_VW];
@@ -1034,20 +1039,6 @@ static void rf_depthwise3x3_rows(const float *x, float *y, const float *w, const
 }
 
 #if defined(RF_SHIFT_IN)
-/* Even and odd lanes of the 2 * RF_VW floats a, b (one instruction on
- * AVX-512, two on AVX2, NEON's uzp). */
-#if RF_VW == 16
-#define RF_EVEN(a, b) \
-  __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
-#define RF_ODD(a, b) \
-  __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)
-#elif RF_VW == 8
-#define RF_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14)
-#define RF_ODD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15)
-#else
-#define RF_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6)
-#define RF_ODD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7)
-#endif
 
 /* RF_VW floats from p; past `end` (the end of the tensor) they read as 0. */
 RF_INLINE rf_vf rf_load_guarded(const float *p, const float *end) {
@@ -1097,14 +1088,7 @@ RF_INLINE void rf_depthwise3x3_s2_store(float *dst, rf_vf acc, const float *res,
                                         rf_vf lo, rf_vf hi) {
   int j;
   if (res) acc += rf_load_guarded(res, res_end);
-  if (act == RF_ACT_RELU) {
-    acc = (rf_vf)((rf_vi)acc & (acc > lo));
-  } else if (act == RF_ACT_CLIP) {
-    rf_vi below = acc < lo, above;
-    acc = (rf_vf)(((rf_vi)acc & ~below) | ((rf_vi)lo & below));
-    above = acc > hi;
-    acc = (rf_vf)(((rf_vi)acc & ~above) | ((rf_vi)hi & above));
-  }
+  acc = rf_relu_clip_v(acc, act, lo, hi);
   if (count == RF_VW || spill) {
     memcpy(dst, &acc, sizeof acc);
   } else {
