@@ -796,6 +796,62 @@ RF_INLINE void rf_depthwise_same3(const float *base, int w, ptrdiff_t hw, ptrdif
 }
 #endif
 
+#if defined(RF_SHIFT_IN)
+/* RF_VW floats from p; past `end` (the end of the tensor) they read as 0. */
+RF_INLINE rf_vf rf_load_guarded(const float *p, const float *end) {
+  rf_vf v;
+  if (p + RF_VW <= end) {
+    memcpy(&v, p, sizeof v);
+  } else {
+    float lane[RF_VW] = {0};
+    ptrdiff_t j;
+    for (j = 0; j < RF_VW && p + j < end; ++j) lane[j] = p[j];
+    memcpy(&v, lane, sizeof v);
+  }
+  return v;
+}
+
+/* rf_depthwise_same's 3x3 channel on rows of at most RF_VW pixels (7x7,
+ * 14x14 under AVX-512), Relu, Clip or no activation: one vector per row,
+ * its left and right taps the row shifted a lane with a zero coming in;
+ * rows outside the image skipped. No copy of the channel, no masks but the
+ * row's end. `end` bounds the input's reads, `res_end` the residual's;
+ * with `spill` a row is stored whole, over the start of the next (written
+ * after it), where that stays before `out_end`. */
+RF_INLINE void rf_depthwise3x3_narrow(const float *plane, const float *end, int h, int w,
+                                      rf_vi keep, const float *wc, float b, const float *res,
+                                      const float *res_end, float *out, const float *out_end,
+                                      int spill, int act, float p0, float p1) {
+  rf_vf wv[9], zero = (rf_vf){0}, lo = (rf_vf){0} + (act == RF_ACT_CLIP ? p0 : 0.0f);
+  rf_vf hi = (rf_vf){0} + p1;
+  int oy, t, j;
+  for (t = 0; t < 9; ++t) wv[t] = (rf_vf){0} + wc[t];
+  /* The rows as vectors, carried from one output row to the next: one
+   * load per row, zero above and below the image. */
+  rf_vf above = zero, cur = (rf_vf)((rf_vi)rf_load_guarded(plane, end) & keep), below;
+  for (oy = 0; oy < h; ++oy) {
+    rf_vf acc = (rf_vf){0} + b;
+    float *dst = out + (ptrdiff_t)oy * w;
+    below = oy + 1 < h ? (rf_vf)((rf_vi)rf_load_guarded(plane + (ptrdiff_t)(oy + 1) * w, end) & keep)
+                       : zero;
+    acc += wv[0] * RF_SHIFT_IN(zero, above) + wv[1] * above + wv[2] * RF_SHIFT_OUT(above, zero);
+    acc += wv[3] * RF_SHIFT_IN(zero, cur) + wv[4] * cur + wv[5] * RF_SHIFT_OUT(cur, zero);
+    acc += wv[6] * RF_SHIFT_IN(zero, below) + wv[7] * below + wv[8] * RF_SHIFT_OUT(below, zero);
+    above = cur;
+    cur = below;
+    if (res) acc += rf_load_guarded(res + (ptrdiff_t)oy * w, res_end);
+    acc = rf_relu_clip_v(acc, act, lo, hi);
+    if (w == RF_VW || (spill && dst + RF_VW <= out_end)) {
+      memcpy(dst, &acc, sizeof acc);
+    } else {
+      float lane[RF_VW];
+      memcpy(lane, &acc, sizeof acc);
+      for (j = 0; j < w; ++j) dst[j] = lane[j];
+    }
+  }
+}
+#endif
+
 RF_KERNEL void rf_depthwise_same(const float *x, float *y, const float *w, const float *bias,
                                  const float *residual, const rf_conv_shape *s, float *scratch,
                                  int act, float p0, float p1) {
@@ -804,6 +860,28 @@ RF_KERNEL void rf_depthwise_same(const float *x, float *y, const float *w, const
   ptrdiff_t guard = ((ptrdiff_t)p * s->w + p + RF_NR + RF_NR - 1) / RF_NR * RF_NR, q, q0;
   int32_t *masks = (int32_t *)(void *)scratch; /* [k][padded]: column offset kx - p stays in the row */
   float *plane = scratch + (ptrdiff_t)k * padded, *base = plane + guard;
+#if defined(RF_SHIFT_IN)
+  if (k == 3 && s->w <= RF_VW && (act == RF_ACT_NONE || act == RF_ACT_RELU || act == RF_ACT_CLIP)) {
+    /* Rows of one vector or less: straight from the input, row by row.
+     * A row stored whole runs into the next one's start, written after it
+     * (not into the residual while it is still to be read). */
+    const float *end = x + (ptrdiff_t)s->n * s->c * hw, *res_end = residual ? residual + (end - x) : NULL;
+    int spill = !residual || (uintptr_t)residual >= (uintptr_t)(y + (end - x)) ||
+                (uintptr_t)res_end <= (uintptr_t)y;
+    int32_t keep_in[RF_VW]; /* the lanes inside a row */
+    rf_vi keep;
+    for (kx = 0; kx < RF_VW; ++kx) keep_in[kx] = kx < s->w ? -1 : 0;
+    memcpy(&keep, keep_in, sizeof keep);
+    for (n = 0; n < s->n; ++n)
+      for (c = 0; c < s->c; ++c) {
+        ptrdiff_t at = ((ptrdiff_t)n * s->c + c) * hw;
+        rf_depthwise3x3_narrow(x + at, end, s->h, s->w, keep, w + (ptrdiff_t)c * 9,
+                               bias ? bias[c] : 0.0f, residual ? residual + at : NULL, res_end,
+                               y + at, y + (end - x), spill, act, p0, p1);
+      }
+    return;
+  }
+#endif
   for (kx = 0; kx < k; ++kx)
     for (q = 0; q < padded; ++q) {
       int col = (int)(q % s->w) + kx - p;
@@ -1039,21 +1117,6 @@ static void rf_depthwise3x3_rows(const float *x, float *y, const float *w, const
 }
 
 #if defined(RF_SHIFT_IN)
-
-/* RF_VW floats from p; past `end` (the end of the tensor) they read as 0. */
-RF_INLINE rf_vf rf_load_guarded(const float *p, const float *end) {
-  rf_vf v;
-  if (p + RF_VW <= end) {
-    memcpy(&v, p, sizeof v);
-  } else {
-    float lane[RF_VW] = {0};
-    ptrdiff_t j;
-    for (j = 0; j < RF_VW && p + j < end; ++j) lane[j] = p[j];
-    memcpy(&v, lane, sizeof v);
-  }
-  return v;
-}
-
 /* One input row's share of RF_VW outputs of a stride-2 3x3 depthwise conv
  * (see rf_depthwise3x3_s2): the left, centre and right taps times their
  * weights. `last` cuts the lanes past the row; `guarded` loads the tail of
