@@ -864,10 +864,14 @@ RF_KERNEL void rf_depthwise_same(const float *x, float *y, const float *w, const
   if (k == 3 && s->w <= RF_VW && (act == RF_ACT_NONE || act == RF_ACT_RELU || act == RF_ACT_CLIP)) {
     /* Rows of one vector or less: straight from the input, row by row.
      * A row stored whole runs into the next one's start, written after it
-     * (not into the residual while it is still to be read). */
+     * (not into the residual or the input while they are still to be
+     * read: the output may take over the residual's buffer, and the
+     * residual may be the input). */
     const float *end = x + (ptrdiff_t)s->n * s->c * hw, *res_end = residual ? residual + (end - x) : NULL;
-    int spill = !residual || (uintptr_t)residual >= (uintptr_t)(y + (end - x)) ||
-                (uintptr_t)res_end <= (uintptr_t)y;
+    const float *y_end = y + (end - x);
+    int spill = ((uintptr_t)x >= (uintptr_t)y_end || (uintptr_t)end <= (uintptr_t)y) &&
+                (!residual || (uintptr_t)residual >= (uintptr_t)y_end ||
+                 (uintptr_t)res_end <= (uintptr_t)y);
     int32_t keep_in[RF_VW]; /* the lanes inside a row */
     rf_vi keep;
     for (kx = 0; kx < RF_VW; ++kx) keep_in[kx] = kx < s->w ? -1 : 0;
@@ -877,7 +881,7 @@ RF_KERNEL void rf_depthwise_same(const float *x, float *y, const float *w, const
         ptrdiff_t at = ((ptrdiff_t)n * s->c + c) * hw;
         rf_depthwise3x3_narrow(x + at, end, s->h, s->w, keep, w + (ptrdiff_t)c * 9,
                                bias ? bias[c] : 0.0f, residual ? residual + at : NULL, res_end,
-                               y + at, y + (end - x), spill, act, p0, p1);
+                               y + at, y_end, spill, act, p0, p1);
       }
     return;
   }
