@@ -37,6 +37,10 @@ struct QuantEqualizeResidualPass
       module.emitError() << "max-scale must be >= 1, got " << value;
       return signalPassFailure();
     }
+    if (!(exponent > 0 && exponent <= 1)) {
+      module.emitError() << "exponent must be in (0, 1], got " << exponent;
+      return signalPassFailure();
+    }
     auto data = refold::quant::CalibrationData::open(calibration, module, limit);
     if (!data) {
       module.emitError() << llvm::toString(data.takeError());
@@ -45,6 +49,7 @@ struct QuantEqualizeResidualPass
     refold::quant::ResidualEqualizationOptions options;
     options.maxSets = limit ? size_t(limit) : data->size();
     options.maxScale = maxScale;
+    options.exponent = exponent;
     auto streams = refold::quant::equalizeResiduals(module, *data, options);
     if (!streams) {
       module.emitError() << llvm::toString(streams.takeError());

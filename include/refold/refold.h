@@ -52,6 +52,7 @@ struct QuantizeOptions {
   std::string weightRounding = "gptq"; // gptq | nearest
   std::vector<std::string> keepFloat;
   unsigned maxFloatLayers = 0;
+  double rangeSearchBudget = 250;     // GMACs of range-search trials; 0: off
   bool equalize = true;
   bool biasCorrection = true;
   std::vector<double> inputRange;     // data-free: {lo, hi}; empty: [-3, 3]

@@ -161,6 +161,7 @@ private:
   const bool &biasCorrection = q.biasCorrection;
   const std::string &weightRounding = q.weightRounding;
   const unsigned &maxFloatLayers = q.maxFloatLayers;
+  const double &rangeSearchBudget = q.rangeSearchBudget;
   const std::string &activationsType = q.activations;
   const std::string &weightsGranularity = q.weights;
   const std::vector<std::string> &keepFloat = q.keepFloat;
@@ -558,6 +559,64 @@ private:
     return gains;
   }
 
+  /// How far residual-stream equalization evens out the stream's channels:
+  /// the square root (the default) or all the way, whichever gives the
+  /// better output SQNR when the model is calibrated and rewritten both ways
+  /// on a few calibration sets. Full equalization gives the stream the
+  /// finest step and the readers' weights the coarsest, so which wins
+  /// depends on the model. Skipped (square root) when there is no stream or
+  /// when the trials would pass --range-search-budget.
+  llvm::Expected<double> chooseResidualExponent(mlir::ModuleOp module) {
+    constexpr double kDefault = 0.5, kFull = 1.0;
+    size_t limit = calibrationLimit ? std::min<uint64_t>(calibrationLimit, 32) : 32;
+    auto data = refold::quant::CalibrationData::open(calibration, module, limit);
+    if (!data)
+      return data.takeError();
+    size_t sets = data->size();
+    // Per exponent: the channel ranges, calibration, float and int8 runs.
+    double gmacs = 2.0 * 4 * double(sets) * double(refold::computeStats(module).macs) / 1e9;
+    if (sets == 0 || gmacs > rangeSearchBudget)
+      return kDefault;
+    double best = -INFINITY, chosen = kDefault, atDefault = 0;
+    for (double exponent : {kDefault, kFull}) {
+      mlir::OwningOpRef<mlir::ModuleOp> trial = module.clone();
+      refold::quant::ResidualEqualizationOptions residual;
+      residual.maxSets = sets;
+      residual.exponent = exponent;
+      auto streams = refold::quant::equalizeResiduals(*trial, *data, residual);
+      if (!streams)
+        return streams.takeError();
+      if (*streams == 0)
+        return kDefault;
+      auto calibrated = refold::quant::collectRanges(
+          *trial, *data,
+          refold::quant::RangeOptions{*refold::quant::parseRangeMethod(calibrationMethod),
+                                      calibrationPercentile},
+          /*progress=*/false);
+      if (!calibrated)
+        return calibrated.takeError();
+      refold::quant::attachRanges(*trial, calibrated->ranges);
+      refold::quant::attachMeans(*trial, calibrated->means);
+      if (failed(rewriteQDQ(*trial, keepFloat)))
+        return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                       "residual equalization: the QDQ rewrite failed");
+      auto sqnr = outputSqnr(module, *trial, *data, sets);
+      if (!sqnr)
+        return sqnr.takeError();
+      if (exponent == kDefault)
+        atDefault = *sqnr;
+      if (*sqnr > best + 0.05) {
+        best = *sqnr;
+        chosen = exponent;
+      }
+    }
+    if (chosen != kDefault)
+      remark(formatv("residual streams equalized fully: output SQNR {0} dB against {1} dB "
+                     "with the square root, on {2} calibration sets",
+                     format("%.2f", best), format("%.2f", atDefault), sets));
+    return chosen;
+  }
+
   /// Writes --quant-report-json's file (atomically).
   mlir::LogicalResult writeReportJson(json::Object root) {
     auto status = writeToOutput(quantReportJson, [&](raw_ostream &os) {
@@ -590,14 +649,21 @@ private:
       // Residual streams need their channels' ranges, so data; with one
       // scale per weight tensor the writers' scaled rows would cost more
       // than the stream gains.
+      if (failed(prepare.run(module)))
+        return mlir::failure();
       if (!calibration.empty() && weightsGranularity == "per-channel") {
+        auto exponent = chooseResidualExponent(module);
+        if (!exponent)
+          return fail(toString(exponent.takeError())), mlir::failure();
+        mlir::PassManager residualPm(module.getContext(), mlir::ModuleOp::getOperationName());
         refold::QuantEqualizeResidualOptions residual;
         residual.calibration = calibration;
         residual.limit = calibrationLimit ? calibrationLimit : 64;
-        prepare.addPass(refold::createQuantEqualizeResidual(residual));
+        residual.exponent = *exponent;
+        residualPm.addPass(refold::createQuantEqualizeResidual(residual));
+        if (failed(residualPm.run(module)))
+          return mlir::failure();
       }
-      if (failed(prepare.run(module)))
-        return mlir::failure();
     }
     // The reference of the report: the float model as quantized (equalization
     // is exact, but it changes the tensors the layers are compared on).
@@ -633,6 +699,18 @@ private:
         round.perChannel = weightsGranularity == "per-channel";
         round.progress = !quiet;
         pm.addPass(refold::createQuantRound(round));
+      }
+      if (rangeSearchBudget > 0) {
+        refold::QuantSearchRangesOptions search;
+        search.calibration = calibration;
+        search.limit = calibrationLimit;
+        search.budgetGmacs = rangeSearchBudget;
+        search.activations = activationsType;
+        search.weights = weightsGranularity;
+        search.biasCorrection = biasCorrection;
+        search.keepFloat = keepFloat; // a view: the options outlive the pass manager
+        search.progress = !quiet;
+        pm.addPass(refold::createQuantSearchRanges(search));
       }
     }
     if (failed(pm.run(module)))

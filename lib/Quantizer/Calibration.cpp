@@ -331,6 +331,30 @@ std::optional<Range> rangeOf(Value value) {
   return r.valid() ? std::optional<Range>(r) : std::nullopt;
 }
 
+void setRangeOf(Value value, const Range &range) {
+  Builder b(value.getContext());
+  Operation *holder;
+  StringRef attrName;
+  unsigned index, count;
+  if (auto arg = dyn_cast<BlockArgument>(value)) {
+    holder = arg.getOwner()->getParentOp();
+    attrName = kInputRangesAttr;
+    index = arg.getArgNumber();
+    count = arg.getOwner()->getNumArguments();
+  } else {
+    holder = value.getDefiningOp();
+    attrName = kRangesAttr;
+    index = cast<OpResult>(value).getResultNumber();
+    count = holder->getNumResults();
+  }
+  SmallVector<Attribute> records(count, b.getDenseF32ArrayAttr({}));
+  if (auto old = holder->getAttrOfType<ArrayAttr>(attrName))
+    for (unsigned i = 0; i < std::min<unsigned>(count, old.size()); ++i)
+      records[i] = old[i];
+  records[index] = rangeAttr(b, &range);
+  holder->setAttr(attrName, b.getArrayAttr(records));
+}
+
 void attachMeans(ModuleOp module, const ChannelMeans &means) {
   func::FuncOp main = mainGraph(module);
   if (!main)

@@ -181,16 +181,17 @@ llvm::Expected<unsigned> equalizeResiduals(ModuleOp module, const CalibrationDat
     float widest = *std::max_element(s.range.begin(), s.range.end());
     if (!(widest > 0) || !std::isfinite(widest))
       continue;
-    // Each channel halfway (geometrically) to the widest: the stream's int8
-    // step shrinks for it by s_c while its readers' weights, divided by
-    // s_c, lose as much against their per-channel step; the square root
-    // splits the two as cross-layer equalization does. At most maxScale (a
-    // nearly dead channel would push its readers' weights below a step).
+    // By default each channel halfway (geometrically) to the widest: the
+    // stream's int8 step shrinks for it by s_c while its readers' weights,
+    // divided by s_c, lose as much against their per-channel step; the
+    // square root splits the two as cross-layer equalization does. At most
+    // maxScale (a nearly dead channel would push its readers' weights below
+    // a step).
     std::vector<float> scale(s.channels, 1.0f);
     bool changes = false;
     for (int64_t c = 0; c < s.channels; ++c)
       if (s.range[c] > 0) {
-        scale[c] = std::min(std::sqrt(widest / s.range[c]), float(options.maxScale));
+        scale[c] = std::min(float(std::pow(widest / s.range[c], options.exponent)), float(options.maxScale));
         changes |= scale[c] > 1.001f;
       }
     if (!changes)

@@ -186,6 +186,12 @@ cl::opt<unsigned> maxFloatLayers(
     cl::desc("Keep in float the K quantizable layers whose staying float raises the output "
              "SQNR most (each measured alone on the calibration data; needs --calibration)"),
     cl::value_desc("K"), cl::cat(quantCategory));
+cl::opt<double> rangeSearchBudget(
+    "range-search-budget", cl::init(250),
+    cl::desc("With --calibration, try each activation tensor's range scaled by 0.8-1.25 and "
+             "keep what raises the output SQNR, in graph order, until the trials reach this "
+             "many billion multiply-accumulates (default 250; 0: off)"),
+    cl::value_desc("GMACS"), cl::cat(quantCategory));
 cl::opt<uint64_t> calibrationLimit("calibration-limit", cl::init(0),
                                    cl::desc("Use at most N calibration input sets (0: all)"),
                                    cl::cat(quantCategory));
@@ -276,7 +282,7 @@ bool buildOptions(refold::Options &options) {
   if (calibration.empty()) {
     for (const auto *opt : std::initializer_list<const cl::Option *>{
              &calibrationMethod, &calibrationPercentile, &calibrationLimit, &maxFloatLayers,
-             &weightRounding})
+             &weightRounding, &rangeSearchBudget})
       if (opt->getNumOccurrences())
         return fail("--" + opt->ArgStr.str() + " needs --calibration=PATH"), false;
   } else if (inputRange.getNumOccurrences() || dataFreeSigmas.getNumOccurrences()) {
@@ -297,6 +303,7 @@ bool buildOptions(refold::Options &options) {
   q.weightRounding = weightRounding;
   q.keepFloat.assign(keepFloat.begin(), keepFloat.end());
   q.maxFloatLayers = maxFloatLayers;
+  q.rangeSearchBudget = rangeSearchBudget;
   q.equalize = equalize;
   q.biasCorrection = biasCorrection;
   q.inputRange.assign(inputRange.begin(), inputRange.end());

@@ -340,9 +340,9 @@ def QuantEqualizeResidual : Pass<"onnx-quant-equalize-residual", "::mlir::Module
     Relu6, a depthwise reader - leaves the set alone). It runs the
     calibration sets through the interpreter, takes each channel's largest
     |x| over the set's tensors (range_c), and scales channel c by
-    s_c = min(sqrt(widest range / range_c), `max-scale`) (the square root
-    splits the gain between the stream's activation step and the readers'
-    weight steps, as cross-layer equalization does): the writers' output
+    s_c = min((widest range / range_c)^`exponent`, `max-scale`) (the square
+    root, the default, splits the gain between the stream's activation step
+    and the readers' weight steps, as cross-layer equalization does): the writers' output
     channels (weights, bias, kept BatchNorm statistics) times s_c, the
     readers' input channels divided by it. Exact in float (Add and Relu
     commute with a positive per-channel scale); the readers' per-channel
@@ -352,10 +352,51 @@ def QuantEqualizeResidual : Pass<"onnx-quant-equalize-residual", "::mlir::Module
     Option<"calibration", "calibration", "std::string", "\"\"",
            "Calibration data: a directory or a .npy of samples">,
     Option<"limit", "limit", "uint64_t", "64", "Use at most this many input sets">,
-    Option<"maxScale", "max-scale", "double", "16", "Largest scale given to one channel">
+    Option<"maxScale", "max-scale", "double", "16", "Largest scale given to one channel">,
+    Option<"exponent", "exponent", "double", "0.5",
+           "s_c = (widest range / range_c)^exponent: 0.5 splits the gain with the readers' "
+           "weights, 1 gives every channel the widest range">
   ];
   let statistics = [Statistic<"numStreams", "streams", "residual streams equalized">];
   let dependentDialects = ["::refold::ir::ONNXDialect"];
+}
+
+def QuantSearchRanges : Pass<"onnx-quant-search-ranges", "::mlir::ModuleOp"> {
+  let summary = "Choose activation ranges by the model's output SQNR";
+  let description = [{
+    A range method sees one tensor's histogram; what a range costs shows at
+    the output, after every later rounding. This pass quantizes a copy of
+    the calibrated model as onnx-quant-qdq would (same options), runs it on
+    the first `sets` calibration sets and measures the mean output SQNR
+    against float. Then, in graph order, each activation tensor the rewrite
+    quantizes gets its recorded range (`refold.ranges`) scaled by 0.8, 0.9,
+    1.1 and 1.25 in turn; a factor is kept when it raises that SQNR by more
+    than 0.005 dB. Trials stop before they pass `budget-gmacs` billion
+    multiply-accumulates (a trial costs the model's MACs times `sets`), so
+    the result does not depend on the machine; tensors past that point keep
+    the range method's choice. The model itself is not changed, only the
+    recorded ranges. Memory: the float outputs of the sets.
+  }];
+  let options = [
+    Option<"calibration", "calibration", "std::string", "\"\"",
+           "Calibration data: a directory or a .npy of samples">,
+    Option<"limit", "limit", "uint64_t", "0", "Use at most this many input sets (0: all)">,
+    Option<"sets", "sets", "uint64_t", "64", "Input sets each trial runs">,
+    Option<"budgetGmacs", "budget-gmacs", "double", "250",
+           "Stop trying ranges before this many billion multiply-accumulates">,
+    Option<"activations", "activations", "std::string", "\"uint8\"",
+           "Activation type of the rewrite: uint8 or int8">,
+    Option<"weights", "weights", "std::string", "\"per-channel\"",
+           "Weight scales of the rewrite: per-channel or per-tensor">,
+    ListOption<"keepFloat", "keep-float", "std::string",
+               "Nodes the rewrite leaves in float, by node name or output name">,
+    Option<"biasCorrection", "bias-correction", "bool", "true",
+           "Bias correction in the rewrite">,
+    Option<"progress", "progress", "bool", "false",
+           "Say on stderr how far it got when over a second">
+  ];
+  let statistics = [Statistic<"numSearched", "searched", "tensors whose range was searched">,
+                    Statistic<"numChanged", "changed", "ranges changed">];
 }
 
 def QuantizeQDQ : Pass<"onnx-quant-qdq", "::mlir::func::FuncOp"> {

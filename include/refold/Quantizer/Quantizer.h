@@ -110,6 +110,33 @@ void attachRanges(mlir::ModuleOp module, const llvm::DenseMap<mlir::Value, Range
 
 /// The recorded range of `value`, if calibration saw it.
 std::optional<Range> rangeOf(mlir::Value value);
+/// Records `range` as the range of `value`, replacing what was there.
+void setRangeOf(mlir::Value value, const Range &range);
+
+/// Output-driven range search: with `quantize` (the QDQ rewrite, applied to
+/// a copy), each quantized activation tensor's recorded range is scaled by
+/// each of `factors` in turn, in graph order, and the factor that raises the
+/// mean output SQNR against the float model (on the first `sets`
+/// calibration sets) by more than `minGainDb` is kept. Trials stop when
+/// they would pass `budgetGmacs` billion multiply-accumulates
+/// (`macsPerSet` a run); the tensors after that keep their ranges.
+struct RangeSearchOptions {
+  size_t sets = 16;
+  std::vector<double> factors = {0.8, 0.9, 1.1, 1.25};
+  double minGainDb = 0.005;
+  double budgetGmacs = 250;
+  bool progress = false;
+};
+struct RangeSearchResult {
+  double before = 0, after = 0; // mean output SQNR, dB
+  size_t candidates = 0, searched = 0, changed = 0, trials = 0;
+};
+using QuantizeTrial = llvm::function_ref<mlir::LogicalResult(mlir::ModuleOp)>;
+llvm::Expected<RangeSearchResult> searchRanges(mlir::ModuleOp calibrated,
+                                               const CalibrationData &data,
+                                               QuantizeTrial quantize,
+                                               const RangeSearchOptions &options,
+                                               uint64_t macsPerSet);
 
 /// Per-channel means (axis 1) of values, for bias correction: kMeansAttr on
 /// each op (one array per result, empty when unknown), kInputMeansAttr on
@@ -174,11 +201,12 @@ llvm::Expected<unsigned> roundWeights(mlir::ModuleOp module, const CalibrationDa
 struct ResidualEqualizationOptions {
   size_t maxSets = 64;   // calibration sets the channel ranges are measured on
   double maxScale = 16;  // largest scale given to one channel
+  double exponent = 0.5; // s_c = (widest / range_c)^exponent
 };
 /// Residual-stream equalization (ResidualEqualization.cpp): for each set of
 /// 4-D tensors joined by Adds and Relus that convs write and group-1 convs
 /// read (and nothing else touches), channel c of every tensor is scaled by
-/// min(sqrt(widest / range_c), maxScale), range_c its largest |x| over the
+/// min((widest / range_c)^exponent, maxScale), range_c its largest |x| over the
 /// calibration sets: the writers' output channels and biases take the
 /// scale, the readers' input channels its inverse. Exact in float. Returns
 /// how many streams were rescaled.
