@@ -61,6 +61,14 @@ struct QuantSearchRangesPass : refold::impl::QuantSearchRangesBase<QuantSearchRa
       module.emitError() << llvm::toString(searched.takeError());
       return signalPassFailure();
     }
+    if (searched->skipped) {
+      llvm::errs() << llvm::formatv(
+          "refold: range search skipped: a trial on {0} input sets costs {1} GMACs, and one "
+          "tensor's {2} trials pass --range-search-budget ({3})\n",
+          std::min<size_t>(sets, data->size()), llvm::format("%.3g", searched->trialGmacs),
+          options.factors.size() + 2, llvm::format("%g", double(budgetGmacs)));
+      return;
+    }
     numSearched = searched->searched;
     numChanged = searched->changed;
     if (progress || searched->searched < searched->candidates)

@@ -87,8 +87,14 @@ Expected<RangeSearchResult> searchRanges(ModuleOp calibrated, const CalibrationD
                                          uint64_t macsPerSet) {
   size_t sets = std::min(options.sets, data.size());
   RangeSearchResult result;
-  if (sets == 0)
+  uint64_t trialMacs = std::max<uint64_t>(1, macsPerSet) * sets;
+  uint64_t budgetTrials = uint64_t(options.budgetGmacs * 1e9 / double(trialMacs));
+  result.trialGmacs = double(trialMacs) / 1e9;
+  // The float reference and the first trial, then one tensor's factors.
+  if (sets == 0 || budgetTrials < 2 + options.factors.size()) {
+    result.skipped = true;
     return result;
+  }
   std::vector<interp::TensorMap> inputs, reference;
   for (size_t i = 0; i < sets; ++i) {
     auto in = data.load(i);
@@ -145,12 +151,10 @@ Expected<RangeSearchResult> searchRanges(ModuleOp calibrated, const CalibrationD
   }
   result.candidates = candidates.size();
 
-  uint64_t trialMacs = std::max<uint64_t>(1, macsPerSet) * sets;
-  uint64_t budgetTrials = uint64_t(options.budgetGmacs * 1e9 / double(trialMacs));
   auto clock = std::chrono::steady_clock::now();
   bool reported = false;
   for (Value v : candidates) {
-    if (result.trials + options.factors.size() > budgetTrials + 1)
+    if (1 + result.trials + options.factors.size() > budgetTrials)
       break;
     Range original = *rangeOf(v);
     double bestFactor = 1;

@@ -130,6 +130,8 @@ struct RangeSearchOptions {
 struct RangeSearchResult {
   double before = 0, after = 0; // mean output SQNR, dB
   size_t candidates = 0, searched = 0, changed = 0, trials = 0;
+  double trialGmacs = 0; // one trial's multiply-accumulates, billions
+  bool skipped = false;  // the budget does not cover one tensor's trials
 };
 using QuantizeTrial = llvm::function_ref<mlir::LogicalResult(mlir::ModuleOp)>;
 llvm::Expected<RangeSearchResult> searchRanges(mlir::ModuleOp calibrated,
