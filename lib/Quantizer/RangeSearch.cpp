@@ -95,16 +95,16 @@ Expected<RangeSearchResult> searchRanges(ModuleOp calibrated, const CalibrationD
     result.skipped = true;
     return result;
   }
-  std::vector<interp::TensorMap> inputs, reference;
+  // The float outputs are kept; the inputs are read again for each trial,
+  // so memory does not hold `sets` inputs.
+  std::vector<interp::TensorMap> reference;
   for (size_t i = 0; i < sets; ++i) {
     auto in = data.load(i);
     if (!in)
       return in.takeError();
-    interp::TensorMap copy = *in;
-    auto out = interp::run(calibrated, copy, {});
+    auto out = interp::run(calibrated, *in, {});
     if (!out)
       return out.takeError();
-    inputs.push_back(std::move(*in));
     reference.push_back(std::move(*out));
   }
   // One trial: the QDQ rewrite of a copy, run on every set.
@@ -117,9 +117,11 @@ Expected<RangeSearchResult> searchRanges(ModuleOp calibrated, const CalibrationD
     if (first)
       quantizedNames = quantizedTensorNames(*copy);
     std::vector<interp::TensorMap> outputs;
-    for (const interp::TensorMap &in : inputs) {
-      interp::TensorMap copyIn = in;
-      auto out = interp::run(*copy, copyIn, {});
+    for (size_t i = 0; i < sets; ++i) {
+      auto in = data.load(i);
+      if (!in)
+        return in.takeError();
+      auto out = interp::run(*copy, *in, {});
       if (!out)
         return out.takeError();
       outputs.push_back(std::move(*out));
