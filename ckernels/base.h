@@ -22,6 +22,16 @@
 #define RF_RESTRICT
 #endif
 
+/* A small loop over registers unrolled whole, so that the arrays it
+ * indexes stay in registers (GCC leaves loops with branches rolled). */
+#if defined(__clang__)
+#define RF_UNROLL _Pragma("unroll")
+#elif defined(__GNUC__)
+#define RF_UNROLL _Pragma("GCC unroll 8")
+#else
+#define RF_UNROLL
+#endif
+
 #if defined(__BYTE_ORDER__) && defined(__ORDER_BIG_ENDIAN__)
 #if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
 #error "refold's emitted weights are little-endian"

@@ -236,11 +236,15 @@ RF_INLINE void rf_direct_tile(const float *in, ptrdiff_t chan_stride, int channe
   /* The epilogue while the tile is in registers: bias (RF_MR values), the
    * residual, then Relu or Clip as selects (NaN as rf_activate gives it). */
   if (bias)
+    RF_UNROLL
     for (r = 0; r < RF_MR; ++r)
+      RF_UNROLL
       for (v = 0; v < nv; ++v) acc[r][v] += bias[r];
   if (dst && dst->res)
+    RF_UNROLL
     for (r = 0; r < RF_MR; ++r)
       if (r < dst->rows)
+        RF_UNROLL
         for (v = 0; v < nv; ++v) {
           rf_vf rv = {0};
           int left = dst->count - v * RF_VW;
@@ -252,22 +256,32 @@ RF_INLINE void rf_direct_tile(const float *in, ptrdiff_t chan_stride, int channe
         }
   if (act == RF_ACT_RELU || act == RF_ACT_CLIP) {
     rf_vf lo = (rf_vf){0} + (act == RF_ACT_RELU ? 0.0f : p0), hi = (rf_vf){0} + p1;
+    RF_UNROLL
     for (r = 0; r < RF_MR; ++r)
+      RF_UNROLL
       for (v = 0; v < nv; ++v) acc[r][v] = rf_relu_clip_v(acc[r][v], act, lo, hi);
   }
   if (dst) {
+    RF_UNROLL
     for (r = 0; r < RF_MR; ++r)
       if (r < dst->rows)
+        RF_UNROLL
         for (v = 0; v < nv; ++v) {
           int left = dst->count - v * RF_VW;
           if (left >= RF_VW)
             memcpy(dst->out + r * dst->stride + v * RF_VW, &acc[r][v], sizeof acc[r][v]);
-          else if (left > 0)
-            memcpy(dst->out + r * dst->stride + v * RF_VW, &acc[r][v], sizeof(float) * (size_t)left);
+          else if (left > 0) {
+            /* Through a copy: a variable-length copy from acc itself would
+             * take its address and keep every accumulator in memory. */
+            rf_vf part = acc[r][v];
+            memcpy(dst->out + r * dst->stride + v * RF_VW, &part, sizeof(float) * (size_t)left);
+          }
         }
     return;
   }
+  RF_UNROLL
   for (r = 0; r < RF_MR; ++r)
+    RF_UNROLL
     for (v = 0; v < nv; ++v) memcpy(out[r] + v * RF_VW, &acc[r][v], sizeof acc[r][v]);
 #else
   int r, j, c, t, n = dv * RF_NR;
