@@ -646,11 +646,11 @@ private:
     if (equalize) {
       mlir::PassManager prepare(module.getContext(), mlir::ModuleOp::getOperationName());
       prepare.nest<mlir::func::FuncOp>().addPass(refold::createQuantEqualize());
+      if (failed(prepare.run(module)))
+        return mlir::failure();
       // Residual streams need their channels' ranges, so data; with one
       // scale per weight tensor the writers' scaled rows would cost more
       // than the stream gains.
-      if (failed(prepare.run(module)))
-        return mlir::failure();
       if (!calibration.empty() && weightsGranularity == "per-channel") {
         auto exponent = chooseResidualExponent(module);
         if (!exponent)
