@@ -6,7 +6,8 @@
 // turns weights computed from constants (a KernelWarehouse-style
 // MatMul(attention, warehouse) -> Reshape with a constant attention) into
 // plain weights that the other rewrites can fold. A weight that depends on
-// the input stays as it is.
+// the input stays as it is, and so does a DequantizeLinear (a quantized
+// model's weights stay int8).
 //
 //===----------------------------------------------------------------------===//
 
@@ -54,6 +55,10 @@ struct FoldConstantsPass : refold::impl::FoldConstantsBase<FoldConstantsPass> {
     for (Operation &op : llvm::make_early_inc_range(body)) {
       if (isConstantOp(&op) || op.hasTrait<OpTrait::IsTerminator>() || op.getNumRegions() ||
           op.getNumResults() == 0)
+        continue;
+      // A dequantized weight stays int8: folded, it would be stored as
+      // float and the integer kernels would not see it.
+      if (opTypeOf(&op) == "DequantizeLinear")
         continue;
       std::optional<std::vector<interp::Tensor>> results = evaluate(&op, opset);
       if (!results)

@@ -94,6 +94,7 @@ struct Options {
 
   Target target = Target::Auto;
   std::string cPrefix;                // default: the output's stem as a C identifier
+  std::string cRequant = "float";     // float | fixed: how integer C kernels requantize
   bool externalData = false;          // large tensors in <output>.data
   uint64_t externalDataThreshold = 1024;
   uint64_t inlineLimit = 0;           // 0: what fits in one protobuf message

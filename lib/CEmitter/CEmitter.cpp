@@ -36,6 +36,11 @@ class FusedChains;
 std::shared_ptr<FusedChains> findFusedChains(Emitter &e, Block &body);
 Error lowerFusedAt(FusedChains &chains, Emitter &e, Operation *op, bool &handled);
 Error lowerTensorOp(Emitter &e, Operation *op, bool &handled);
+class IntegerGroups;
+std::shared_ptr<IntegerGroups> findIntegerGroups(Emitter &e, Block &body, bool fixed);
+Error lowerIntegerAt(IntegerGroups &groups, Emitter &e, Operation *op, bool &handled);
+std::vector<std::string> integerRemarks(const IntegerGroups &groups);
+Error lowerQuantOp(Emitter &e, Operation *op, bool fixed, bool &handled);
 
 namespace {
 // The kernel sources, in the order they may depend on each other.
@@ -155,10 +160,10 @@ Error pinDimensions(ModuleOp module, const llvm::StringMap<int64_t> &dims,
 
 std::vector<std::string> supportedOps() {
   return {"Abs", "Add", "AveragePool", "BatchNormalization", "Ceil", "Clip", "Concat", "Conv",
-          "ConvTranspose", "Div", "Dropout", "Elu", "Erf", "Exp", "Flatten", "Floor", "Gather",
+          "ConvInteger", "ConvTranspose", "DequantizeLinear", "Div", "Dropout", "Elu", "Erf", "Exp", "Flatten", "Floor", "Gather",
           "Gelu", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid", "HardSwish",
-          "Identity", "LayerNormalization", "LeakyRelu", "Log", "LogSoftmax", "MatMul", "Max",
-          "MaxPool", "Mean", "Min", "Mul", "Neg", "Pad", "Pow", "Reciprocal", "ReduceL2", "ReduceMax",
+          "Identity", "LayerNormalization", "LeakyRelu", "Log", "LogSoftmax", "MatMul", "MatMulInteger", "Max",
+          "MaxPool", "Mean", "Min", "Mul", "Neg", "Pad", "Pow", "QLinearConv", "QLinearMatMul", "QuantizeLinear", "Reciprocal", "ReduceL2", "ReduceMax",
           "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare", "Relu",
           "Reshape", "Resize", "Sigmoid", "Slice", "Softmax", "Softplus", "Split", "Sqrt",
           "Squeeze", "Sub", "Sum", "Tanh", "Transpose", "Unsqueeze", "Upsample"};
@@ -166,6 +171,10 @@ std::vector<std::string> supportedOps() {
 
 Error lowerOp(Emitter &e, Operation *op) {
   bool handled = false;
+  if (auto err = lowerQuantOp(e, op, e.fixedRequant, handled))
+    return err;
+  if (handled)
+    return Error::success();
   if (auto err = lowerNN(e, op, handled))
     return err;
   if (handled)
@@ -390,6 +399,7 @@ llvm::Expected<EmittedC> emitC(ModuleOp module, const EmitOptions &options) {
   if (!main || main.isExternal())
     return error("the module has no main graph");
   Emitter e(main, interp::modelOpset(module));
+  e.fixedRequant = options.fixedRequant;
   Block &body = main.getBody().front();
   auto graph = main->getAttrOfType<DictionaryAttr>(ir::kGraphAttr);
   ArrayAttr inputRecords = graph ? graph.getAs<ArrayAttr>("inputs") : ArrayAttr();
@@ -404,6 +414,7 @@ llvm::Expected<EmittedC> emitC(ModuleOp module, const EmitOptions &options) {
     if (!dtype || cTypeOf(*dtype).empty())
       return error("input " + std::to_string(i) + " has an element type C output does not support");
   }
+  std::shared_ptr<IntegerGroups> integer = findIntegerGroups(e, body, options.fixedRequant);
   std::shared_ptr<FusedChains> chains = findFusedChains(e, body);
   for (Operation &op : body) {
     if (isa<ir::NoneOp, ir::InitializerOp, ir::ConstantOp, func::ReturnOp>(op))
@@ -412,8 +423,17 @@ llvm::Expected<EmittedC> emitC(ModuleOp module, const EmitOptions &options) {
       continue;
     if (e.isAbsorbed(&op))
       continue;
+    // A dequantized constant (a weight no integer kernel took) is packed
+    // where it is read.
+    if (opTypeOf(&op) == "DequantizeLinear" && e.isConstant(op.getResult(0)))
+      continue;
     if (op.getNumRegions())
       return e.unsupported(&op, "subgraphs");
+    bool integerKernel = false;
+    if (auto err = lowerIntegerAt(*integer, e, &op, integerKernel))
+      return std::move(err);
+    if (integerKernel)
+      continue;
     bool fused = false;
     if (auto err = lowerFusedAt(*chains, e, &op, fused))
       return std::move(err);
@@ -433,6 +453,7 @@ llvm::Expected<EmittedC> emitC(ModuleOp module, const EmitOptions &options) {
   // the output alive longer: plan both ways, keep the smaller arena (ties go
   // to the one without copies).
   EmittedC result;
+  result.report.notes = integerRemarks(*integer);
   std::optional<Planner> planner;
   uint64_t bestArena = UINT64_MAX;
   bool bestSlices = true;
@@ -544,7 +565,7 @@ llvm::Expected<EmittedC> emitC(ModuleOp module, const EmitOptions &options) {
     << "#include \"" << options.headerName << "\"\n\n";
   // Kernel files, in dependency order.
   std::set<std::string> files = e.kernelFiles;
-  if (files.count("winograd"))
+  if (files.count("winograd") || files.count("int8"))
     files.insert("conv");
   if (files.count("conv"))
     files.insert("gemm");

@@ -23,21 +23,23 @@ static Error error(const llvm::Twine &message) {
 }
 
 llvm::Expected<EmittedC> emitForC(ModuleOp module, StringRef prefix, StringRef headerName,
-                                         const llvm::StringMap<int64_t> &dims) {
+                                         const llvm::StringMap<int64_t> &dims, bool fixedRequant) {
   OwningOpRef<ModuleOp> copy = module.clone();
   if (auto err = pinDimensions(*copy, dims))
     return std::move(err);
   EmitOptions options;
   options.prefix = prefix.str();
   options.headerName = headerName.str();
+  options.fixedRequant = fixedRequant;
   return emitC(*copy, options);
 }
 
 llvm::Expected<ArenaReport> writeC(ModuleOp module, StringRef cPath, StringRef prefix,
-                                          const llvm::StringMap<int64_t> &dims) {
+                                          const llvm::StringMap<int64_t> &dims, bool fixedRequant) {
   SmallString<256> headerPath(cPath);
   llvm::sys::path::replace_extension(headerPath, "h");
-  auto emitted = emitForC(module, prefix, llvm::sys::path::filename(headerPath), dims);
+  auto emitted =
+      emitForC(module, prefix, llvm::sys::path::filename(headerPath), dims, fixedRequant);
   if (!emitted)
     return emitted.takeError();
   // Both files or neither: each is written to a temporary and renamed.
@@ -149,7 +151,7 @@ llvm::Expected<interp::TensorMap> runC(ModuleOp module, ArrayRef<interp::Tensor>
       if (auto p = dyn_cast<StringAttr>(params[d]); p && !p.empty())
         dims[p.getValue()] = t.dim(d);
   }
-  auto emitted = emitForC(module, "model", "model.h", dims);
+  auto emitted = emitForC(module, "model", "model.h", dims, options.fixedRequant);
   if (!emitted)
     return emitted.takeError();
 

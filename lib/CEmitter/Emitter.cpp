@@ -91,6 +91,36 @@ llvm::Expected<std::vector<int64_t>> Emitter::shapeOf(Operation *op, Value v) co
 std::optional<Tensor> Emitter::constant(Value v) const {
   if (!v || ir::isNoneValue(v))
     return std::nullopt;
+  // A weight a QDQ model dequantizes is a constant too: one the float
+  // kernels pack like any other when no integer kernel takes the layer.
+  Operation *def = v.getDefiningOp();
+  if (def && ir::opTypeOf(def) == "DequantizeLinear") {
+    auto [it, inserted] = folded.try_emplace(v);
+    if (!inserted)
+      return it->second;
+    std::vector<Tensor> inputs;
+    for (Value operand : def->getOperands()) {
+      if (ir::isNoneValue(operand)) {
+        inputs.emplace_back();
+        continue;
+      }
+      auto t = interp::constantValue(operand);
+      if (!t)
+        return std::nullopt;
+      inputs.push_back(std::move(*t));
+    }
+    std::vector<const Tensor *> pointers;
+    for (auto [i, operand] : llvm::enumerate(def->getOperands()))
+      pointers.push_back(ir::isNoneValue(operand) ? nullptr : &inputs[i]);
+    auto result = interp::evaluateOp(def, pointers, opset);
+    if (!result) {
+      llvm::consumeError(result.takeError());
+      return std::nullopt;
+    }
+    it = folded.find(v);
+    it->second = std::move((*result)[0]);
+    return it->second;
+  }
   return interp::constantValue(v);
 }
 

@@ -163,15 +163,8 @@ static Error requireFloat(Emitter &e, Operation *op) {
 // Conv
 //===----------------------------------------------------------------------===//
 
-struct ConvGeometry {
-  int64_t n, c, h, w, m, oh, ow, kh, kw, sh = 1, sw = 1, pt = 0, pl = 0, pb = 0, pr = 0,
-                                              dh = 1, dw = 1, groups = 1;
-};
-
-/// Reads kernel, strides, dilations and pads (explicit or auto_pad) of a 1-D
-/// or 2-D window op; 1-D is 2-D with height 1.
-static Error readWindow(Emitter &e, Operation *op, ArrayRef<int64_t> in, ArrayRef<int64_t> out,
-                        std::vector<int64_t> kernel, ConvGeometry &g, bool transposed = false) {
+Error readWindow(Emitter &e, Operation *op, ArrayRef<int64_t> in, ArrayRef<int64_t> out,
+                 std::vector<int64_t> kernel, ConvGeometry &g, bool transposed) {
   NodeAttrs attrs{op};
   size_t spatial = in.size() - 2;
   if (spatial != 1 && spatial != 2)
@@ -227,7 +220,7 @@ static Error readWindow(Emitter &e, Operation *op, ArrayRef<int64_t> in, ArrayRe
   return Error::success();
 }
 
-static std::string convShape(Emitter &e, const ConvGeometry &g) {
+std::string convShape(Emitter &e, const ConvGeometry &g) {
   std::string init = " = {";
   for (auto [i, v] : llvm::enumerate(std::vector<int64_t>{g.n, g.c, g.h, g.w, g.m, g.oh, g.ow, g.kh,
                                                           g.kw, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw,

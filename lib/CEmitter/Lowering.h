@@ -115,6 +115,7 @@ public:
   // --- state ----------------------------------------------------------------
   mlir::Operation *func;
   int64_t opset;
+  bool fixedRequant = false;
   std::vector<Step> steps;
   std::vector<Buffer> buffers;
   llvm::DenseMap<mlir::Value, Slot> slots;
@@ -125,8 +126,25 @@ public:
   std::string decls;
   unsigned declCount = 0;
   llvm::DenseSet<mlir::Operation *> absorbed;
+  /// DequantizeLinear of constants, evaluated once.
+  mutable llvm::DenseMap<mlir::Value, std::optional<Tensor>> folded;
   std::set<std::string> kernelFiles;
 };
+
+/// A 2-D window (1-D is 2-D with height 1), NCHW.
+struct ConvGeometry {
+  int64_t n, c, h, w, m, oh, ow, kh, kw, sh = 1, sw = 1, pt = 0, pl = 0, pb = 0, pr = 0,
+                                              dh = 1, dw = 1, groups = 1;
+};
+
+/// Reads kernel, strides, dilations and pads (explicit or auto_pad) of a 1-D
+/// or 2-D window op of input shape `in` and output shape `out`.
+llvm::Error readWindow(Emitter &e, mlir::Operation *op, llvm::ArrayRef<int64_t> in,
+                       llvm::ArrayRef<int64_t> out, std::vector<int64_t> kernel, ConvGeometry &g,
+                       bool transposed = false);
+
+/// The rf_conv_shape constant of `g` (ckernels/conv.h); returns its name.
+std::string convShape(Emitter &e, const ConvGeometry &g);
 
 /// Appends the steps of `op` (possibly absorbing the ops after it).
 llvm::Error lowerOp(Emitter &e, mlir::Operation *op);

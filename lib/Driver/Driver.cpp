@@ -306,6 +306,7 @@ private:
       cOptions.cflags = o.run.cflags;
       cOptions.timeRuns = timeRuns;
       cOptions.runUnder = o.run.runUnder;
+      cOptions.fixedRequant = o.cRequant == "fixed";
       double ms = -1;
       auto start = std::chrono::steady_clock::now();
       progress("compiling the emitted C (" + (cOptions.cc.empty() ? "$CC or cc" : cOptions.cc) +
@@ -1091,9 +1092,13 @@ public:
                                : std::string(cPrefix);
       if (prefix != refold::cemit::cIdentifier(prefix))
         return fail("--c-prefix must be a C identifier, got '" + prefix + "'");
-      auto arena = refold::cemit::writeC(*module, outputFile, prefix, pinnedDims());
+      auto arena = refold::cemit::writeC(*module, outputFile, prefix, pinnedDims(),
+                                         o.cRequant == "fixed");
       if (!arena)
         return fail(inputFile + ": " + toString(arena.takeError()) + "; no output written");
+      if (explain)
+        for (const std::string &note : arena->notes)
+          out() << "refold: C int8: " << note << "\n";
       report.arenaBytes = arena->arenaBytes;
       report.arenaLowerBoundBytes = arena->lowerBoundBytes;
       report.arenaPerTensorBytes = arena->perTensorBytes;

@@ -116,6 +116,11 @@ cl::opt<std::string> cPrefix("c-prefix",
                             cl::desc("Prefix of the names in emitted C (default: the output "
                                      "file's stem made a C identifier)"),
                             cl::value_desc("NAME"), cl::cat(refoldCategory));
+cl::opt<std::string> cRequant(
+    "c-requant", cl::init("float"),
+    cl::desc("C output of a quantized model: float (multiply by a float scale, round half to "
+             "even; the default) or fixed (int32 multiplier and shift, for CPUs without an FPU)"),
+    cl::value_desc("float|fixed"), cl::cat(refoldCategory));
 cl::opt<std::string> engine("engine", cl::init("interpreter"),
                             cl::desc("run: interpreter (the model as given) or c (refold's "
                                      "C of the optimized model, compiled and run)"),
@@ -257,6 +262,7 @@ bool buildOptions(refold::Options &options) {
   options.verifyRtol = verifyTol;
   options.verifyAtol = verifyAtol;
   options.cPrefix = cPrefix;
+  options.cRequant = cRequant;
   options.externalData = externalData;
   options.externalDataThreshold = externalDataThreshold;
   options.inlineLimit = inlineLimit;
@@ -273,6 +279,8 @@ bool buildOptions(refold::Options &options) {
   options.run.compareDir = compareDir;
   options.run.print = printOutputs;
   options.run.timeRuns = timeRuns;
+  if (cRequant != "float" && cRequant != "fixed")
+    return fail("--c-requant must be float or fixed, got '" + cRequant + "'"), false;
 
   if (quantize.empty())
     return true;
@@ -370,6 +378,7 @@ int main(int argc, char **argv) {
       "refold: rewrites a trained ONNX model into its deploy form\n\n"
       "  refold IN.onnx -o OUT.onnx [-O0|-O1|-O2] [--verify] [--stats]\n"
       "  refold IN.onnx -o OUT.c [-O0|-O1|-O2] [--dim NAME=VALUE]... [--c-prefix NAME]\n"
+      "      [--quantize=int8 ...] [--c-requant=float|fixed]\n"
       "  refold IN.onnx -o OUT.onnx --quantize=int8 --calibration=PATH [--quant-report]\n"
       "  refold run IN.onnx [--engine=interpreter|c] [--input NAME=FILE]... [--dim NAME=VALUE]... -o DIR\n");
 

@@ -25,6 +25,9 @@ struct EmitOptions {
   std::string prefix = "model";
   /// The header's file name, as the .c includes it.
   std::string headerName = "model.h";
+  /// Integer kernels requantize with an int32 multiplier and a shift
+  /// (no float arithmetic) instead of a float scale.
+  bool fixedRequant = false;
 };
 
 /// What the memory plan achieved, in bytes.
@@ -33,6 +36,8 @@ struct ArenaReport {
   uint64_t lowerBoundBytes = 0; // the most bytes live at any one step
   uint64_t perTensorBytes = 0;  // one buffer per intermediate tensor
   unsigned steps = 0;           // kernel calls in the run function
+  /// Why layers of a quantized model stay float (for --explain).
+  std::vector<std::string> notes;
 };
 
 struct EmittedC {

@@ -17,18 +17,21 @@ namespace refold::cemit {
 /// The module's C (dimensions pinned on a copy).
 llvm::Expected<EmittedC> emitForC(mlir::ModuleOp module, llvm::StringRef prefix,
                                          llvm::StringRef headerName,
-                                         const llvm::StringMap<int64_t> &dims);
+                                         const llvm::StringMap<int64_t> &dims,
+                                         bool fixedRequant = false);
 
 /// Writes `cPath` and the header beside it, both or neither.
 llvm::Expected<ArenaReport> writeC(mlir::ModuleOp module, llvm::StringRef cPath,
                                           llvm::StringRef prefix,
-                                          const llvm::StringMap<int64_t> &dims);
+                                          const llvm::StringMap<int64_t> &dims,
+                                          bool fixedRequant = false);
 
 struct COptions {
   std::string cc;               // compiler; $CC or cc when empty
   std::string cflags = "-O2";   // extra flags
   unsigned timeRuns = 0;        // > 1: time this many runs
   std::string runUnder;         // e.g. "qemu-aarch64 -L /usr/aarch64-linux-gnu"
+  bool fixedRequant = false;    // integer kernels requantize without float
 };
 
 /// Emits the module as C, compiles it with a generated main, runs it on
