@@ -187,52 +187,6 @@ RF_INLINE rf_qv rf_qdot(rf_qv acc, rf_qv a, int32_t w) {
 }
 #endif
 #define RF_QNP (RF_QVW * RF_QNV)
-
-/* acc[r][p] = sum over k4 of dot4(col[k4 * ldc + p], w[k4 * RF_QMR + r]). */
-static inline void rf_qtile(ptrdiff_t K4, const int32_t *RF_RESTRICT w, const int32_t *RF_RESTRICT col,
-                            ptrdiff_t ldc, int32_t out[RF_QMR][RF_QNP]) {
-  rf_qv c[RF_QMR][RF_QNV];
-  ptrdiff_t k;
-  int r, u;
-  for (r = 0; r < RF_QMR; ++r)
-    for (u = 0; u < RF_QNV; ++u) c[r][u] = (rf_qv){0};
-  for (k = 0; k < K4; ++k) {
-    rf_qv a[RF_QNV];
-    for (u = 0; u < RF_QNV; ++u) {
-      memcpy(&a[u], col + k * ldc + u * RF_QVW, sizeof a[u]);
-#if defined(RF_QDOT_SDOT)
-      a[u] ^= (rf_qv){0} + (int32_t)0x80808080u;
-#endif
-    }
-    for (r = 0; r < RF_QMR; ++r) {
-      int32_t wr = w[k * RF_QMR + r];
-      for (u = 0; u < RF_QNV; ++u) c[r][u] = rf_qdot(c[r][u], a[u], wr);
-    }
-  }
-  for (r = 0; r < RF_QMR; ++r)
-    for (u = 0; u < RF_QNV; ++u) memcpy(&out[r][u * RF_QVW], &c[r][u], sizeof c[r][u]);
-}
-#else
-#define RF_QNP 16
-static inline void rf_qtile(ptrdiff_t K4, const int32_t *RF_RESTRICT w, const int32_t *RF_RESTRICT col,
-                            ptrdiff_t ldc, int32_t out[RF_QMR][RF_QNP]) {
-  ptrdiff_t k;
-  int r, p, j;
-  for (r = 0; r < RF_QMR; ++r)
-    for (p = 0; p < RF_QNP; ++p) out[r][p] = 0;
-  for (k = 0; k < K4; ++k) {
-    const uint8_t *a = (const uint8_t *)(col + k * ldc);
-    const int8_t *wk = (const int8_t *)(w + k * RF_QMR);
-    for (r = 0; r < RF_QMR; ++r)
-      for (p = 0; p < RF_QNP; ++p) {
-        int32_t s = 0;
-        for (j = 0; j < 4; ++j) s += (int32_t)a[p * 4 + j] * wk[r * 4 + j];
-        out[r][p] += s;
-      }
-  }
-}
-#endif
-
 /* The SDOT path reads activations as signed: 128 x the weights' sum back. */
 #if defined(RF_QDOT_SDOT)
 #define RF_QDOT_FIX 128
@@ -240,110 +194,289 @@ static inline void rf_qtile(ptrdiff_t K4, const int32_t *RF_RESTRICT w, const in
 #define RF_QDOT_FIX 0
 #endif
 
-/* Four bytes of four rows (planes) at each position, as one int32 per
- * position: row 0 in the low byte, flipped by `flip` (0x80 for int8). */
-RF_INLINE void rf_qinterleave4(const uint8_t *r0, const uint8_t *r1, const uint8_t *r2,
-                               const uint8_t *r3, ptrdiff_t n, uint32_t flip, int32_t *RF_RESTRICT out) {
-  ptrdiff_t p;
-  for (p = 0; p < n; ++p)
-    out[p] = (int32_t)(((uint32_t)r0[p] | (uint32_t)r1[p] << 8 | (uint32_t)r2[p] << 16 |
-                        (uint32_t)r3[p] << 24) ^ flip);
+
+typedef float rf_qvf __attribute__((vector_size(RF_QVW * sizeof(float))));
+typedef int8_t rf_qv8 __attribute__((vector_size(RF_QVW)));
+typedef uint8_t rf_qvu8 __attribute__((vector_size(RF_QVW)));
+
+/* v clamped to [lo, hi] lane by lane (NaN to lo), with masks: C has no
+ * vector conditional. */
+RF_INLINE rf_qvf rf_qclampv(rf_qvf v, float lo, float hi) {
+  rf_qvf lov = (rf_qvf){0} + lo, hiv = (rf_qvf){0} + hi;
+  rf_qv below = ~(v >= lov), above = v > hiv;
+  rf_qv bits = ((rf_qv)v & ~below) | ((rf_qv)lov & below);
+  bits = (bits & ~above) | ((rf_qv)hiv & above);
+  return (rf_qvf)bits;
 }
 
-/* The packed tile's rows for k in [0, K): k = ci * kh * kw + ky * kw + kx
- * of group channels xg, output rows [oy0, oy0 + rows), each row of the
- * im2col matrix t pixels wide (padded to tp with the zero point); then 4 by
- * 4 interleaved into col ([K4][tp] int32). */
-RF_INLINE void rf_qpack_conv(const uint8_t *xg, const rf_conv_shape *s, int K, int K4, int oy0,
-                             int rows, ptrdiff_t tp, uint8_t zpu, uint32_t flip, uint8_t *plain,
-                             int32_t *col) {
-  int taps = s->kh * s->kw, k, oy, ox;
-  ptrdiff_t t = (ptrdiff_t)rows * s->ow;
-  uint8_t pad = (uint8_t)(zpu ^ (flip & 255));
-  int pointwise = taps == 1 && s->sh == 1 && s->sw == 1 && s->pt == 0 && s->pl == 0 &&
-                  s->h == s->oh && s->w == s->ow;
-  for (k = 0; k < K4 * 4; k += 4) {
-    const uint8_t *rp[4];
-    int j;
-    for (j = 0; j < 4; ++j) {
-      int kk = k + j;
-      uint8_t *dst = plain + (ptrdiff_t)j * tp;
-      if (kk >= K) { /* meets zero weights: any value does, as long as it is set */
-        memset(dst, pad, (size_t)tp);
-        rp[j] = dst;
-        continue;
-      }
-      if (pointwise && t == tp) {
-        rp[j] = xg + (ptrdiff_t)kk * s->h * s->w + (ptrdiff_t)oy0 * s->ow;
-        continue;
-      }
-      {
-        int ci = kk / taps, ky = (kk % taps) / s->kw, kx = kk % s->kw;
-        const uint8_t *plane = xg + (ptrdiff_t)ci * s->h * s->w;
-        for (oy = 0; oy < rows; ++oy) {
-          uint8_t *d = dst + (ptrdiff_t)oy * s->ow;
-          int iy = (oy0 + oy) * s->sh - s->pt + ky * s->dh;
-          int off = kx * s->dw - s->pl, lo, hi;
-          const uint8_t *src;
-          if (iy < 0 || iy >= s->h) {
-            memset(d, pad, (size_t)s->ow);
-            continue;
-          }
-          src = plane + (ptrdiff_t)iy * s->w;
-          /* ox in [lo, hi) reads inside the row */
-          lo = off < 0 ? (-off + s->sw - 1) / s->sw : 0;
-          hi = s->w - off > 0 ? (s->w - off + s->sw - 1) / s->sw : 0;
-          if (hi > s->ow) hi = s->ow;
-          if (lo > hi) lo = hi;
-          for (ox = 0; ox < lo; ++ox) d[ox] = pad;
-          if (s->sw == 1)
-            memcpy(d + lo, src + lo + off, (size_t)(hi - lo));
-          else
-            for (ox = lo; ox < hi; ++ox) d[ox] = src[ox * s->sw + off];
-          for (ox = hi; ox < s->ow; ++ox) d[ox] = pad;
+/* One tile: output channels c0 .. c0 + mr - 1 by pixels 0 .. np - 1 of the
+ * packed activations col, nv vectors wide: sum over k4 of dot4(col[k4 * ldc
+ * + p], w[k4 * RF_QMR + r]), then requantized into y + r * ldy + p * ys
+ * (output elements). 8-bit outputs in float requantization are converted
+ * in registers; the rest go through rf_qstore. */
+static inline void rf_qtile(ptrdiff_t K4, const int32_t *RF_RESTRICT w, const int32_t *RF_RESTRICT col,
+                            ptrdiff_t ldc, int nv, const rf_requant *rq, ptrdiff_t c0, int mr,
+                            ptrdiff_t np, unsigned char *RF_RESTRICT y, ptrdiff_t ldy, ptrdiff_t ys) {
+  rf_qv c[RF_QMR][RF_QNV];
+  ptrdiff_t k;
+  int r, u;
+  size_t ysize = rq->type == RF_QT_S32 ? 4 : 1;
+  for (r = 0; r < RF_QMR; ++r)
+    for (u = 0; u < nv; ++u) c[r][u] = (rf_qv){0};
+  for (k = 0; k < K4; ++k) {
+    rf_qv a[RF_QNV];
+    for (u = 0; u < nv; ++u) {
+      memcpy(&a[u], col + k * ldc + u * RF_QVW, sizeof a[u]);
+#if defined(RF_QDOT_SDOT)
+      a[u] ^= (rf_qv){0} + (int32_t)0x80808080u;
+#endif
+    }
+    for (r = 0; r < RF_QMR; ++r) {
+      int32_t wr = w[k * RF_QMR + r];
+      for (u = 0; u < nv; ++u) c[r][u] = rf_qdot(c[r][u], a[u], wr);
+    }
+  }
+  if (rq->scale && rq->type != RF_QT_S32) {
+    float flo = (float)(rq->lo - rq->zp), fhi = (float)(rq->hi - rq->zp);
+    RF_UNROLL
+    for (r = 0; r < RF_QMR; ++r) {
+      int32_t b;
+      rf_qvf s;
+      if (r >= mr) break;
+      b = (rq->bias ? rq->bias[c0 + r] : 0) + (rq->wsum ? RF_QDOT_FIX * rq->wsum[c0 + r] : 0);
+      s = (rf_qvf){0} + rq->scale[c0 + r];
+      RF_UNROLL
+      for (u = 0; u < nv; ++u) {
+        rf_qvf f = rf_qclampv(__builtin_convertvector(c[r][u] + b, rf_qvf) * s, flo, fhi);
+        rf_qv q = __builtin_convertvector((f + 12582912.0f) - 12582912.0f, rf_qv) + rq->zp;
+        unsigned char bytes[RF_QVW], *dst = y + r * ldy + u * RF_QVW * ys;
+        ptrdiff_t count = np - u * RF_QVW, j;
+        if (rq->type == RF_QT_U8) {
+          rf_qvu8 o = __builtin_convertvector(q, rf_qvu8);
+          memcpy(bytes, &o, sizeof o);
+        } else {
+          rf_qv8 o = __builtin_convertvector(q, rf_qv8);
+          memcpy(bytes, &o, sizeof o);
         }
-        if (tp > t) memset(dst + t, pad, (size_t)(tp - t));
-        rp[j] = dst;
+        if (ys == 1 && count >= RF_QVW)
+          memcpy(dst, bytes, RF_QVW);
+        else
+          for (j = 0; j < count && j < RF_QVW; ++j) dst[j * ys] = bytes[j];
       }
     }
-    rf_qinterleave4(rp[0], rp[1], rp[2], rp[3], tp, flip, col + (ptrdiff_t)(k / 4) * tp);
+    return;
+  }
+  {
+    int32_t out[RF_QNP];
+    for (r = 0; r < mr; ++r) {
+      for (u = 0; u < nv; ++u) memcpy(&out[u * RF_QVW], &c[r][u], sizeof c[r][u]);
+      rf_qstore(out, np, c0 + r, rq->wsum ? RF_QDOT_FIX * rq->wsum[c0 + r] : 0, rq,
+                y + r * ldy * ysize, ys);
+    }
   }
 }
 
+/* rf_qtile as wide as np needs. */
+RF_INLINE void rf_qtile_n(ptrdiff_t K4, const int32_t *RF_RESTRICT w, const int32_t *RF_RESTRICT col,
+                          ptrdiff_t ldc, const rf_requant *rq, ptrdiff_t c0, int mr, ptrdiff_t np,
+                          unsigned char *RF_RESTRICT y, ptrdiff_t ldy, ptrdiff_t ys) {
+  switch ((np + RF_QVW - 1) / RF_QVW) {
+  case 1: rf_qtile(K4, w, col, ldc, 1, rq, c0, mr, np, y, ldy, ys); break;
+  case 2: rf_qtile(K4, w, col, ldc, 2, rq, c0, mr, np, y, ldy, ys); break;
+  case 3: rf_qtile(K4, w, col, ldc, 3, rq, c0, mr, np, y, ldy, ys); break;
+  default: rf_qtile(K4, w, col, ldc, 4, rq, c0, mr, np, y, ldy, ys); break;
+  }
+}
+#else
+#define RF_QNP 16
+#define RF_QDOT_FIX 0
+RF_INLINE void rf_qtile_n(ptrdiff_t K4, const int32_t *RF_RESTRICT w, const int32_t *RF_RESTRICT col,
+                          ptrdiff_t ldc, const rf_requant *rq, ptrdiff_t c0, int mr, ptrdiff_t np,
+                          unsigned char *RF_RESTRICT y, ptrdiff_t ldy, ptrdiff_t ys) {
+  int32_t out[RF_QNP];
+  ptrdiff_t k;
+  int r, p, j;
+  size_t ysize = rq->type == RF_QT_S32 ? 4 : 1;
+  for (r = 0; r < mr; ++r) {
+    const int8_t *wr = (const int8_t *)(w + r);
+    for (p = 0; p < np; ++p) out[p] = 0;
+    for (k = 0; k < K4; ++k) {
+      const uint8_t *a = (const uint8_t *)(col + k * ldc);
+      const int8_t *wk = wr + k * RF_QMR * 4;
+      for (p = 0; p < np; ++p) {
+        int32_t sum = 0;
+        for (j = 0; j < 4; ++j) sum += (int32_t)a[p * 4 + j] * wk[j];
+        out[p] += sum;
+      }
+    }
+    rf_qstore(out, np, c0 + r, 0, rq, y + r * ldy * ysize, ys);
+  }
+}
+#endif
+
+
+/* o[i] = the bytes r0[i], r1[i], r2[i], r3[i] (low to high) ^ flip, for i
+ * in [lo, hi); a separate function, so that restrict lets it vectorize. */
+RF_INLINE void rf_qinterleave4(const uint8_t *RF_RESTRICT r0, const uint8_t *RF_RESTRICT r1,
+                               const uint8_t *RF_RESTRICT r2, const uint8_t *RF_RESTRICT r3, int lo,
+                               int hi, uint32_t flip, int32_t *RF_RESTRICT o) {
+  int i;
+  for (i = lo; i < hi; ++i)
+    o[i] = (int32_t)(((uint32_t)r0[i] | (uint32_t)r1[i] << 8 | (uint32_t)r2[i] << 16 |
+                      (uint32_t)r3[i] << 24) ^ flip);
+}
+
+/* The same reading every sw-th byte. */
+RF_INLINE void rf_qinterleave4_strided(const uint8_t *RF_RESTRICT r0, const uint8_t *RF_RESTRICT r1,
+                                       const uint8_t *RF_RESTRICT r2, const uint8_t *RF_RESTRICT r3,
+                                       int sw, int lo, int hi, uint32_t flip, int32_t *RF_RESTRICT o) {
+  int i;
+  for (i = lo; i < hi; ++i)
+    o[i] = (int32_t)(((uint32_t)r0[i * sw] | (uint32_t)r1[i * sw] << 8 |
+                      (uint32_t)r2[i * sw] << 16 | (uint32_t)r3[i * sw] << 24) ^ flip);
+}
+
+/* Output row oy of a tile, for the 4 k of k4 (see rf_qpack_conv): the
+ * pixels whose taps read outside their input rows byte by byte, the rest
+ * (unless edges_only) four rows at a time. */
+RF_INLINE void rf_qpack_row(const uint8_t *xg, const rf_conv_shape *s, int K, int k4, int oy,
+                            uint8_t zpu, uint32_t flip, const uint8_t *pad_row,
+                            const int32_t *taps_of_k, int edges_only, int32_t *RF_RESTRICT o) {
+  const uint8_t *src[4];
+  int off[4], lo = 0, hi = s->ow, ox, j;
+  uint8_t pad = (uint8_t)(zpu ^ (flip & 255));
+  for (j = 0; j < 4; ++j) {
+    int k = k4 * 4 + j, iy, l, h;
+    src[j] = pad_row;
+    off[j] = 0;
+    if (k >= K) continue;
+    iy = oy * s->sh + taps_of_k[3 * k + 1];
+    if (iy < 0 || iy >= s->h) continue;
+    src[j] = xg + ((ptrdiff_t)taps_of_k[3 * k] * s->h + iy) * s->w;
+    off[j] = taps_of_k[3 * k + 2];
+    /* ox in [l, h) reads inside the row */
+    l = off[j] < 0 ? (-off[j] + s->sw - 1) / s->sw : 0;
+    h = s->w - off[j] > 0 ? (s->w - off[j] + s->sw - 1) / s->sw : 0;
+    lo = l > lo ? l : lo;
+    hi = h < hi ? h : hi;
+  }
+  if (lo > hi) lo = hi;
+  for (ox = 0; ox < s->ow; ++ox) {
+    uint32_t v = 0;
+    if (ox == lo) ox = hi;
+    if (ox >= s->ow) break;
+    for (j = 0; j < 4; ++j) {
+      int ix = ox * s->sw + off[j];
+      uint8_t byte = src[j] == pad_row || ix < 0 || ix >= s->w ? pad : src[j][ix];
+      v |= (uint32_t)byte << (8 * j);
+    }
+    o[ox] = (int32_t)(v ^ flip);
+  }
+  if (edges_only) return;
+  if (s->sw == 1)
+    rf_qinterleave4(src[0] + off[0], src[1] + off[1], src[2] + off[2], src[3] + off[3], lo, hi,
+                    flip, o);
+  else
+    rf_qinterleave4_strided(src[0] + off[0], src[1] + off[1], src[2] + off[2], src[3] + off[3],
+                            s->sw, lo, hi, flip, o);
+}
+
+/* The packed activations of a tile of output rows [oy0, oy0 + rows) of
+ * group channels xg: for each k4, at each pixel, one int32 holding the
+ * 4 input bytes k = 4 k4 .. 4 k4 + 3 (k = ci * kh * kw + ky * kw + kx)
+ * read, flipped by `flip` (0x80 per byte for int8); padding reads the
+ * zero point (zpu, unsigned), pixels past the tile up to tp and k past K
+ * read it too (they meet zero weights). Straight from the input rows: a
+ * padded row reads `pad_row` (ow * sw bytes of the raw zero point).
+ * taps_of_k holds (ci, ky * dh - pt, kx * dw - pl) for each k. A stride-1
+ * conv whose rows are as wide as its input's reads the rows inside the
+ * image as one run (a pixel reads its input at a fixed distance), and
+ * only the pixels at the left and right edges are redone. */
+RF_INLINE void rf_qpack_conv(const uint8_t *xg, const rf_conv_shape *s, int K, int K4, int oy0,
+                             int rows, ptrdiff_t tp, uint8_t zpu, uint32_t flip,
+                             const uint8_t *pad_row, const int32_t *taps_of_k, int32_t *col) {
+  int k4, oy, ox, j;
+  ptrdiff_t t = (ptrdiff_t)rows * s->ow;
+  uint32_t pad4 = (uint32_t)zpu * 0x01010101u;
+  int flat = s->sh == 1 && s->sw == 1 && s->ow == s->w;
+  for (k4 = 0; k4 < K4; ++k4) {
+    int32_t *out = col + (ptrdiff_t)k4 * tp;
+    int ra = 0, rb = 0;
+    if (flat && k4 * 4 + 3 < K) {
+      /* rows [ra, rb) read inside the image for all four k */
+      int left = 0, right = 0;
+      const uint8_t *r[4];
+      ra = 0;
+      rb = rows;
+      for (j = 0; j < 4; ++j) {
+        int k = k4 * 4 + j, dy = taps_of_k[3 * k + 1], dx = taps_of_k[3 * k + 2];
+        ra = -dy - oy0 > ra ? -dy - oy0 : ra;
+        rb = s->h - dy - oy0 < rb ? s->h - dy - oy0 : rb;
+        left = -dx > left ? -dx : left;
+        right = dx > right ? dx : right;
+        r[j] = xg + ((ptrdiff_t)taps_of_k[3 * k] * s->h + oy0 + dy) * s->w + dx;
+      }
+      if (ra < rb) {
+        /* in bounds: the first pixel read is row ra's, `left` in */
+        ptrdiff_t p0 = (ptrdiff_t)ra * s->ow + left, p1 = (ptrdiff_t)rb * s->ow - right;
+        if (p0 < p1)
+          rf_qinterleave4(r[0], r[1], r[2], r[3], (int)p0, (int)p1, flip, out);
+        for (oy = ra; oy < rb; ++oy)
+          rf_qpack_row(xg, s, K, k4, oy0 + oy, zpu, flip, pad_row, taps_of_k, 1,
+                       out + (ptrdiff_t)oy * s->ow);
+      } else {
+        ra = rb = 0;
+      }
+    }
+    for (oy = 0; oy < rows; ++oy)
+      if (oy < ra || oy >= rb)
+        rf_qpack_row(xg, s, K, k4, oy0 + oy, zpu, flip, pad_row, taps_of_k, 0,
+                     out + (ptrdiff_t)oy * s->ow);
+    for (ox = (int)t; ox < tp; ++ox) out[ox] = (int32_t)pad4;
+  }
+}
 
 /* Conv on integers, NCHW: x uint8 or int8 (x_type), weights packed by the
  * emitter ([group][channel block][K4][RF_QMR] int32), output requantized
- * per channel. Tiles of `rows` output rows are packed into scratch
- * (4 x tile bytes of plain rows, then K4 x tile int32). */
+ * per channel. Tiles of `rows` output rows are packed into scratch (a
+ * padding row of ow * sw bytes, the 3 x K ints of each k's tap, then K4 x
+ * tile int32). */
 RF_KERNEL RF_FLATTEN void rf_qconv2d(const void *x, int x_type, void *y, const int32_t *wp,
                                      const rf_conv_shape *s, int rows, uint8_t zpu,
                                      const rf_requant *rq, unsigned char *scratch) {
   int cg = s->c / s->groups, mg = s->m / s->groups, K = cg * s->kh * s->kw, K4 = (K + 3) / 4;
-  int mb = (mg + RF_QMR - 1) / RF_QMR, n, g, oy0, b, r;
+  int mb = (mg + RF_QMR - 1) / RF_QMR, n, g, oy0, b;
   uint32_t flip = x_type == RF_QT_S8 ? 0x80808080u : 0;
-  ptrdiff_t ohw = (ptrdiff_t)s->oh * s->ow, tmax = ((ptrdiff_t)rows * s->ow + RF_QNP - 1) / RF_QNP * RF_QNP;
-  uint8_t *plain = scratch;
-  int32_t *col = (int32_t *)(void *)(scratch + ((4 * tmax + 63) / 64) * 64);
+  ptrdiff_t ohw = (ptrdiff_t)s->oh * s->ow;
+  uint8_t *pad_row = scratch;
+  ptrdiff_t pad_bytes = ((ptrdiff_t)s->ow * s->sw + 63) / 64 * 64;
+  int32_t *taps_of_k = (int32_t *)(void *)(scratch + pad_bytes);
+  int32_t *col = (int32_t *)(void *)(scratch + pad_bytes + (12 * (ptrdiff_t)K + 63) / 64 * 64);
   size_t ysize = rq->type == RF_QT_S32 ? 4 : 1;
+  int k;
+  memset(pad_row, zpu ^ (int)(flip & 255), (size_t)s->ow * s->sw);
+  for (k = 0; k < K; ++k) {
+    int taps = s->kh * s->kw, ky = (k % taps) / s->kw, kx = k % s->kw;
+    taps_of_k[3 * k] = k / taps;
+    taps_of_k[3 * k + 1] = ky * s->dh - s->pt;
+    taps_of_k[3 * k + 2] = kx * s->dw - s->pl;
+  }
   for (n = 0; n < s->n; ++n)
     for (g = 0; g < s->groups; ++g) {
       const uint8_t *xg = (const uint8_t *)x + ((ptrdiff_t)n * s->c + (ptrdiff_t)g * cg) * s->h * s->w;
       for (oy0 = 0; oy0 < s->oh; oy0 += rows) {
         int nr = s->oh - oy0 < rows ? s->oh - oy0 : rows;
         ptrdiff_t t = (ptrdiff_t)nr * s->ow, tp = (t + RF_QNP - 1) / RF_QNP * RF_QNP, p;
-        rf_qpack_conv(xg, s, K, K4, oy0, nr, tp, zpu, flip, plain, col);
+        rf_qpack_conv(xg, s, K, K4, oy0, nr, tp, zpu, flip, pad_row, taps_of_k, col);
         for (b = 0; b < mb; ++b) {
           const int32_t *wpanel = wp + ((ptrdiff_t)g * mb + b) * K4 * RF_QMR;
           for (p = 0; p < t; p += RF_QNP) {
-            int32_t acc[RF_QMR][RF_QNP];
             ptrdiff_t np = t - p < RF_QNP ? t - p : RF_QNP;
-            rf_qtile(K4, wpanel, col + p, tp, acc);
-            for (r = 0; r < RF_QMR && b * RF_QMR + r < mg; ++r) {
-              ptrdiff_t ch = (ptrdiff_t)g * mg + b * RF_QMR + r;
-              ptrdiff_t at = ((ptrdiff_t)n * s->m + ch) * ohw + (ptrdiff_t)oy0 * s->ow + p;
-              rf_qstore(acc[r], np, ch, RF_QDOT_FIX * (rq->wsum ? rq->wsum[ch] : 0), rq,
-                        (unsigned char *)y + at * ysize, 1);
-            }
+            ptrdiff_t c0 = (ptrdiff_t)g * mg + b * RF_QMR;
+            int mr = mg - b * RF_QMR < RF_QMR ? mg - b * RF_QMR : RF_QMR;
+            ptrdiff_t at = ((ptrdiff_t)n * s->m + c0) * ohw + (ptrdiff_t)oy0 * s->ow + p;
+            rf_qtile_n(K4, wpanel, col + p, tp, rq, c0, mr, np, (unsigned char *)y + at * ysize,
+                       ohw, 1);
           }
         }
       }
@@ -356,7 +489,7 @@ RF_KERNEL RF_FLATTEN void rf_qconv2d(const void *x, int x_type, void *y, const i
 RF_KERNEL RF_FLATTEN void rf_qmatmul(const void *a, int a_type, void *y, const int32_t *wp, ptrdiff_t M,
                                      int K, ptrdiff_t N, ptrdiff_t rows, const rf_requant *rq,
                                      unsigned char *scratch) {
-  int K4 = (K + 3) / 4, mb = (int)((N + RF_QMR - 1) / RF_QMR), b, r, k;
+  int K4 = (K + 3) / 4, mb = (int)((N + RF_QMR - 1) / RF_QMR), b, k;
   uint32_t flip = a_type == RF_QT_S8 ? 0x80808080u : 0;
   int32_t *col = (int32_t *)(void *)scratch;
   size_t ysize = rq->type == RF_QT_S32 ? 4 : 1;
@@ -375,14 +508,10 @@ RF_KERNEL RF_FLATTEN void rf_qmatmul(const void *a, int a_type, void *y, const i
     for (b = 0; b < mb; ++b) {
       const int32_t *wpanel = wp + (ptrdiff_t)b * K4 * RF_QMR;
       for (p = 0; p < t; p += RF_QNP) {
-        int32_t acc[RF_QMR][RF_QNP];
         ptrdiff_t np = t - p < RF_QNP ? t - p : RF_QNP;
-        rf_qtile(K4, wpanel, col + p, tp, acc);
-        for (r = 0; r < RF_QMR && b * RF_QMR + r < N; ++r) {
-          ptrdiff_t ch = (ptrdiff_t)b * RF_QMR + r;
-          rf_qstore(acc[r], np, ch, RF_QDOT_FIX * (rq->wsum ? rq->wsum[ch] : 0), rq,
-                    (unsigned char *)y + ((m0 + p) * N + ch) * ysize, N);
-        }
+        int mr = N - b * RF_QMR < RF_QMR ? (int)(N - b * RF_QMR) : RF_QMR;
+        rf_qtile_n(K4, wpanel, col + p, tp, rq, (ptrdiff_t)b * RF_QMR, mr, np,
+                   (unsigned char *)y + ((m0 + p) * N + (ptrdiff_t)b * RF_QMR) * ysize, 1, N);
       }
     }
   }

@@ -294,7 +294,9 @@ Error emitProduct(Emitter &e, IntegerProduct p, bool fixed) {
   }
   int64_t rows = std::clamp<int64_t>(kTileBytes / (4 * k4 * p.g.ow), 1, p.g.oh);
   int64_t tp = (rows * p.g.ow + kWidest - 1) / kWidest * kWidest;
-  step.scratchBytes = uint64_t((4 * tp + 63) / 64 * 64 + k4 * tp * 4);
+  // rf_qconv2d's scratch: padding row, taps of each k, packed tile.
+  step.scratchBytes =
+      uint64_t((p.g.ow * p.g.sw + 63) / 64 * 64 + (12 * k + 63) / 64 * 64 + k4 * tp * 4);
   std::string shape = convShape(e, p.g);
   step.comment += " (int8, " + mode + ")";
   step.print = [=](Emitter &e, raw_ostream &os) {

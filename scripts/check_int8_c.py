@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Checks refold's integer C against its interpreter on quantized models.
+
+For each QDQ model: the interpreter's outputs on seeded random inputs, then
+the C (compiled and run several ways, in float and in fixed-point
+requantization) compared in the int8 domain: each output that a
+DequantizeLinear writes is divided by its scale, so a difference of 1 is one
+quantization step. Float requantization must give >= 99.9 % identical
+elements and none off by more than 1; fixed-point none off by more than 1.
+Outputs left in float (a classifier's logits) are compared relative to
+their largest value and must be within 1e-2 (one step of int8 upstream).
+Every build uses -std=c99 -Wall -Wextra -Werror -pedantic.
+
+usage: scripts/check_int8_c.py WORKDIR [--dim NAME=VALUE]... [--configs a,b] MODEL...
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+STRICT = "-O2 -Wall -Wextra -Werror -pedantic"
+QEMU = "qemu-aarch64 -L /usr/aarch64-linux-gnu"
+CONFIGS = {
+    "gcc": ("gcc", STRICT, ""),
+    "gcc-native": ("gcc", STRICT + " -march=native", ""),
+    "clang-native": ("clang-19", STRICT + " -march=native", ""),
+    "scalar": ("gcc", STRICT + " -DRF_SCALAR", ""),
+    "arm64": ("aarch64-linux-gnu-gcc", STRICT, QEMU),
+    "arm64-dotprod": ("aarch64-linux-gnu-gcc", STRICT + " -march=armv8.2-a+dotprod", QEMU),
+    "arm64-scalar": ("aarch64-linux-gnu-gcc", STRICT + " -DRF_SCALAR", QEMU),
+}
+
+
+def output_scales(path):
+    """Output name -> (scale, zero point) when a DequantizeLinear writes it."""
+    model = onnx.load(path)
+    consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            consts[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    scales = {}
+    for node in model.graph.node:
+        if node.op_type == "DequantizeLinear" and node.input[1] in consts:
+            s = consts[node.input[1]]
+            if s.size == 1:
+                scales[node.output[0]] = float(s.reshape(-1)[0])
+    return {o.name: scales.get(o.name) for o in model.graph.output}
+
+
+def read(path):
+    t = onnx.TensorProto()
+    with open(path, "rb") as f:
+        t.ParseFromString(f.read())
+    return numpy_helper.to_array(t).astype(np.float64)
+
+
+def main(argv):
+    work, rest = argv[0], argv[1:]
+    refold = os.environ.get("REFOLD", "refold")
+    dims, models, configs = [], [], list(CONFIGS)
+    while rest:
+        if rest[0] == "--dim":
+            dims += ["--dim", rest[1]]
+            rest = rest[2:]
+        elif rest[0] == "--configs":
+            configs = rest[1].split(",")
+            rest = rest[2:]
+        else:
+            models.append(rest.pop(0))
+    os.makedirs(work, exist_ok=True)
+    total = passed = 0
+    for model in models:
+        name = os.path.basename(model)
+        ref = os.path.join(work, name + ".interpreter")
+        r = subprocess.run([refold, "run", model, "-o", ref, "--seed", "7", "--quiet"] + dims,
+                           capture_output=True, text=True)
+        if r.returncode:
+            print(f"{name}: the interpreter failed: {r.stderr.strip().splitlines()[:1]}")
+            total += 1
+            continue
+        scales = output_scales(model)
+        for config in configs:
+            cc, flags, under = CONFIGS[config]
+            for mode in ("float", "fixed"):
+                total += 1
+                out = os.path.join(work, f"{name}.{config}.{mode}")
+                r = subprocess.run([refold, "run", model, "--engine=c", "--cc", cc, "--cflags", flags,
+                                    "--run-under", under, "--c-requant=" + mode, "-o", out, "--seed", "7",
+                                    "--quiet"] + dims, capture_output=True, text=True)
+                if r.returncode:
+                    print(f"{name} {config} {mode}: FAILED: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
+                    continue
+                ok, parts = True, []
+                for output, scale in scales.items():
+                    fname = output.replace("/", "_") + ".pb"
+                    want, got = read(os.path.join(ref, fname)), read(os.path.join(out, fname))
+                    if scale is None:
+                        err = np.abs(want - got).max() / max(np.abs(want).max(), 1e-3)
+                        ok &= bool(err <= 1e-2)
+                        parts.append(f"{output}: float, max relative error {err:.2e}")
+                        continue
+                    steps = np.rint(np.abs(want - got) / scale)
+                    same = float((steps == 0).mean()) * 100
+                    worst = int(steps.max()) if steps.size else 0
+                    ok &= worst <= 1 and (mode == "fixed" or same >= 99.9)
+                    parts.append(f"{output}: {same:.2f}% identical, max {worst} step(s)")
+                passed += ok
+                print(f"{name} {config} {mode}: {'ok' if ok else 'FAILED'}, " + "; ".join(parts))
+    print(f"int8 c-output: {passed}/{total} runs match the interpreter")
+    return 0 if passed == total else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
