@@ -197,7 +197,6 @@ RF_INLINE rf_qv rf_qdot(rf_qv acc, rf_qv a, int32_t w) {
 
 typedef float rf_qvf __attribute__((vector_size(RF_QVW * sizeof(float))));
 typedef int8_t rf_qv8 __attribute__((vector_size(RF_QVW)));
-typedef uint8_t rf_qvu8 __attribute__((vector_size(RF_QVW)));
 
 /* v clamped to [lo, hi] lane by lane (NaN to lo), with masks: C has no
  * vector conditional. */
@@ -221,23 +220,36 @@ static inline void rf_qtile(ptrdiff_t K4, const int32_t *RF_RESTRICT w, const in
   ptrdiff_t k;
   int r, u;
   size_t ysize = rq->type == RF_QT_S32 ? 4 : 1;
-  for (r = 0; r < RF_QMR; ++r)
-    for (u = 0; u < nv; ++u) c[r][u] = (rf_qv){0};
+  /* every loop over the accumulators unrolled whole, so that they stay in
+   * registers (GCC otherwise keeps some variants' arrays on the stack) */
+  RF_UNROLL
+  for (r = 0; r < RF_QMR; ++r) {
+    RF_UNROLL
+    for (u = 0; u < RF_QNV; ++u) c[r][u] = (rf_qv){0};
+  }
   for (k = 0; k < K4; ++k) {
     rf_qv a[RF_QNV];
-    for (u = 0; u < nv; ++u) {
+    RF_UNROLL
+    for (u = 0; u < RF_QNV; ++u) {
+      if (u >= nv) break;
       memcpy(&a[u], col + k * ldc + u * RF_QVW, sizeof a[u]);
 #if defined(RF_QDOT_SDOT)
       a[u] ^= (rf_qv){0} + (int32_t)0x80808080u;
 #endif
     }
+    RF_UNROLL
     for (r = 0; r < RF_QMR; ++r) {
       int32_t wr = w[k * RF_QMR + r];
-      for (u = 0; u < nv; ++u) c[r][u] = rf_qdot(c[r][u], a[u], wr);
+      RF_UNROLL
+      for (u = 0; u < RF_QNV; ++u) {
+        if (u >= nv) break;
+        c[r][u] = rf_qdot(c[r][u], a[u], wr);
+      }
     }
   }
   if (rq->scale && rq->type != RF_QT_S32) {
     float flo = (float)(rq->lo - rq->zp), fhi = (float)(rq->hi - rq->zp);
+    int32_t u8shift = rq->type == RF_QT_U8 ? 128 : 0;
     RF_UNROLL
     for (r = 0; r < RF_QMR; ++r) {
       int32_t b;
@@ -246,16 +258,17 @@ static inline void rf_qtile(ptrdiff_t K4, const int32_t *RF_RESTRICT w, const in
       b = (rq->bias ? rq->bias[c0 + r] : 0) + (rq->wsum ? RF_QDOT_FIX * rq->wsum[c0 + r] : 0);
       s = (rf_qvf){0} + rq->scale[c0 + r];
       RF_UNROLL
-      for (u = 0; u < nv; ++u) {
+      for (u = 0; u < RF_QNV; ++u) {
         rf_qvf f = rf_qclampv(__builtin_convertvector(c[r][u] + b, rf_qvf) * s, flo, fhi);
         rf_qv q = __builtin_convertvector((f + 12582912.0f) - 12582912.0f, rf_qv) + rq->zp;
         unsigned char bytes[RF_QVW], *dst = y + r * ldy + u * RF_QVW * ys;
         ptrdiff_t count = np - u * RF_QVW, j;
-        if (rq->type == RF_QT_U8) {
-          rf_qvu8 o = __builtin_convertvector(q, rf_qvu8);
-          memcpy(bytes, &o, sizeof o);
-        } else {
-          rf_qv8 o = __builtin_convertvector(q, rf_qv8);
+        if (u >= nv) break;
+        {
+          /* narrowed as int8 (fast on x86: VPMOVDB), uint8 shifted by 128
+           * before and its bytes flipped back after */
+          rf_qv8 o = __builtin_convertvector(q - u8shift, rf_qv8);
+          o ^= (rf_qv8){0} + (int8_t)(u8shift ? -128 : 0);
           memcpy(bytes, &o, sizeof o);
         }
         if (ys == 1 && count >= RF_QVW)
@@ -268,8 +281,11 @@ static inline void rf_qtile(ptrdiff_t K4, const int32_t *RF_RESTRICT w, const in
   }
   {
     int32_t out[RF_QNP];
-    for (r = 0; r < mr; ++r) {
-      for (u = 0; u < nv; ++u) memcpy(&out[u * RF_QVW], &c[r][u], sizeof c[r][u]);
+    RF_UNROLL
+    for (r = 0; r < RF_QMR; ++r) {
+      if (r >= mr) break;
+      RF_UNROLL
+      for (u = 0; u < RF_QNV; ++u) memcpy(&out[u * RF_QVW], &c[r][u], sizeof c[r][u]);
       rf_qstore(out, np, c0 + r, rq->wsum ? RF_QDOT_FIX * rq->wsum[c0 + r] : 0, rq,
                 y + r * ldy * ysize, ys);
     }
