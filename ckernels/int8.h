@@ -19,7 +19,9 @@
  * onnxruntime does) or fixed (an int32 multiplier and a right shift, for
  * CPUs without an FPU). */
 
-enum { RF_QT_U8, RF_QT_S8, RF_QT_S32 };
+/* Element types; RF_QT_F32 only as an output (a layer whose result stays
+ * float: acc x x_scale x w_scale). */
+enum { RF_QT_U8, RF_QT_S8, RF_QT_S32, RF_QT_F32 };
 
 RF_INLINE int32_t rf_qload(const void *p, int type, ptrdiff_t i) {
   switch (type) {
@@ -98,7 +100,7 @@ typedef struct {
   const int32_t *mult;  /* fixed mode (scale NULL): Q31 multiplier per output channel */
   const int32_t *shift; /* fixed mode: right shift after the product, 1..62 */
   int32_t zp, lo, hi;   /* output zero point and range */
-  int type;             /* RF_QT_U8, RF_QT_S8, or RF_QT_S32 (the raw accumulator) */
+  int type;             /* RF_QT_U8, RF_QT_S8, RF_QT_S32 (the raw accumulator) or RF_QT_F32 */
 } rf_requant;
 
 /* Requantizes n accumulators of output channel c (plus its bias and `fix`)
@@ -111,6 +113,11 @@ RF_INLINE void rf_qstore(const int32_t *RF_RESTRICT acc, ptrdiff_t n, ptrdiff_t 
   if (rq->type == RF_QT_S32) {
     int32_t *o = (int32_t *)y;
     for (j = 0; j < n; ++j) o[j * ys] = acc[j] + b;
+    return;
+  }
+  if (rq->type == RF_QT_F32) {
+    float *o = (float *)y, s = rq->scale[c];
+    for (j = 0; j < n; ++j) o[j * ys] = (float)(acc[j] + b) * s;
     return;
   }
   if (rq->scale) {
@@ -219,7 +226,7 @@ static inline void rf_qtile(ptrdiff_t K4, const int32_t *RF_RESTRICT w, const in
   rf_qv c[RF_QMR][RF_QNV];
   ptrdiff_t k;
   int r, u;
-  size_t ysize = rq->type == RF_QT_S32 ? 4 : 1;
+  size_t ysize = rq->type >= RF_QT_S32 ? 4 : 1;
   /* every loop over the accumulators unrolled whole, so that they stay in
    * registers (GCC otherwise keeps some variants' arrays on the stack) */
   RF_UNROLL
@@ -247,7 +254,7 @@ static inline void rf_qtile(ptrdiff_t K4, const int32_t *RF_RESTRICT w, const in
       }
     }
   }
-  if (rq->scale && rq->type != RF_QT_S32) {
+  if (rq->scale && rq->type < RF_QT_S32) {
     float flo = (float)(rq->lo - rq->zp), fhi = (float)(rq->hi - rq->zp);
     int32_t u8shift = rq->type == RF_QT_U8 ? 128 : 0;
     RF_UNROLL
@@ -312,7 +319,7 @@ RF_INLINE void rf_qtile_n(ptrdiff_t K4, const int32_t *RF_RESTRICT w, const int3
   int32_t out[RF_QNP];
   ptrdiff_t k;
   int r, p, j;
-  size_t ysize = rq->type == RF_QT_S32 ? 4 : 1;
+  size_t ysize = rq->type >= RF_QT_S32 ? 4 : 1;
   for (r = 0; r < mr; ++r) {
     const int8_t *wr = (const int8_t *)(w + r);
     for (p = 0; p < np; ++p) out[p] = 0;
@@ -468,7 +475,7 @@ RF_KERNEL RF_FLATTEN void rf_qconv2d(const void *x, int x_type, void *y, const i
   ptrdiff_t pad_bytes = ((ptrdiff_t)s->ow * s->sw + 63) / 64 * 64;
   int32_t *taps_of_k = (int32_t *)(void *)(scratch + pad_bytes);
   int32_t *col = (int32_t *)(void *)(scratch + pad_bytes + (12 * (ptrdiff_t)K + 63) / 64 * 64);
-  size_t ysize = rq->type == RF_QT_S32 ? 4 : 1;
+  size_t ysize = rq->type >= RF_QT_S32 ? 4 : 1;
   int k;
   memset(pad_row, zpu ^ (int)(flip & 255), (size_t)s->ow * s->sw);
   for (k = 0; k < K; ++k) {
@@ -508,7 +515,7 @@ RF_KERNEL RF_FLATTEN void rf_qmatmul(const void *a, int a_type, void *y, const i
   int K4 = (K + 3) / 4, mb = (int)((N + RF_QMR - 1) / RF_QMR), b, k;
   uint32_t flip = a_type == RF_QT_S8 ? 0x80808080u : 0;
   int32_t *col = (int32_t *)(void *)scratch;
-  size_t ysize = rq->type == RF_QT_S32 ? 4 : 1;
+  size_t ysize = rq->type >= RF_QT_S32 ? 4 : 1;
   ptrdiff_t m0, p, i;
   for (m0 = 0; m0 < M; m0 += rows) {
     ptrdiff_t t = M - m0 < rows ? M - m0 : rows, tp = (t + RF_QNP - 1) / RF_QNP * RF_QNP;
@@ -546,7 +553,7 @@ RF_KERNEL RF_FLATTEN void rf_qdepthwise(const void *x, int x_type, int32_t zx, v
   ptrdiff_t ohw = (ptrdiff_t)s->oh * s->ow;
   int16_t *plane = (int16_t *)(void *)scratch;
   int32_t *acc = (int32_t *)(void *)(scratch + (((ptrdiff_t)hp * wpad * 2 + 63) / 64) * 64);
-  size_t ysize = rq->type == RF_QT_S32 ? 4 : 1;
+  size_t ysize = rq->type >= RF_QT_S32 ? 4 : 1;
   for (n = 0; n < s->n; ++n)
     for (ch = 0; ch < s->c; ++ch) {
       ptrdiff_t base = ((ptrdiff_t)n * s->c + ch) * s->h * s->w;
@@ -678,5 +685,64 @@ RF_KERNEL void rf_qadd(const void *a, int a_type, float sa, int32_t za, const vo
       ((uint8_t *)y)[i] = (uint8_t)q;
     else
       ((int8_t *)y)[i] = (int8_t)q;
+  }
+}
+
+/* MaxPool on 8-bit values (int8 read as unsigned through flip = 0x80, so
+ * that one unsigned max serves both): the model's DequantizeLinear ->
+ * MaxPool -> QuantizeLinear with one scale and zero point, which is exact.
+ * Taps outside the image are skipped. Scratch: one padded input row and
+ * one output row. */
+RF_KERNEL void rf_qmaxpool2d(const uint8_t *x, uint8_t *y, ptrdiff_t nc, const rf_pool_shape *s,
+                             uint8_t flip, unsigned char *scratch) {
+  int wp = (s->ow - 1) * s->sw + (s->kw - 1) * s->dw + 1, oy, ky, kx, ox, i;
+  uint8_t *row = scratch, *m = scratch + ((wp + 63) / 64) * 64;
+  ptrdiff_t c;
+  for (c = 0; c < nc; ++c) {
+    const uint8_t *plane = x + c * s->h * s->w;
+    uint8_t *out = y + c * s->oh * s->ow;
+    for (oy = 0; oy < s->oh; ++oy) {
+      for (ox = 0; ox < s->ow; ++ox) m[ox] = 0;
+      for (ky = 0; ky < s->kh; ++ky) {
+        int iy = oy * s->sh - s->pt + ky * s->dh;
+        if (iy < 0 || iy >= s->h) continue;
+        for (i = 0; i < wp; ++i) {
+          int ix = i - s->pl;
+          row[i] = ix >= 0 && ix < s->w ? (uint8_t)(plane[(ptrdiff_t)iy * s->w + ix] ^ flip) : 0;
+        }
+        for (kx = 0; kx < s->kw; ++kx) {
+          const uint8_t *r = row + kx * s->dw;
+          for (ox = 0; ox < s->ow; ++ox) {
+            uint8_t v = r[ox * s->sw];
+            m[ox] = v > m[ox] ? v : m[ox];
+          }
+        }
+      }
+      for (ox = 0; ox < s->ow; ++ox) out[(ptrdiff_t)oy * s->ow + ox] = (uint8_t)(m[ox] ^ flip);
+    }
+  }
+}
+
+/* GlobalAveragePool on 8-bit values, requantized: the sum of x - zx over
+ * each of nc planes of hw values, times scale (x_scale / (hw x y_scale)),
+ * rounded half to even, plus zy, saturated. */
+RF_KERNEL void rf_qglobal_avgpool(const void *x, int x_type, int32_t zx, void *y, int y_type,
+                                  int32_t zy, float scale, ptrdiff_t nc, ptrdiff_t hw) {
+  ptrdiff_t c, i;
+  float flo = (float)((y_type == RF_QT_U8 ? 0 : -128) - zy), fhi = (float)((y_type == RF_QT_U8 ? 255 : 127) - zy);
+  for (c = 0; c < nc; ++c) {
+    int32_t sum = 0, q;
+    if (x_type == RF_QT_U8) {
+      const uint8_t *p = (const uint8_t *)x + c * hw;
+      for (i = 0; i < hw; ++i) sum += p[i];
+    } else {
+      const int8_t *p = (const int8_t *)x + c * hw;
+      for (i = 0; i < hw; ++i) sum += p[i];
+    }
+    q = rf_qround((float)(sum - zx * (int32_t)hw) * scale, flo, fhi) + zy;
+    if (y_type == RF_QT_U8)
+      ((uint8_t *)y)[c] = (uint8_t)q;
+    else
+      ((int8_t *)y)[c] = (int8_t)q;
   }
 }

@@ -567,6 +567,8 @@ llvm::Expected<EmittedC> emitC(ModuleOp module, const EmitOptions &options) {
   std::set<std::string> files = e.kernelFiles;
   if (files.count("winograd") || files.count("int8"))
     files.insert("conv");
+  if (files.count("int8"))
+    files.insert("pool");
   if (files.count("conv"))
     files.insert("gemm");
   if (files.count("data") || files.count("norm"))

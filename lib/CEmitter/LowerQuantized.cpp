@@ -161,6 +161,7 @@ struct IntegerProduct {
   std::vector<double> wScales; // per output channel
   std::vector<int32_t> bias;   // int32 in units of x_scale * w_scale, or empty
   bool requantize = true;      // false: int32 accumulators out
+  bool floatOut = false;       // float out: the accumulators times x_scale x w_scale
   TensorQuant yq;
   int32_t lo = 0, hi = 255;    // output range, after the zero point
 };
@@ -171,7 +172,7 @@ Error emitProduct(Emitter &e, IntegerProduct p, bool fixed) {
   int64_t k = p.matmul ? p.K : p.g.c / p.g.groups * p.g.kh * p.g.kw;
   bool depthwise = !p.matmul && p.g.groups == p.g.c && p.g.c > 1;
   int xType = *qtypeCode(p.xq.type);
-  int yType = p.requantize ? *qtypeCode(p.yq.type) : 2;
+  int yType = p.floatOut ? 3 : p.requantize ? *qtypeCode(p.yq.type) : 2;
   for (int32_t v : p.w)
     if (!depthwise && (v < -128 || v > 127))
       return e.unsupported(p.op, "weights that do not fit int8 after their zero point");
@@ -194,7 +195,9 @@ Error emitProduct(Emitter &e, IntegerProduct p, bool fixed) {
   }
   std::vector<float> scales;
   std::vector<int32_t> mults, shifts;
-  for (int64_t c = 0; c < channels && p.requantize; ++c) {
+  for (int64_t c = 0; c < channels && p.floatOut; ++c)
+    scales.push_back(float(double(p.xq.scale) * p.wScales[c]));
+  for (int64_t c = 0; c < channels && p.requantize && !p.floatOut; ++c) {
     double m = double(p.xq.scale) * p.wScales[c] / double(p.yq.scale);
     scales.push_back(float(m));
     // m = f 2^ex, f in [0.5, 1): multiplier round(f 2^31), shift 31 - ex.
@@ -224,20 +227,26 @@ Error emitProduct(Emitter &e, IntegerProduct p, bool fixed) {
   e.use("int8");
   uint64_t biasOffset = e.addWeight(bias.data(), bias.size() * 4);
   uint64_t wsumOffset = e.addWeight(wsum.data(), wsum.size() * 4);
-  uint64_t scaleOffset = fixed || !p.requantize ? 0 : e.addFloats(scales);
-  uint64_t multOffset = fixed && p.requantize ? e.addWeight(mults.data(), mults.size() * 4) : 0;
-  uint64_t shiftOffset = fixed && p.requantize ? e.addWeight(shifts.data(), shifts.size() * 4) : 0;
+  bool useFixed = fixed && p.requantize && !p.floatOut;
+  bool useScale = p.floatOut || (p.requantize && !fixed);
+  uint64_t scaleOffset = useScale ? e.addFloats(scales) : 0;
+  uint64_t multOffset = useFixed ? e.addWeight(mults.data(), mults.size() * 4) : 0;
+  uint64_t shiftOffset = useFixed ? e.addWeight(shifts.data(), shifts.size() * 4) : 0;
   auto weightPtr = [](StringRef type, uint64_t offset) {
     return "(const " + type.str() + " *)(const void *)(wb + " + std::to_string(offset) + ")";
   };
   std::string rq = "{" + weightPtr("int32_t", biasOffset) + ", " +
                    (depthwise ? std::string("NULL") : weightPtr("int32_t", wsumOffset)) + ", " +
-                   (p.requantize && !fixed ? weightPtr("float", scaleOffset) : "NULL") + ", " +
-                   (p.requantize && fixed ? weightPtr("int32_t", multOffset) : "NULL") + ", " +
-                   (p.requantize && fixed ? weightPtr("int32_t", shiftOffset) : "NULL") + ", " +
-                   std::to_string(p.requantize ? p.yq.zp : 0) + ", " + std::to_string(p.lo) + ", " +
+                   (useScale ? weightPtr("float", scaleOffset) : "NULL") + ", " +
+                   (useFixed ? weightPtr("int32_t", multOffset) : "NULL") + ", " +
+                   (useFixed ? weightPtr("int32_t", shiftOffset) : "NULL") + ", " +
+                   std::to_string(p.requantize && !p.floatOut ? p.yq.zp : 0) + ", " +
+                   std::to_string(p.lo) + ", " +
                    std::to_string(p.hi) + ", " + std::to_string(yType) + "}";
-  std::string mode = !p.requantize ? "int32 out" : fixed ? "fixed-point requant" : "float requant";
+  std::string mode = p.floatOut      ? "float out"
+                     : !p.requantize ? "int32 out"
+                     : fixed         ? "fixed-point requant"
+                                     : "float requant";
 
   if (depthwise) {
     std::vector<int16_t> w16(p.w.begin(), p.w.end());
@@ -393,23 +402,34 @@ std::optional<IntegerProduct> matchProduct(Emitter &e, Operation *op, std::strin
     return std::nullopt;
   }
   Operation *act = nullptr;
-  Operation *q = quantizedOutput(e, op, act, why);
-  if (!q)
-    return std::nullopt;
-  auto yq = perTensor(e, q, why);
-  if (!yq) {
+  std::string outputWhy;
+  Operation *q = quantizedOutput(e, op, act, outputWhy);
+  std::optional<TensorQuant> yq;
+  if (q && !(yq = perTensor(e, q, why))) {
     why = "its output's QuantizeLinear: " + why;
     return std::nullopt;
   }
   IntegerProduct p;
   p.op = op;
-  p.comment = describeOp(op) + " [DequantizeLinear -> " + type.str() +
-              (act ? " -> " + opTypeOf(act).str() : std::string()) + " -> QuantizeLinear]";
   p.x = xdq->getOperand(0);
-  p.y = q->getResult(0);
   p.xq = *xq;
-  p.yq = *yq;
-  setRange(p);
+  if (q) {
+    p.comment = describeOp(op) + " [DequantizeLinear -> " + type.str() +
+                (act ? " -> " + opTypeOf(act).str() : std::string()) + " -> QuantizeLinear]";
+    p.y = q->getResult(0);
+    p.yq = *yq;
+    setRange(p);
+  } else {
+    // Read in float (a classifier's logits): integer products, float out.
+    act = nullptr;
+    p.comment = describeOp(op) + " [DequantizeLinear -> " + type.str() + ", float out]";
+    p.y = op->getResult(0);
+    p.floatOut = true;
+    if (elementDType(p.y) != DType::F32) {
+      why = "its output is not float32";
+      return std::nullopt;
+    }
+  }
   if (act && !clampRange(e, act, p.yq, p.lo, p.hi)) {
     why = "its " + opTypeOf(act).str() + " bounds are not constants";
     return std::nullopt;
@@ -512,10 +532,125 @@ std::optional<IntegerProduct> matchProduct(Emitter &e, Operation *op, std::strin
         return std::nullopt;
       }
   }
-  e.markAbsorbed(q);
+  if (q)
+    e.markAbsorbed(q);
   if (act)
     e.markAbsorbed(act);
   return p;
+}
+
+/// DequantizeLinear -> MaxPool -> QuantizeLinear with one scale and zero
+/// point: the max of the 8-bit values (exact), and DequantizeLinear ->
+/// GlobalAveragePool -> QuantizeLinear: an integer sum requantized.
+std::optional<std::function<Error(Emitter &)>> matchPool(Emitter &e, Operation *op,
+                                                         std::string &why) {
+  bool isMax = opTypeOf(op) == "MaxPool";
+  Operation *dq = op->getOperand(0).getDefiningOp();
+  if (!isType(dq, "DequantizeLinear")) {
+    why = "its input is not a DequantizeLinear";
+    return std::nullopt;
+  }
+  if (isMax && op->getNumResults() > 1 && !op->getResult(1).use_empty()) {
+    why = "the Indices output";
+    return std::nullopt;
+  }
+  auto xq = perTensor(e, dq, why);
+  if (!xq)
+    return std::nullopt;
+  Operation *act = nullptr;
+  // GlobalAveragePool -> Flatten -> QuantizeLinear (the quantizer puts the
+  // pair after the reshape): the bytes are the same.
+  Operation *reshape = nullptr;
+  if (Operation *user = e.singleUser(op->getResult(0));
+      !isMax && (isType(user, "Flatten") || isType(user, "Reshape") || isType(user, "Squeeze")))
+    reshape = user;
+  Operation *q = quantizedOutput(e, reshape ? reshape : op, act, why);
+  if (!q)
+    return std::nullopt;
+  if (act) {
+    why = "an activation between it and its QuantizeLinear";
+    return std::nullopt;
+  }
+  auto yq = perTensor(e, q, why);
+  if (!yq)
+    return std::nullopt;
+  Value x = dq->getOperand(0), y = q->getResult(0);
+  auto in = e.shapeOf(op, op->getOperand(0));
+  auto out = e.shapeOf(op, op->getResult(0));
+  if (!in || !out) {
+    llvm::consumeError(in.takeError());
+    llvm::consumeError(out.takeError());
+    why = "a shape is not static";
+    return std::nullopt;
+  }
+  std::string comment = describeOp(op) + " [DequantizeLinear -> " + opTypeOf(op).str() +
+                        " -> QuantizeLinear] (int8)";
+  if (isMax) {
+    if (xq->scale != yq->scale || xq->zp != yq->zp || xq->type != yq->type) {
+      why = "its QuantizeLinear has another scale or zero point than its input";
+      return std::nullopt;
+    }
+    auto kernel = NodeAttrs{op}.ints("kernel_shape");
+    ConvGeometry g;
+    if (!kernel || NodeAttrs{op}.i("ceil_mode", 0) ||
+        readWindow(e, op, *in, *out, *kernel, g).operator bool()) {
+      why = "its window (ceil_mode or an unsupported kernel)";
+      return std::nullopt;
+    }
+    e.markAbsorbed(q);
+    int64_t nc = g.n * g.c;
+    uint8_t flip = xq->type == DType::I8 ? 0x80 : 0;
+    return [=](Emitter &e) -> Error {
+      std::string init = " = {";
+      for (auto [i, v] : llvm::enumerate(std::vector<int64_t>{g.h, g.w, g.oh, g.ow, g.kh, g.kw,
+                                                              g.sh, g.sw, g.pt, g.pl, g.pb, g.pr,
+                                                              g.dh, g.dw}))
+        init += (i ? ", " : "") + std::to_string(v);
+      std::string shape = e.declare("pool", "rf_pool_shape", init + "}");
+      Step step;
+      step.op = op;
+      step.comment = comment;
+      step.reads = {x};
+      step.writes = {y};
+      int64_t wp = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+      step.scratchBytes = uint64_t((wp + 63) / 64 * 64 + g.ow);
+      e.use("int8");
+      step.print = [=](Emitter &e, raw_ostream &os) {
+        os << "  rf_qmaxpool2d((const uint8_t *)(const void *)" << e.ptr(x)
+           << ", (uint8_t *)(void *)" << e.ptr(y, true) << ", " << nc << ", &" << shape << ", "
+           << int(flip) << ", " << e.scratch("unsigned char") << ");\n";
+      };
+      e.steps.push_back(std::move(step));
+      return Error::success();
+    };
+  }
+  if (in->size() < 3) {
+    why = "inputs of rank below 3";
+    return std::nullopt;
+  }
+  e.markAbsorbed(q);
+  if (reshape)
+    e.markAbsorbed(reshape);
+  int64_t nc = (*in)[0] * (*in)[1], hw = 1;
+  for (size_t d = 2; d < in->size(); ++d)
+    hw *= (*in)[d];
+  TensorQuant X = *xq, Y = *yq;
+  float scale = float(double(X.scale) / (double(hw) * double(Y.scale)));
+  return [=](Emitter &e) -> Error {
+    Step step;
+    step.op = op;
+    step.comment = comment;
+    step.reads = {x};
+    step.writes = {y};
+    e.use("int8");
+    step.print = [=](Emitter &e, raw_ostream &os) {
+      os << "  rf_qglobal_avgpool(" << e.ptr(x) << ", " << *qtypeCode(X.type) << ", " << X.zp << ", "
+         << e.ptr(y, true) << ", " << *qtypeCode(Y.type) << ", " << Y.zp << ", "
+         << Emitter::floatLiteral(scale) << ", " << nc << ", " << hw << ");\n";
+    };
+    e.steps.push_back(std::move(step));
+    return Error::success();
+  };
 }
 
 /// Add(DequantizeLinear(a), DequantizeLinear(b)) (-> Relu) -> QuantizeLinear
@@ -591,7 +726,8 @@ std::shared_ptr<IntegerGroups> findIntegerGroups(Emitter &e, Block &body, bool f
   for (Operation &op : body) {
     StringRef type = opTypeOf(&op);
     bool product = type == "Conv" || type == "Gemm" || type == "MatMul";
-    if (!product && type != "Add")
+    bool pool = type == "MaxPool" || type == "GlobalAveragePool";
+    if (!product && !pool && type != "Add")
       continue;
     // Only ops reading a dequantized tensor are candidates.
     if (!llvm::any_of(op.getOperands(), [](Value v) {
@@ -605,6 +741,12 @@ std::shared_ptr<IntegerGroups> findIntegerGroups(Emitter &e, Block &body, bool f
         groups->byAnchor[&op].lower = [p = std::move(*p), fixed](Emitter &e) {
           return emitProduct(e, p, fixed);
         };
+        continue;
+      }
+    } else if (pool) {
+      if (auto lower = matchPool(e, &op, why)) {
+        anchors.insert(&op);
+        groups->byAnchor[&op].lower = std::move(*lower);
         continue;
       }
     } else if (auto lower = matchAdd(e, &op, why)) {
@@ -688,7 +830,7 @@ Error lowerQuantizeLinear(Emitter &e, Operation *op, bool quantize) {
     return e.unsupported(op, "float types other than float32");
   if (zp && elementDType(zp) != elementDType(quantize ? y : x))
     return e.unsupported(op, "a zero point of another type than the integer tensor");
-  int64_t outer, len, inner;
+  int64_t outer = 1, len = 1, inner = 1;
   if (auto err = axisSplit(e, op, x, scale, outer, len, inner))
     return err;
   if (zp) {
