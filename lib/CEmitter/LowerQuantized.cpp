@@ -249,12 +249,23 @@ Error emitProduct(Emitter &e, IntegerProduct p, bool fixed) {
                                      : "float requant";
 
   if (depthwise) {
+    // rf_qdepthwise sums in float: exact while every partial sum is an
+    // integer below 2^24.
+    int64_t widest = 0;
+    for (int32_t v : p.w)
+      widest = std::max<int64_t>(widest, std::abs(v));
+    if (p.g.kh * p.g.kw * 255 * widest >= (int64_t(1) << 24))
+      return e.unsupported(p.op, "a depthwise kernel too large to sum exactly");
     std::vector<int16_t> w16(p.w.begin(), p.w.end());
     uint64_t wOffset = e.addWeight(w16.data(), w16.size() * 2);
     std::string shape = convShape(e, p.g);
+    // RF_QDW_HP/WP (ckernels/int8.h): the float plane and one more row, then
+    // oh x (wp / sw) int32 of sums and as many of outputs.
     int64_t hp = (p.g.oh - 1) * p.g.sh + (p.g.kh - 1) * p.g.dh + 1;
     int64_t wp = (p.g.ow - 1) * p.g.sw + (p.g.kw - 1) * p.g.dw + 1;
-    step.scratchBytes = (uint64_t(hp * wp * 2) + 63) / 64 * 64 + uint64_t(p.g.ow) * 4;
+    wp = (wp + p.g.sw - 1) / p.g.sw * p.g.sw;
+    int64_t wide = (std::max(p.g.oh * (wp / p.g.sw), p.g.ow) + 15) / 16 * 16;
+    step.scratchBytes = uint64_t(((hp + 1) * wp * 4 + 63) / 64 * 64 + 2 * wide * 4);
     step.comment += " (int8 depthwise, " + mode + ")";
     Value x = p.x, y = p.y;
     int32_t zx = p.xq.zp;
