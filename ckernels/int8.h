@@ -563,8 +563,8 @@ RF_INLINE void rf_qdw_row(const void *x, int x_type, int32_t zx, ptrdiff_t at, i
 }
 
 /* A 3 x 3 depthwise conv over a padded plane wp wide, as one run: pixel p
- * of rows ww = wp / sw wide (ow of them real, the rest discarded) reads
- * plane[sw * p + ky * wp + kx]. */
+ * of output rows wp / sw wide read sw plane rows apart (ow of them real,
+ * the rest discarded) reads plane[sw * p + ky * wp + kx]. */
 RF_INLINE void rf_qdw_run3x3(const float *RF_RESTRICT plane, const int16_t *w, ptrdiff_t n,
                              ptrdiff_t wp, int sw, int32_t *RF_RESTRICT acc) {
   ptrdiff_t p;
@@ -585,7 +585,7 @@ RF_INLINE void rf_qdw_run3x3(const float *RF_RESTRICT plane, const int16_t *w, p
 
 /* Depthwise conv on integers (groups = input channels, any multiplier):
  * each input channel's plane centred on its zero point and zero-padded as
- * float in scratch (one zero row more), then each output row summed over
+ * float in scratch (two zero rows more), then each output row summed over
  * the taps; 3 x 3 at stride 1 or 2 as one run over the plane (long loops
  * vectorize; 14-pixel rows do not), in float: the products and their sums
  * are integers below 2^24, so exact, and FMAs are the fastest multiply-add
@@ -597,17 +597,17 @@ RF_KERNEL RF_FLATTEN void rf_qdepthwise(const void *x, int x_type, int32_t zx, v
   int mg = s->m / s->c, n, ch, j, oy, ky, kx;
   int fast3 = s->kh == 3 && s->kw == 3 && s->dh == 1 && s->dw == 1 && s->sh == s->sw &&
               (s->sw == 1 || s->sw == 2);
-  int hp = RF_QDW_HP(s), wp = RF_QDW_WP(s), ww = wp / s->sw;
+  int hp = RF_QDW_HP(s), wp = RF_QDW_WP(s), ww = wp * s->sh / s->sw;
   ptrdiff_t ohw = (ptrdiff_t)s->oh * s->ow;
   float *plane = (float *)(void *)scratch;
-  int32_t *acc = (int32_t *)(void *)(scratch + (((ptrdiff_t)(hp + 1) * wp * 4 + 63) / 64) * 64);
+  int32_t *acc = (int32_t *)(void *)(scratch + (((ptrdiff_t)(hp + 2) * wp * 4 + 63) / 64) * 64);
   unsigned char *wide = (unsigned char *)(acc + ((ptrdiff_t)s->oh * ww + 15) / 16 * 16);
   size_t ysize = rq->type >= RF_QT_S32 ? 4 : 1;
   for (n = 0; n < s->n; ++n)
     for (ch = 0; ch < s->c; ++ch) {
       ptrdiff_t base = ((ptrdiff_t)n * s->c + ch) * s->h * s->w;
       int iy;
-      for (iy = 0; iy <= hp; ++iy) {
+      for (iy = 0; iy < hp + 2; ++iy) {
         float *d = plane + (ptrdiff_t)iy * wp;
         int sy = iy - s->pt;
         if (sy < 0 || sy >= s->h) {

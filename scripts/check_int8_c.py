@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """Checks refold's integer C against its interpreter on quantized models.
 
-For each QDQ model: the interpreter's outputs on seeded random inputs, then
-the C (compiled and run several ways, in float and in fixed-point
-requantization) compared in the int8 domain: each output that a
-DequantizeLinear writes is divided by its scale, so a difference of 1 is one
-quantization step. Float requantization must give >= 99.9 % identical
-elements and none off by more than 1; fixed-point none off by more than 1.
-Outputs left in float (a classifier's logits) are compared relative to
-their largest value and must be within 1e-2 (one step of int8 upstream).
-Every build uses -std=c99 -Wall -Wextra -Werror -pedantic.
+For each QDQ model, every quantized activation is made a graph output too
+(a copy of the model, so that an error is caught where it starts); then the
+interpreter's outputs on seeded random inputs, and the C (compiled and run
+several ways, in float and in fixed-point requantization) compared in the
+int8 domain: each tensor a DequantizeLinear writes is divided by its scale,
+so a difference of 1 is one quantization step. Over all of them, float
+requantization must give >= 99.9 % identical elements and none off by more
+than 1; fixed-point none off by more than 1. Outputs left in float (a
+classifier's logits after an int8 GlobalAveragePool: one step there moves
+them by a few percent) are reported and must be within 5e-2 of their
+largest value. Every build uses -std=c99 -Wall -Wextra -Werror -pedantic.
 
 usage: scripts/check_int8_c.py WORKDIR [--dim NAME=VALUE]... [--configs a,b] MODEL...
 """
@@ -34,8 +36,21 @@ CONFIGS = {
 }
 
 
+def expose(path, out):
+    """A copy of the model whose quantized activations are graph outputs."""
+    model = onnx.load(path)
+    g = model.graph
+    inits = {t.name for t in g.initializer}
+    have = {o.name for o in g.output}
+    for node in g.node:
+        if node.op_type == "DequantizeLinear" and node.input[0] not in inits and node.output[0] not in have:
+            g.output.append(onnx.helper.make_empty_tensor_value_info(node.output[0]))
+            have.add(node.output[0])
+    onnx.save(model, out)
+
+
 def output_scales(path):
-    """Output name -> (scale, zero point) when a DequantizeLinear writes it."""
+    """Output name -> scale when a DequantizeLinear writes it (else None)."""
     model = onnx.load(path)
     consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     for node in model.graph.node:
@@ -72,8 +87,10 @@ def main(argv):
             models.append(rest.pop(0))
     os.makedirs(work, exist_ok=True)
     total = passed = 0
-    for model in models:
-        name = os.path.basename(model)
+    for given in models:
+        name = os.path.basename(given)
+        model = os.path.join(work, name.replace(".onnx", "") + ".all.onnx")
+        expose(given, model)
         ref = os.path.join(work, name + ".interpreter")
         r = subprocess.run([refold, "run", model, "-o", ref, "--seed", "7", "--quiet"] + dims,
                            capture_output=True, text=True)
@@ -93,20 +110,22 @@ def main(argv):
                 if r.returncode:
                     print(f"{name} {config} {mode}: FAILED: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
                     continue
-                ok, parts = True, []
+                ok, parts, steps = True, [], []
                 for output, scale in scales.items():
                     fname = output.replace("/", "_") + ".pb"
                     want, got = read(os.path.join(ref, fname)), read(os.path.join(out, fname))
                     if scale is None:
                         err = np.abs(want - got).max() / max(np.abs(want).max(), 1e-3)
-                        ok &= bool(err <= 1e-2)
+                        ok &= bool(err <= 5e-2)
                         parts.append(f"{output}: float, max relative error {err:.2e}")
                         continue
-                    steps = np.rint(np.abs(want - got) / scale)
+                    steps.append(np.rint(np.abs(want - got) / scale).reshape(-1))
+                if steps:
+                    steps = np.concatenate(steps)
                     same = float((steps == 0).mean()) * 100
                     worst = int(steps.max()) if steps.size else 0
                     ok &= worst <= 1 and (mode == "fixed" or same >= 99.9)
-                    parts.append(f"{output}: {same:.2f}% identical, max {worst} step(s)")
+                    parts.insert(0, f"int8 tensors: {same:.3f}% of {steps.size} identical, max {worst} step(s)")
                 passed += ok
                 print(f"{name} {config} {mode}: {'ok' if ok else 'FAILED'}, " + "; ".join(parts))
     print(f"int8 c-output: {passed}/{total} runs match the interpreter")

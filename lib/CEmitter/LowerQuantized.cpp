@@ -259,13 +259,13 @@ Error emitProduct(Emitter &e, IntegerProduct p, bool fixed) {
     std::vector<int16_t> w16(p.w.begin(), p.w.end());
     uint64_t wOffset = e.addWeight(w16.data(), w16.size() * 2);
     std::string shape = convShape(e, p.g);
-    // RF_QDW_HP/WP (ckernels/int8.h): the float plane and one more row, then
-    // oh x (wp / sw) int32 of sums and as many of outputs.
+    // RF_QDW_HP/WP (ckernels/int8.h): the float plane and two more rows,
+    // then oh x (wp sh / sw) int32 of sums and as many of outputs.
     int64_t hp = (p.g.oh - 1) * p.g.sh + (p.g.kh - 1) * p.g.dh + 1;
     int64_t wp = (p.g.ow - 1) * p.g.sw + (p.g.kw - 1) * p.g.dw + 1;
     wp = (wp + p.g.sw - 1) / p.g.sw * p.g.sw;
-    int64_t wide = (std::max(p.g.oh * (wp / p.g.sw), p.g.ow) + 15) / 16 * 16;
-    step.scratchBytes = uint64_t(((hp + 1) * wp * 4 + 63) / 64 * 64 + 2 * wide * 4);
+    int64_t wide = (std::max(p.g.oh * (wp * p.g.sh / p.g.sw), p.g.ow) + 15) / 16 * 16;
+    step.scratchBytes = uint64_t(((hp + 2) * wp * 4 + 63) / 64 * 64 + 2 * wide * 4);
     step.comment += " (int8 depthwise, " + mode + ")";
     Value x = p.x, y = p.y;
     int32_t zx = p.xq.zp;
