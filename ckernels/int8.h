@@ -732,7 +732,10 @@ RF_KERNEL void rf_qadd(const void *a, int a_type, float sa, int32_t za, const vo
   ptrdiff_t i;
   float flo = (float)(lo - zy), fhi = (float)(hi - zy);
   for (i = 0; i < n; ++i) {
-    float v = (float)(rf_qload(a, a_type, i) - za) * sa + (float)(rf_qload(b, b_type, i) - zb) * sb;
+    /* the products rounded to float before the sum, which is in double so
+     * that no compiler fuses them (exact, then rounded once: a float add) */
+    float pa = (float)(rf_qload(a, a_type, i) - za) * sa, pb = (float)(rf_qload(b, b_type, i) - zb) * sb;
+    float v = (float)((double)pa + (double)pb);
     int32_t q = rf_qround(v / sy, flo, fhi) + zy;
     if (y_type == RF_QT_U8)
       ((uint8_t *)y)[i] = (uint8_t)q;

@@ -3,12 +3,14 @@
 
 For each QDQ model, every quantized activation is made a graph output too
 (a copy of the model, so that an error is caught where it starts); then the
-interpreter's outputs on seeded random inputs, and the C (compiled and run
-several ways, in float and in fixed-point requantization) compared in the
-int8 domain: each tensor a DequantizeLinear writes is divided by its scale,
-so a difference of 1 is one quantization step. Over all of them, float
-requantization must give >= 99.9 % identical elements and none off by more
-than 1; fixed-point none off by more than 1. Outputs left in float (a
+interpreter's outputs on seeded random inputs (`refold run`, which runs the
+integer groups as integer kernels do, requantizing in float or in fixed
+point), and the C (compiled and run several ways, in both requantization
+modes) compared with them in the int8 domain: each tensor a
+DequantizeLinear writes is divided by its scale, so a difference of 1 is
+one quantization step. Over all of them, float requantization must give
+>= 99.9 % identical elements and none off by more than 1; fixed-point none
+off by more than 1. Outputs left in float (a
 classifier's logits after an int8 GlobalAveragePool: one step there moves
 them by a few percent) are reported and must be within 5e-2 of their
 largest value. Every build uses -std=c99 -Wall -Wextra -Werror -pedantic.
@@ -91,17 +93,22 @@ def main(argv):
         name = os.path.basename(given)
         model = os.path.join(work, name.replace(".onnx", "") + ".all.onnx")
         expose(given, model)
-        ref = os.path.join(work, name + ".interpreter")
-        r = subprocess.run([refold, "run", model, "-o", ref, "--seed", "7", "--quiet"] + dims,
-                           capture_output=True, text=True)
-        if r.returncode:
-            print(f"{name}: the interpreter failed: {r.stderr.strip().splitlines()[:1]}")
+        refs, failed = {}, False
+        for mode in ("float", "fixed"):
+            refs[mode] = os.path.join(work, f"{name}.interpreter.{mode}")
+            r = subprocess.run([refold, "run", model, "-o", refs[mode], "--seed", "7", "--quiet",
+                                "--c-requant=" + mode] + dims, capture_output=True, text=True)
+            if r.returncode:
+                print(f"{name}: the interpreter failed: {r.stderr.strip().splitlines()[:1]}")
+                failed = True
+        if failed:
             total += 1
             continue
         scales = output_scales(model)
         for config in configs:
             cc, flags, under = CONFIGS[config]
             for mode in ("float", "fixed"):
+                ref = refs[mode]
                 total += 1
                 out = os.path.join(work, f"{name}.{config}.{mode}")
                 r = subprocess.run([refold, "run", model, "--engine=c", "--cc", cc, "--cflags", flags,

@@ -70,6 +70,7 @@ struct RunOptions {
   std::string compareDir;             // compare outputs with DIR/<output>.pb
   bool print = false;                 // print the output values
   unsigned timeRuns = 0;              // time this many runs, print the median
+  bool integerQDQ = true;             // interpreter: QDQ groups as integer kernels run them
 };
 
 enum class Severity { Error, Warning, Remark };

@@ -16,6 +16,7 @@
 #include "Lowering.h"
 
 #include "refold/Dialect/ONNX/ONNXOps.h"
+#include "refold/Interpreter/Interpreter.h"
 
 #include "llvm/ADT/STLExtras.h"
 
@@ -200,23 +201,11 @@ Error emitProduct(Emitter &e, IntegerProduct p, bool fixed) {
   for (int64_t c = 0; c < channels && p.requantize && !p.floatOut; ++c) {
     double m = double(p.xq.scale) * p.wScales[c] / double(p.yq.scale);
     scales.push_back(float(m));
-    // m = f 2^ex, f in [0.5, 1): multiplier round(f 2^31), shift 31 - ex.
-    int ex = 0;
-    double f = std::frexp(m, &ex);
-    int64_t mult = std::llround(f * 2147483648.0);
-    if (mult == (int64_t(1) << 31)) {
-      mult /= 2;
-      ++ex;
-    }
-    int shift = 31 - ex;
-    if (m == 0 || shift > 62) {
-      mult = 0;
-      shift = 1;
-    } else if (shift < 1) {
+    auto fixedPoint = interp::fixedPointMultiplier(m);
+    if (!fixedPoint)
       return e.unsupported(p.op, "a requantization multiplier of 2^30 or more");
-    }
-    mults.push_back(int32_t(mult));
-    shifts.push_back(shift);
+    mults.push_back(fixedPoint->first);
+    shifts.push_back(fixedPoint->second);
   }
 
   Step step;

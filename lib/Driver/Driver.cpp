@@ -291,6 +291,8 @@ private:
     refold::interp::RunOptions options;
     if (!parseRunInputs(inputs, options))
       return 1;
+    options.integerQDQ = o.run.integerQDQ;
+    options.fixedRequant = o.cRequant == "fixed";
     std::set<std::string> given;
     for (auto &[name, t] : inputs)
       given.insert(name);

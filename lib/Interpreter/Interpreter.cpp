@@ -287,7 +287,15 @@ llvm::Expected<TensorMap> run(ModuleOp module, TensorMap &inputs, const RunOptio
       operands.push_back(&it->second);
     }
     auto start = std::chrono::steady_clock::now();
-    auto results = evaluateOp(&op, operands, opset);
+    llvm::Expected<std::vector<Tensor>> results = std::vector<Tensor>();
+    std::optional<llvm::Expected<Tensor>> integer;
+    if (options.integerQDQ && (integer = runIntegerGroup(&op, operands, opset, options.fixedRequant))) {
+      if (!*integer)
+        return integer->takeError();
+      results->push_back(std::move(**integer));
+    } else {
+      results = evaluateOp(&op, operands, opset);
+    }
     if (options.profile)
       (*options.profile)[opTypeOf(&op).str()] +=
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
@@ -342,6 +350,20 @@ std::optional<Tensor> constantValue(Value value) {
 
 llvm::Expected<std::vector<Tensor>> evaluateOp(Operation *op, ArrayRef<const Tensor *> inputs,
                                                int64_t opset) {
+  auto outputs = evaluateKernel(op, inputs, opset);
+  if (!outputs)
+    return outputs.takeError();
+  for (unsigned i = 0; i < outputs->size() && i < op->getNumResults(); ++i) {
+    if (isa<NoneType>(op->getResult(i).getType()) || !(*outputs)[i].defined())
+      continue;
+    if (Error err = checkResult(op, i, (*outputs)[i]))
+      return std::move(err);
+  }
+  return outputs;
+}
+
+llvm::Expected<std::vector<Tensor>> evaluateKernel(Operation *op, ArrayRef<const Tensor *> inputs,
+                                                   int64_t opset) {
   if (auto node = dyn_cast<ir::NodeOp>(op)) {
     if (!node.getGraphs().empty())
       return error("the interpreter cannot run " + describe(op) +
@@ -386,8 +408,6 @@ llvm::Expected<std::vector<Tensor>> evaluateOp(Operation *op, ArrayRef<const Ten
       continue;
     if (!ctx.outputs[i].defined())
       return error(describe(op) + ": output " + llvm::Twine(i) + " was not computed");
-    if (Error err = checkResult(op, i, ctx.outputs[i]))
-      return std::move(err);
   }
   return std::move(ctx.outputs);
 }

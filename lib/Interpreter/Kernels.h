@@ -37,6 +37,18 @@ struct KernelContext {
 using Kernel = llvm::Error (*)(KernelContext &);
 const llvm::StringMap<Kernel> &kernelRegistry();
 
+/// evaluateOp without checking the results' types against the graph (an
+/// op run on other element types, as the integer groups do).
+llvm::Expected<std::vector<Tensor>> evaluateKernel(mlir::Operation *op,
+                                                   llvm::ArrayRef<const Tensor *> inputs,
+                                                   int64_t opset);
+
+/// When `op` is the op of a QDQ integer group (IntegerGroups.cpp), its
+/// result computed as integer kernels compute it; nullopt otherwise.
+std::optional<llvm::Expected<Tensor>> runIntegerGroup(mlir::Operation *op,
+                                                      llvm::ArrayRef<const Tensor *> inputs,
+                                                      int64_t opset, bool fixed);
+
 } // namespace refold::interp
 
 #endif // REFOLD_LIB_INTERPRETER_KERNELS_H

@@ -121,6 +121,12 @@ cl::opt<std::string> cRequant(
     cl::desc("C output of a quantized model: float (multiply by a float scale, round half to "
              "even; the default) or fixed (int32 multiplier and shift, for CPUs without an FPU)"),
     cl::value_desc("float|fixed"), cl::cat(refoldCategory));
+cl::opt<std::string> qdqMode(
+    "qdq", cl::init("integer"),
+    cl::desc("run --engine=interpreter on a quantized model: integer (DequantizeLinear -> "
+             "Conv/Gemm/MatMul -> QuantizeLinear summed in integers and requantized once, as "
+             "onnxruntime and refold's C do; the default) or float (each op as written)"),
+    cl::value_desc("integer|float"), cl::cat(refoldCategory));
 cl::opt<std::string> engine("engine", cl::init("interpreter"),
                             cl::desc("run: interpreter (the model as given) or c (refold's "
                                      "C of the optimized model, compiled and run)"),
@@ -279,6 +285,9 @@ bool buildOptions(refold::Options &options) {
   options.run.compareDir = compareDir;
   options.run.print = printOutputs;
   options.run.timeRuns = timeRuns;
+  if (qdqMode != "integer" && qdqMode != "float")
+    return fail("--qdq must be integer or float, got '" + qdqMode + "'"), false;
+  options.run.integerQDQ = qdqMode == "integer";
   if (cRequant != "float" && cRequant != "fixed")
     return fail("--c-requant must be float or fixed, got '" + cRequant + "'"), false;
 

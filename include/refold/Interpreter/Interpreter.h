@@ -16,6 +16,8 @@
 #include "llvm/ADT/StringMap.h"
 
 #include <functional>
+#include <optional>
+#include <utility>
 #include <map>
 
 namespace refold::interp {
@@ -36,7 +38,24 @@ struct RunOptions {
   /// When set, sees every graph input and every op result as it is
   /// computed (calibration), before the interpreter releases it.
   std::function<void(mlir::Value, const Tensor &)> observe;
+  /// Runs a QDQ model's integer groups (DequantizeLinear -> Conv/Gemm/
+  /// MatMul -> QuantizeLinear, ...) as integer kernels do, exactly
+  /// (IntegerGroups.cpp), instead of each op in float as written.
+  bool integerQDQ = false;
+  /// With integerQDQ: requantize with an int32 multiplier and a shift
+  /// (fixedPointMultiplier), as the C output's --c-requant=fixed does.
+  bool fixedRequant = false;
 };
+
+/// A requantization multiplier m as a Q31 integer and a right shift:
+/// m ~ multiplier / 2^shift, multiplier in [2^30, 2^31), shift in [1, 62]
+/// (0 and 1 for a multiplier below 2^-31); nullopt when m >= 2^30.
+std::optional<std::pair<int32_t, int>> fixedPointMultiplier(double m);
+
+/// (acc * multiplier + 2^(shift - 1)) >> shift: requantization without float.
+inline int64_t fixedPointScale(int64_t acc, int32_t multiplier, int shift) {
+  return (acc * multiplier + (int64_t(1) << (shift - 1))) >> shift;
+}
 
 /// The size of a dynamic input dimension nothing pins: 224 on the spatial
 /// axes (2 and up) of a 4-D input (an image, NCHW), 1 elsewhere.
