@@ -64,7 +64,10 @@ def output_scales(path):
             s = consts[node.input[1]]
             if s.size == 1:
                 scales[node.output[0]] = float(s.reshape(-1)[0])
-    return {o.name: scales.get(o.name) for o in model.graph.output}
+    integer = {onnx.TensorProto.INT32, onnx.TensorProto.INT8, onnx.TensorProto.UINT8}
+    # An integer output (ConvInteger's) is compared exactly: a step of 1.
+    return {o.name: 1.0 if o.type.tensor_type.elem_type in integer else scales.get(o.name)
+            for o in model.graph.output}
 
 
 def read(path):
@@ -92,6 +95,10 @@ def main(argv):
     for given in models:
         name = os.path.basename(given)
         model = os.path.join(work, name.replace(".onnx", "") + ".all.onnx")
+        if not given.endswith(".onnx"):  # textual ONNX: as a file first
+            binary = os.path.join(work, name + ".onnx")
+            subprocess.run([refold, given, "-O0", "-o", binary, "--quiet"], check=True)
+            given = binary
         expose(given, model)
         refs, failed = {}, False
         for mode in ("float", "fixed"):

@@ -15,7 +15,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "Kernels.h"
+#include "KernelSupport.h"
 
 #include "refold/Dialect/ONNX/ONNXOps.h"
 #include "refold/Interpreter/Interpreter.h"
@@ -300,6 +300,110 @@ std::optional<llvm::Expected<Tensor>> runGlobalAveragePool(Operation *op,
   return llvm::Expected<Tensor>(std::move(out));
 }
 
+/// QLinearConv and QLinearMatMul whose weights, scales and zero points are
+/// constants (and whose weights fit int8 once centred, or that are
+/// depthwise): the C output runs them on its integer kernels, which
+/// requantize as above, not in double as the operators' reference does.
+std::optional<llvm::Expected<Tensor>> runQLinear(Operation *op, llvm::ArrayRef<const Tensor *> inputs,
+                                                 int64_t opset, bool fixed) {
+  bool conv = ir::opTypeOf(op) == "QLinearConv";
+  auto operand = [&](unsigned i) -> std::optional<Tensor> {
+    if (i >= op->getNumOperands() || ir::isNoneValue(op->getOperand(i)))
+      return std::nullopt;
+    return constantValue(op->getOperand(i));
+  };
+  for (unsigned i = 1; i < 8; ++i)
+    if (i != 3 && i < op->getNumOperands() && !ir::isNoneValue(op->getOperand(i)) && !operand(i))
+      return std::nullopt;
+  auto xs = operand(1), xz = operand(2), w = operand(3), ws = operand(4), wz = operand(5);
+  auto ys = operand(6), yz = operand(7);
+  std::optional<Tensor> bias = conv ? operand(8) : std::nullopt;
+  if (conv && op->getNumOperands() > 8 && !ir::isNoneValue(op->getOperand(8)) && !bias)
+    return std::nullopt;
+  if (!inputs[0] || !xs || !w || !ws || !ys || xs->size() != 1 || ys->size() != 1 ||
+      (w->dtype() != DType::I8 && w->dtype() != DType::U8))
+    return std::nullopt;
+  if (!conv && w->rank() != 2)
+    return std::nullopt;
+  int64_t channels = conv ? w->dim(0) : w->dim(1);
+  if (ws->size() != 1 && ws->size() != channels)
+    return std::nullopt;
+  int64_t inner = 1;
+  for (int64_t d = conv ? 1 : 2; d < w->rank(); ++d)
+    inner *= w->dim(d);
+  Tensor wc(DType::F64, w->shape());
+  bool fits = true;
+  for (int64_t i = 0; i < w->size(); ++i) {
+    int64_t c = conv ? i / inner : i % channels;
+    double z = wz ? wz->asDouble(wz->size() > 1 ? c : 0) : 0;
+    wc.data<double>()[i] = w->asDouble(i) - z;
+    fits &= wc.data<double>()[i] >= -128 && wc.data<double>()[i] <= 127;
+  }
+  const Tensor &xq = *inputs[0];
+  bool depthwise = conv && intAttr(op, "group", 1) == xq.dim(1) && xq.dim(1) > 1;
+  if (!fits && !depthwise)
+    return std::nullopt;
+  Tensor xc(DType::F64, xq.shape());
+  double zx = xz ? xz->asDouble(0) : 0;
+  for (int64_t i = 0; i < xq.size(); ++i)
+    xc.data<double>()[i] = xq.asDouble(i) - zx;
+  KernelContext ctx;
+  ctx.opType = ir::opTypeOf(op);
+  ctx.opset = opset;
+  ctx.op = op;
+  ctx.inputs = {&xc, &wc};
+  ctx.outputs.resize(1);
+  Tensor acc;
+  Error err = conv ? convDouble(ctx, xc.data<double>(), xc.shape(), wc.data<double>(), wc.shape(),
+                                nullptr, acc)
+                   : matmulDouble(ctx, xc, wc, acc);
+  if (err)
+    return llvm::Expected<Tensor>(std::move(err));
+  auto yType = dyn_cast<TensorType>(op->getResult(0).getType());
+  if (!yType || !yType.getElementType().isInteger(8))
+    return std::nullopt;
+  bool isUnsigned = yType.getElementType().isUnsignedInteger();
+  Quant yq;
+  yq.scale = ys->asDouble(0);
+  yq.zp = yz ? int32_t(yz->asDouble(0)) : 0;
+  yq.lo = isUnsigned ? 0 : -128;
+  yq.hi = isUnsigned ? 255 : 127;
+  int64_t accInner = 1;
+  if (conv)
+    for (int64_t d = 2; d < acc.rank(); ++d)
+      accInner *= acc.dim(d);
+  std::vector<float> multipliers;
+  std::vector<std::pair<int32_t, int>> fixedPoint;
+  for (int64_t c = 0; c < channels; ++c) {
+    double m = double(float(xs->asDouble(0))) * ws->asDouble(ws->size() > 1 ? c : 0) /
+               double(float(yq.scale));
+    multipliers.push_back(float(m));
+    if (fixed) {
+      auto mult = fixedPointMultiplier(m);
+      if (!mult)
+        return std::nullopt;
+      fixedPoint.push_back(*mult);
+    }
+  }
+  Tensor out(isUnsigned ? DType::U8 : DType::I8, acc.shape());
+  for (int64_t i = 0; i < acc.size(); ++i) {
+    int64_t c = conv ? (i / accInner) % channels : i % channels;
+    int64_t sum = int64_t(acc.data<double>()[i]) + (bias ? int64_t(bias->asDouble(c)) : 0);
+    int32_t q;
+    if (fixed) {
+      int64_t v = fixedPointScale(int32_t(sum), fixedPoint[c].first, fixedPoint[c].second);
+      q = int32_t(std::clamp<int64_t>(v, yq.lo - yq.zp, yq.hi - yq.zp)) + yq.zp;
+    } else {
+      q = requantize(float(sum) * multipliers[c], yq);
+    }
+    if (isUnsigned)
+      out.data<uint8_t>()[i] = uint8_t(q);
+    else
+      out.data<int8_t>()[i] = int8_t(q);
+  }
+  return llvm::Expected<Tensor>(std::move(out));
+}
+
 } // namespace
 
 std::optional<std::pair<int32_t, int>> fixedPointMultiplier(double m) {
@@ -327,6 +431,8 @@ std::optional<llvm::Expected<Tensor>> runIntegerGroup(Operation *op,
     return runProduct(op, inputs, opset, fixed);
   if (type == "GlobalAveragePool")
     return runGlobalAveragePool(op, inputs);
+  if (type == "QLinearConv" || type == "QLinearMatMul")
+    return runQLinear(op, inputs, opset, fixed);
   return std::nullopt;
 }
 
