@@ -30,6 +30,7 @@ QEMU = "qemu-aarch64 -L /usr/aarch64-linux-gnu"
 CONFIGS = {
     "gcc": ("gcc", STRICT, ""),
     "gcc-native": ("gcc", STRICT + " -march=native", ""),
+    "clang": ("clang-19", STRICT, ""),
     "clang-native": ("clang-19", STRICT + " -march=native", ""),
     "scalar": ("gcc", STRICT + " -DRF_SCALAR", ""),
     "arm64": ("aarch64-linux-gnu-gcc", STRICT, QEMU),

@@ -57,3 +57,17 @@ func.func @no_bloat() -> tensor<1024x1024xf32> {
   %big = onnx.node "ConstantOfShape"(%shape) : (tensor<2xi64>) -> tensor<1024x1024xf32>
   return %big : tensor<1024x1024xf32>
 }
+
+// -----
+
+// A dequantized weight stays int8: folded, it would be stored as float
+// and the integer kernels of the C output would not see it.
+// CHECK-LABEL: func.func @dequantized_weight
+// CHECK: onnx.DequantizeLinear
+func.func @dequantized_weight() -> tensor<2xf32> {
+  %q = onnx.initializer "q" = dense<[3, -7]> : tensor<2xi8>
+  %s = onnx.initializer "s" = dense<0.5> : tensor<f32>
+  %z = onnx.initializer "z" = dense<0> : tensor<i8>
+  %d = onnx.DequantizeLinear(%q, %s, %z) {onnx.outputs = ["d"]} : (tensor<2xi8>, tensor<f32>, tensor<i8>) -> tensor<2xf32>
+  return %d : tensor<2xf32>
+}
