@@ -339,12 +339,12 @@ RF_INLINE void rf_qtile_n(ptrdiff_t K4, const int32_t *RF_RESTRICT w, const int3
 
 
 /* o[i] = the bytes r0[i], r1[i], r2[i], r3[i] (low to high) ^ flip, for i
- * in [lo, hi); a separate function, so that restrict lets it vectorize. */
+ * in [0, n); a separate function, so that restrict lets it vectorize. */
 RF_INLINE void rf_qinterleave4(const uint8_t *RF_RESTRICT r0, const uint8_t *RF_RESTRICT r1,
-                               const uint8_t *RF_RESTRICT r2, const uint8_t *RF_RESTRICT r3, int lo,
-                               int hi, uint32_t flip, int32_t *RF_RESTRICT o) {
-  int i;
-  for (i = lo; i < hi; ++i)
+                               const uint8_t *RF_RESTRICT r2, const uint8_t *RF_RESTRICT r3,
+                               ptrdiff_t n, uint32_t flip, int32_t *RF_RESTRICT o) {
+  ptrdiff_t i;
+  for (i = 0; i < n; ++i)
     o[i] = (int32_t)(((uint32_t)r0[i] | (uint32_t)r1[i] << 8 | (uint32_t)r2[i] << 16 |
                       (uint32_t)r3[i] << 24) ^ flip);
 }
@@ -352,145 +352,112 @@ RF_INLINE void rf_qinterleave4(const uint8_t *RF_RESTRICT r0, const uint8_t *RF_
 /* The same reading every sw-th byte. */
 RF_INLINE void rf_qinterleave4_strided(const uint8_t *RF_RESTRICT r0, const uint8_t *RF_RESTRICT r1,
                                        const uint8_t *RF_RESTRICT r2, const uint8_t *RF_RESTRICT r3,
-                                       int sw, int lo, int hi, uint32_t flip, int32_t *RF_RESTRICT o) {
-  int i;
-  for (i = lo; i < hi; ++i)
+                                       int sw, ptrdiff_t n, uint32_t flip, int32_t *RF_RESTRICT o) {
+  ptrdiff_t i;
+  for (i = 0; i < n; ++i)
     o[i] = (int32_t)(((uint32_t)r0[i * sw] | (uint32_t)r1[i * sw] << 8 |
                       (uint32_t)r2[i * sw] << 16 | (uint32_t)r3[i * sw] << 24) ^ flip);
 }
 
-/* Output row oy of a tile, for the 4 k of k4 (see rf_qpack_conv): the
- * pixels whose taps read outside their input rows byte by byte, the rest
- * (unless edges_only) four rows at a time. */
-RF_INLINE void rf_qpack_row(const uint8_t *xg, const rf_conv_shape *s, int K, int k4, int oy,
-                            uint8_t zpu, uint32_t flip, const uint8_t *pad_row,
-                            const int32_t *taps_of_k, int edges_only, int32_t *RF_RESTRICT o) {
-  const uint8_t *src[4];
-  int off[4], lo = 0, hi = s->ow, ox, j;
-  uint8_t pad = (uint8_t)(zpu ^ (flip & 255));
-  for (j = 0; j < 4; ++j) {
-    int k = k4 * 4 + j, iy, l, h;
-    src[j] = pad_row;
-    off[j] = 0;
-    if (k >= K) continue;
-    iy = oy * s->sh + taps_of_k[3 * k + 1];
-    if (iy < 0 || iy >= s->h) continue;
-    src[j] = xg + ((ptrdiff_t)taps_of_k[3 * k] * s->h + iy) * s->w;
-    off[j] = taps_of_k[3 * k + 2];
-    /* ox in [l, h) reads inside the row */
-    l = off[j] < 0 ? (-off[j] + s->sw - 1) / s->sw : 0;
-    h = s->w - off[j] > 0 ? (s->w - off[j] + s->sw - 1) / s->sw : 0;
-    lo = l > lo ? l : lo;
-    hi = h < hi ? h : hi;
-  }
-  if (lo > hi) lo = hi;
-  for (ox = 0; ox < s->ow; ++ox) {
-    uint32_t v = 0;
-    if (ox == lo) ox = hi;
-    if (ox >= s->ow) break;
-    for (j = 0; j < 4; ++j) {
-      int ix = ox * s->sw + off[j];
-      uint8_t byte = src[j] == pad_row || ix < 0 || ix >= s->w ? pad : src[j][ix];
-      v |= (uint32_t)byte << (8 * j);
-    }
-    o[ox] = (int32_t)(v ^ flip);
-  }
-  if (edges_only) return;
-  if (s->sw == 1)
-    rf_qinterleave4(src[0] + off[0], src[1] + off[1], src[2] + off[2], src[3] + off[3], lo, hi,
-                    flip, o);
-  else
-    rf_qinterleave4_strided(src[0] + off[0], src[1] + off[1], src[2] + off[2], src[3] + off[3],
-                            s->sw, lo, hi, flip, o);
-}
-
 /* The packed activations of a tile of output rows [oy0, oy0 + rows) of
- * group channels xg: for each k4, at each pixel, one int32 holding the
- * 4 input bytes k = 4 k4 .. 4 k4 + 3 (k = ci * kh * kw + ky * kw + kx)
- * read, flipped by `flip` (0x80 per byte for int8); padding reads the
- * zero point (zpu, unsigned), pixels past the tile up to tp and k past K
- * read it too (they meet zero weights). Straight from the input rows: a
- * padded row reads `pad_row` (ow * sw bytes of the raw zero point).
- * taps_of_k holds (ci, ky * dh - pt, kx * dw - pl) for each k. A stride-1
+ * group channels xg ([K4][tp] int32, K4 = taps x cgp / 4): k runs over
+ * the taps (ky, kx), and within a tap over the input channels padded to
+ * cgp, a multiple of 4, so that the 4 bytes of one int32 are 4 channels at
+ * one input position (flipped by `flip`, 0x80 per byte for int8).
+ * Positions outside the image, padded channels (which meet zero weights)
+ * and pixels past the tile up to tp read the zero point zpu; `pad_row`
+ * holds ow * sw bytes of its raw value, for padded channels. A stride-1
  * conv whose rows are as wide as its input's reads the rows inside the
- * image as one run (a pixel reads its input at a fixed distance), and
- * only the pixels at the left and right edges are redone. */
-RF_INLINE void rf_qpack_conv(const uint8_t *xg, const rf_conv_shape *s, int K, int K4, int oy0,
+ * image as one run (a pixel reads its input at a fixed distance) and
+ * fills the edge pixels after. */
+RF_INLINE void rf_qpack_conv(const uint8_t *xg, const rf_conv_shape *s, int cg, int cgp, int oy0,
                              int rows, ptrdiff_t tp, uint8_t zpu, uint32_t flip,
-                             const uint8_t *pad_row, const int32_t *taps_of_k, int32_t *col) {
-  int k4, oy, ox, j;
-  ptrdiff_t t = (ptrdiff_t)rows * s->ow;
-  uint32_t pad4 = (uint32_t)zpu * 0x01010101u;
+                             const uint8_t *pad_row, int32_t *col) {
+  int taps = s->kh * s->kw, k4, oy, ox, j, K4 = taps * cgp / 4;
+  ptrdiff_t t = (ptrdiff_t)rows * s->ow, hw = (ptrdiff_t)s->h * s->w;
+  int32_t pad4 = (int32_t)((uint32_t)zpu * 0x01010101u);
   int flat = s->sh == 1 && s->sw == 1 && s->ow == s->w;
   for (k4 = 0; k4 < K4; ++k4) {
     int32_t *out = col + (ptrdiff_t)k4 * tp;
+    int tap = k4 * 4 / cgp, ci0 = k4 * 4 % cgp, ky = tap / s->kw, kx = tap % s->kw;
+    int dy = ky * s->dh - s->pt, dx = kx * s->dw - s->pl;
+    /* ox in [lo, hi) reads inside the row */
+    int lo = dx < 0 ? (-dx + s->sw - 1) / s->sw : 0;
+    int hi = s->w - dx > 0 ? (s->w - dx + s->sw - 1) / s->sw : 0;
     int ra = 0, rb = 0;
-    if (flat && k4 * 4 + 3 < K) {
-      /* rows [ra, rb) read inside the image for all four k */
-      int left = 0, right = 0;
-      const uint8_t *r[4];
-      ra = 0;
-      rb = rows;
-      for (j = 0; j < 4; ++j) {
-        int k = k4 * 4 + j, dy = taps_of_k[3 * k + 1], dx = taps_of_k[3 * k + 2];
-        ra = -dy - oy0 > ra ? -dy - oy0 : ra;
-        rb = s->h - dy - oy0 < rb ? s->h - dy - oy0 : rb;
-        left = -dx > left ? -dx : left;
-        right = dx > right ? dx : right;
-        r[j] = xg + ((ptrdiff_t)taps_of_k[3 * k] * s->h + oy0 + dy) * s->w + dx;
-      }
+    const uint8_t *plane[4];
+    if (hi > s->ow) hi = s->ow;
+    if (lo > hi) lo = hi;
+    for (j = 0; j < 4; ++j) plane[j] = ci0 + j < cg ? xg + (ci0 + j) * hw : NULL;
+    if (flat) {
+      /* rows [ra, rb) read inside the image: one run, edges filled after */
+      ra = -dy - oy0 > 0 ? -dy - oy0 : 0;
+      rb = s->h - dy - oy0 < rows ? s->h - dy - oy0 : rows;
       if (ra < rb) {
-        /* in bounds: the first pixel read is row ra's, `left` in */
-        ptrdiff_t p0 = (ptrdiff_t)ra * s->ow + left, p1 = (ptrdiff_t)rb * s->ow - right;
-        if (p0 < p1)
-          rf_qinterleave4(r[0], r[1], r[2], r[3], (int)p0, (int)p1, flip, out);
-        for (oy = ra; oy < rb; ++oy)
-          rf_qpack_row(xg, s, K, k4, oy0 + oy, zpu, flip, pad_row, taps_of_k, 1,
-                       out + (ptrdiff_t)oy * s->ow);
+        const uint8_t *r[4];
+        ptrdiff_t p0 = (ptrdiff_t)ra * s->ow + (dx < 0 ? -dx : 0);
+        ptrdiff_t p1 = (ptrdiff_t)rb * s->ow - (dx > 0 ? dx : 0);
+        if (!plane[0] || !plane[1] || !plane[2] || !plane[3]) {
+          ra = rb = 0; /* a padded channel: row by row (pad_row is one row long) */
+        } else if (p0 < p1) {
+          for (j = 0; j < 4; ++j) r[j] = plane[j] + ((ptrdiff_t)(oy0 + dy) * s->w + dx + p0);
+          rf_qinterleave4(r[0], r[1], r[2], r[3], p1 - p0, flip, out + p0);
+        }
+        for (oy = ra; oy < rb; ++oy) {
+          int32_t *o = out + (ptrdiff_t)oy * s->ow;
+          for (ox = 0; ox < lo; ++ox) o[ox] = pad4;
+          for (ox = hi; ox < s->ow; ++ox) o[ox] = pad4;
+        }
       } else {
         ra = rb = 0;
       }
     }
-    for (oy = 0; oy < rows; ++oy)
-      if (oy < ra || oy >= rb)
-        rf_qpack_row(xg, s, K, k4, oy0 + oy, zpu, flip, pad_row, taps_of_k, 0,
-                     out + (ptrdiff_t)oy * s->ow);
-    for (ox = (int)t; ox < tp; ++ox) out[ox] = (int32_t)pad4;
+    for (oy = 0; oy < rows; ++oy) {
+      int32_t *o = out + (ptrdiff_t)oy * s->ow;
+      int iy = (oy0 + oy) * s->sh + dy;
+      const uint8_t *r[4];
+      if (oy >= ra && oy < rb) continue;
+      if (iy < 0 || iy >= s->h) {
+        for (ox = 0; ox < s->ow; ++ox) o[ox] = pad4;
+        continue;
+      }
+      for (j = 0; j < 4; ++j)
+        r[j] = plane[j] ? plane[j] + ((ptrdiff_t)iy * s->w + dx + (ptrdiff_t)lo * s->sw) : pad_row;
+      for (ox = 0; ox < lo; ++ox) o[ox] = pad4;
+      if (s->sw == 1)
+        rf_qinterleave4(r[0], r[1], r[2], r[3], hi - lo, flip, o + lo);
+      else
+        rf_qinterleave4_strided(r[0], r[1], r[2], r[3], s->sw, hi - lo, flip, o + lo);
+      for (ox = hi; ox < s->ow; ++ox) o[ox] = pad4;
+    }
+    for (ox = (int)t; ox < tp; ++ox) out[ox] = pad4;
   }
 }
 
 /* Conv on integers, NCHW: x uint8 or int8 (x_type), weights packed by the
- * emitter ([group][channel block][K4][RF_QMR] int32), output requantized
- * per channel. Tiles of `rows` output rows are packed into scratch (a
- * padding row of ow * sw bytes, the 3 x K ints of each k's tap, then K4 x
- * tile int32). */
+ * emitter ([group][channel block][K4][RF_QMR] int32, k over the taps and
+ * within a tap over the group's input channels padded to a multiple of
+ * 4), output requantized per channel. Tiles of `rows` output rows are
+ * packed into scratch (a padding row of ow * sw bytes, then K4 x tile
+ * int32). */
 RF_KERNEL RF_FLATTEN void rf_qconv2d(const void *x, int x_type, void *y, const int32_t *wp,
                                      const rf_conv_shape *s, int rows, uint8_t zpu,
                                      const rf_requant *rq, unsigned char *scratch) {
-  int cg = s->c / s->groups, mg = s->m / s->groups, K = cg * s->kh * s->kw, K4 = (K + 3) / 4;
-  int mb = (mg + RF_QMR - 1) / RF_QMR, n, g, oy0, b;
+  int cg = s->c / s->groups, mg = s->m / s->groups, cgp = (cg + 3) / 4 * 4;
+  int K4 = s->kh * s->kw * cgp / 4, mb = (mg + RF_QMR - 1) / RF_QMR, n, g, oy0, b;
   uint32_t flip = x_type == RF_QT_S8 ? 0x80808080u : 0;
   ptrdiff_t ohw = (ptrdiff_t)s->oh * s->ow;
   uint8_t *pad_row = scratch;
-  ptrdiff_t pad_bytes = ((ptrdiff_t)s->ow * s->sw + 63) / 64 * 64;
-  int32_t *taps_of_k = (int32_t *)(void *)(scratch + pad_bytes);
-  int32_t *col = (int32_t *)(void *)(scratch + pad_bytes + (12 * (ptrdiff_t)K + 63) / 64 * 64);
+  int32_t *col = (int32_t *)(void *)(scratch + (((ptrdiff_t)s->ow * s->sw + 63) / 64) * 64);
   size_t ysize = rq->type >= RF_QT_S32 ? 4 : 1;
-  int k;
   memset(pad_row, zpu ^ (int)(flip & 255), (size_t)s->ow * s->sw);
-  for (k = 0; k < K; ++k) {
-    int taps = s->kh * s->kw, ky = (k % taps) / s->kw, kx = k % s->kw;
-    taps_of_k[3 * k] = k / taps;
-    taps_of_k[3 * k + 1] = ky * s->dh - s->pt;
-    taps_of_k[3 * k + 2] = kx * s->dw - s->pl;
-  }
   for (n = 0; n < s->n; ++n)
     for (g = 0; g < s->groups; ++g) {
       const uint8_t *xg = (const uint8_t *)x + ((ptrdiff_t)n * s->c + (ptrdiff_t)g * cg) * s->h * s->w;
       for (oy0 = 0; oy0 < s->oh; oy0 += rows) {
         int nr = s->oh - oy0 < rows ? s->oh - oy0 : rows;
         ptrdiff_t t = (ptrdiff_t)nr * s->ow, tp = (t + RF_QNP - 1) / RF_QNP * RF_QNP, p;
-        rf_qpack_conv(xg, s, K, K4, oy0, nr, tp, zpu, flip, pad_row, taps_of_k, col);
+        rf_qpack_conv(xg, s, cg, cgp, oy0, nr, tp, zpu, flip, pad_row, col);
         for (b = 0; b < mb; ++b) {
           const int32_t *wpanel = wp + ((ptrdiff_t)g * mb + b) * K4 * RF_QMR;
           for (p = 0; p < t; p += RF_QNP) {

@@ -267,9 +267,13 @@ Error emitProduct(Emitter &e, IntegerProduct p, bool fixed) {
     return Error::success();
   }
 
-  // Weights in panels of RF_QMR = 4 channels: [group][block][k / 4][4 channels][4 bytes].
-  int64_t groups = p.matmul ? 1 : p.g.groups, mg = channels / groups, k4 = (k + 3) / 4;
-  int64_t blocks = (mg + 3) / 4;
+  // Weights in panels of RF_QMR = 4 channels: [group][block][k / 4][4
+  // channels][4 bytes]. A conv's k runs over the taps, and within a tap
+  // over the group's input channels padded to a multiple of 4
+  // (rf_qpack_conv): 4 channels at one position per int32.
+  int64_t groups = p.matmul ? 1 : p.g.groups, mg = channels / groups;
+  int64_t taps = p.matmul ? 1 : p.g.kh * p.g.kw, cg = k / taps, cgp = p.matmul ? k : (cg + 3) / 4 * 4;
+  int64_t k4 = (taps * cgp + 3) / 4, blocks = (mg + 3) / 4;
   std::vector<int8_t> packed(uint64_t(groups * blocks * k4 * 16), 0);
   for (int64_t g = 0; g < groups; ++g)
     for (int64_t b = 0; b < blocks; ++b)
@@ -277,9 +281,11 @@ Error emitProduct(Emitter &e, IntegerProduct p, bool fixed) {
         for (int64_t r = 0; r < 4; ++r)
           for (int64_t j = 0; j < 4; ++j) {
             int64_t c = b * 4 + r, i = kk * 4 + j;
-            if (c < mg && i < k)
+            // i = tap x cgp + ci; the weight's own order is ci x taps + tap.
+            int64_t tap = i / cgp, ci = i % cgp;
+            if (c < mg && tap < taps && ci < cg)
               packed[(((g * blocks + b) * k4 + kk) * 4 + r) * 4 + j] =
-                  int8_t(p.w[(g * mg + c) * k + i]);
+                  int8_t(p.w[(g * mg + c) * k + ci * taps + tap]);
           }
   uint64_t wOffset = e.addWeight(packed.data(), packed.size());
   // Tiles whose packed activations fill about 256 KiB: they stay in L2
@@ -303,9 +309,8 @@ Error emitProduct(Emitter &e, IntegerProduct p, bool fixed) {
   }
   int64_t rows = std::clamp<int64_t>(kTileBytes / (4 * k4 * p.g.ow), 1, p.g.oh);
   int64_t tp = (rows * p.g.ow + kWidest - 1) / kWidest * kWidest;
-  // rf_qconv2d's scratch: padding row, taps of each k, packed tile.
-  step.scratchBytes =
-      uint64_t((p.g.ow * p.g.sw + 63) / 64 * 64 + (12 * k + 63) / 64 * 64 + k4 * tp * 4);
+  // rf_qconv2d's scratch: a padding row, then the packed tile.
+  step.scratchBytes = uint64_t((p.g.ow * p.g.sw + 63) / 64 * 64 + k4 * tp * 4);
   std::string shape = convShape(e, p.g);
   step.comment += " (int8, " + mode + ")";
   step.print = [=](Emitter &e, raw_ostream &os) {
