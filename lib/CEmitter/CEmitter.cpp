@@ -37,6 +37,7 @@ std::shared_ptr<FusedChains> findFusedChains(Emitter &e, Block &body);
 Error lowerFusedAt(FusedChains &chains, Emitter &e, Operation *op, bool &handled);
 Error lowerTensorOp(Emitter &e, Operation *op, bool &handled);
 class IntegerGroups;
+void moveQuantizedData(Emitter &e, Block &body);
 std::shared_ptr<IntegerGroups> findIntegerGroups(Emitter &e, Block &body, bool fixed);
 Error lowerIntegerAt(IntegerGroups &groups, Emitter &e, Operation *op, bool &handled);
 std::vector<std::string> integerRemarks(const IntegerGroups &groups);
@@ -414,6 +415,7 @@ llvm::Expected<EmittedC> emitC(ModuleOp module, const EmitOptions &options) {
     if (!dtype || cTypeOf(*dtype).empty())
       return error("input " + std::to_string(i) + " has an element type C output does not support");
   }
+  moveQuantizedData(e, body);
   std::shared_ptr<IntegerGroups> integer = findIntegerGroups(e, body, options.fixedRequant);
   std::shared_ptr<FusedChains> chains = findFusedChains(e, body);
   for (Operation &op : body) {

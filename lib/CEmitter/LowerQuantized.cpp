@@ -19,6 +19,7 @@
 #include "refold/Interpreter/Interpreter.h"
 
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringSet.h"
 
 #include <cmath>
 
@@ -724,6 +725,62 @@ std::optional<std::function<Error(Emitter &)>> matchAdd(Emitter &e, Operation *o
 }
 
 } // namespace
+
+/// DequantizeLinear -> Reshape/Flatten/Squeeze/Unsqueeze/Transpose/Identity/
+/// Slice/Concat -> QuantizeLinear with one scale, zero point and type all
+/// round (the quantizer gives these ops their input's parameters): the op
+/// moves the 8-bit values instead, and the pair around it goes. Exact: the
+/// QuantizeLinear gives back the integers the DequantizeLinear read.
+void moveQuantizedData(Emitter &e, Block &body) {
+  static const llvm::StringSet<> moving = {"Reshape", "Flatten",  "Squeeze", "Unsqueeze",
+                                           "Transpose", "Identity", "Slice",   "Concat"};
+  // Collected first: the rewrite erases the QuantizeLinear after each op.
+  SmallVector<Operation *> candidates;
+  for (Operation &op : body)
+    if (moving.contains(opTypeOf(&op)) && op.getNumResults() == 1)
+      candidates.push_back(&op);
+  for (Operation *candidate : candidates) {
+    Operation &op = *candidate;
+    StringRef type = opTypeOf(&op);
+    Operation *q = e.singleUser(op.getResult(0));
+    if (!isType(q, "QuantizeLinear"))
+      continue;
+    std::string why;
+    auto out = perTensor(e, q, why);
+    if (!out)
+      continue;
+    unsigned data = type == "Concat" ? op.getNumOperands() : 1;
+    SmallVector<Value> integers;
+    for (unsigned i = 0; i < data; ++i) {
+      Operation *dq = op.getOperand(i).getDefiningOp();
+      std::optional<TensorQuant> in;
+      if (isType(dq, "DequantizeLinear"))
+        in = perTensor(e, dq, why);
+      if (!in || in->scale != out->scale || in->zp != out->zp || in->type != out->type)
+        break;
+      integers.push_back(dq->getOperand(0));
+    }
+    auto resultType = dyn_cast<RankedTensorType>(op.getResult(0).getType());
+    auto qType = dyn_cast<RankedTensorType>(q->getResult(0).getType());
+    if (integers.size() != data || !resultType || !qType)
+      continue;
+    for (unsigned i = 0; i < data; ++i)
+      op.setOperand(i, integers[i]);
+    op.getResult(0).setType(RankedTensorType::get(resultType.getShape(), qType.getElementType()));
+    q->getResult(0).replaceAllUsesWith(op.getResult(0));
+    // The op's name stays; the tensor it now writes is the quantized one.
+    if (auto names = q->getAttr(ir::kOutputNamesAttr))
+      op.setAttr(ir::kOutputNamesAttr, names);
+    q->erase();
+  }
+  // DequantizeLinear nodes nothing reads any more.
+  SmallVector<Operation *> unread;
+  for (Operation &op : body)
+    if (isType(&op, "DequantizeLinear") && op.getResult(0).use_empty())
+      unread.push_back(&op);
+  for (Operation *op : unread)
+    op->erase();
+}
 
 std::shared_ptr<IntegerGroups> findIntegerGroups(Emitter &e, Block &body, bool fixed) {
   auto groups = std::make_shared<IntegerGroups>();
