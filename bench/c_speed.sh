@@ -81,15 +81,7 @@ for entry in $MODELS; do
   [[ " $INT8_MODELS " == *" $name "* ]] || continue
   src=$(model_source "$entry")
   work="$OUT/c_$name"; mkdir -p "$work"
-  shape=$(/usr/bin/python3 -c "
-import onnx, sys
-m = onnx.load(sys.argv[1], load_external_data=False)
-d = m.graph.input[0].type.tensor_type.shape.dim
-print(' '.join(str(x.dim_value) if x.dim_value > 0 else '1' for x in d))" "$src")
-  /usr/bin/python3 -c "
-import numpy as np, sys
-shape = [8] + [int(s) for s in sys.argv[2:]][1:]
-np.random.seed(0); np.save(sys.argv[1], np.random.randn(*shape).astype(np.float32))" "$work/calib.npy" $shape
+  random_calibration "$src" "$work/calib.npy"
   "$REFOLD" "$src" -o "$work/int8.onnx" --quiet --dim batch=1 --dim N=1 --quantize=int8 \
     --calibration="$work/calib.npy" --range-search-budget=0
   float_arena=$("$REFOLD" "$src" -o "$work/model.c" --c-prefix model --dim batch=1 --dim N=1 | awk '/C arena/ {print $4}')

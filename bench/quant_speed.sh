@@ -33,15 +33,7 @@ for entry in $MODELS; do
   if [ "${rest%%:*}" = zoo ]; then src=$(zoo_model "${rest#zoo:}")
   else src="$(corpus_base "${rest#corpus:}")_preserve.onnx"; fi
   work="$OUT/q_$name"; mkdir -p "$work"
-  shape=$(/usr/bin/python3 -c "
-import onnx, sys
-m = onnx.load(sys.argv[1], load_external_data=False)
-d = m.graph.input[0].type.tensor_type.shape.dim
-print(' '.join(str(x.dim_value) if x.dim_value > 0 else '1' for x in d))" "$src")
-  /usr/bin/python3 -c "
-import numpy as np, sys
-shape = [8] + [int(s) for s in sys.argv[2:]][1:]
-np.random.seed(0); np.save(sys.argv[1], np.random.randn(*shape).astype(np.float32))" "$work/calib.npy" $shape
+  random_calibration "$src" "$work/calib.npy"
   "$REFOLD" "$src" -o "$work/float.onnx" --quiet --dim batch=1 --dim N=1
   "$REFOLD" "$src" -o "$work/int8.onnx" --quiet --dim batch=1 --dim N=1 --quantize=int8 \
     --calibration="$work/calib.npy" --activations="$ACT"
